@@ -1,0 +1,188 @@
+import { DataCloneError } from '../errors.js';
+import { describeError } from './error-serde.js';
+import { Tag, viewKinds } from './tags.js';
+import type { Writer } from './writer.js';
+
+/**
+ * Encodes structured-cloneable data: primitives but symbols, plain objects and arrays, Map, Set,
+ * Date, RegExp, ArrayBuffer and its views, boxed primitives and errors (with all their fields).
+ * Shared and cyclic references keep their shape. Anything else (functions, class instances,
+ * symbols, promises) is refused with a DataCloneError whose path says where it sits.
+ */
+export function encodeValue(w: Writer, value: unknown): void {
+  new Encoding(w).put(value);
+}
+
+/** Where a refused value sits, built while the error unwinds out of nested containers. */
+class Refusal extends Error {
+  constructor(
+    readonly what: string,
+    readonly path: string,
+  ) {
+    super(what);
+  }
+}
+
+export function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  const t = typeof value;
+  if (t === 'function') {
+    const name = (value as { name?: unknown }).name;
+    return typeof name === 'string' && name !== '' ? `a function (${name})` : 'a function';
+  }
+  if (t === 'symbol') return `a symbol (${String(value)})`;
+  if (t !== 'object') return t;
+  const proto: unknown = Object.getPrototypeOf(value);
+  const ctor = (proto as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  return typeof ctor === 'string' && ctor !== '' ? `an instance of ${ctor}` : 'an object with an unusual prototype';
+}
+
+/** Runs `encode`, turning a refusal into a DataCloneError that names `root` (for example "argument 2"). */
+export function encodeOrExplain(root: string, direction: string, encode: () => void): void {
+  try {
+    encode();
+  } catch (error) {
+    if (!(error instanceof Refusal)) throw error;
+    const where = error.path === '' ? root : `${root} at ${error.path}`;
+    throw new DataCloneError(
+      `${where} is ${error.what}, which cannot be copied ${direction}. ` +
+        'Only structured-cloneable data (primitives, plain objects and arrays, Map, Set, Date, RegExp, ' +
+        'ArrayBuffer and typed arrays, errors) crosses by copy.',
+      where,
+    );
+  }
+}
+
+class Encoding {
+  private refs: Map<object, number> | undefined;
+  private nextRef = 0;
+
+  constructor(private readonly w: Writer) {}
+
+  put(v: unknown): void {
+    const w = this.w;
+    switch (typeof v) {
+      case 'string':
+        w.u8(Tag.String);
+        w.string(v);
+        return;
+      case 'number':
+        if ((v | 0) === v && !Object.is(v, -0)) {
+          w.u8(Tag.Int32);
+          w.i32(v);
+        } else {
+          w.u8(Tag.Float64);
+          w.f64(v);
+        }
+        return;
+      case 'boolean':
+        w.u8(v ? Tag.True : Tag.False);
+        return;
+      case 'undefined':
+        w.u8(Tag.Undefined);
+        return;
+      case 'bigint':
+        w.u8(Tag.BigInt);
+        w.string(v.toString(16));
+        return;
+      case 'object':
+        if (v === null) {
+          w.u8(Tag.Null);
+          return;
+        }
+        this.putObject(v);
+        return;
+      default:
+        throw new Refusal(describeType(v), '');
+    }
+  }
+
+  private putObject(o: object): void {
+    const w = this.w;
+    const refs = (this.refs ??= new Map());
+    const seen = refs.get(o);
+    if (seen !== undefined) {
+      w.u8(Tag.BackRef);
+      w.u32(seen);
+      return;
+    }
+    refs.set(o, this.nextRef++);
+    if (Array.isArray(o)) {
+      w.u8(Tag.Array);
+      const n = o.length;
+      w.u32(n);
+      for (let i = 0; i < n; i++) this.child(o[i], `[${i}]`);
+      return;
+    }
+    const proto: unknown = Object.getPrototypeOf(o);
+    if (proto === Object.prototype || proto === null) {
+      w.u8(Tag.Object);
+      const keys = Object.keys(o);
+      w.u32(keys.length);
+      for (const key of keys) {
+        w.string(key);
+        this.child((o as Record<string, unknown>)[key], `.${key}`);
+      }
+      return;
+    }
+    if (o instanceof Map) {
+      w.u8(Tag.Map);
+      w.u32(o.size);
+      for (const [k, v] of o as Map<unknown, unknown>) {
+        this.child(k, '<Map key>');
+        this.child(v, `<Map value of ${typeof k === 'string' ? JSON.stringify(k) : describeType(k)}>`);
+      }
+      return;
+    }
+    if (o instanceof Set) {
+      w.u8(Tag.Set);
+      w.u32(o.size);
+      for (const v of o as Set<unknown>) this.child(v, '<Set member>');
+      return;
+    }
+    if (o instanceof Date) {
+      w.u8(Tag.Date);
+      w.f64(o.getTime());
+      return;
+    }
+    if (o instanceof RegExp) {
+      w.u8(Tag.RegExp);
+      w.string(o.source);
+      w.string(o.flags);
+      return;
+    }
+    if (o instanceof ArrayBuffer) {
+      w.u8(Tag.ArrayBuffer);
+      w.bytes(new Uint8Array(o));
+      return;
+    }
+    if (ArrayBuffer.isView(o)) {
+      const kind = viewKinds.findIndex((k) => Object.getPrototypeOf(o) === k.prototype);
+      if (kind < 0 || o.buffer instanceof SharedArrayBuffer) throw new Refusal(describeType(o), '');
+      w.u8(Tag.View);
+      w.u8(kind);
+      w.bytes(new Uint8Array(o.buffer, o.byteOffset, o.byteLength));
+      return;
+    }
+    if (o instanceof Error) {
+      w.u8(Tag.Error);
+      this.put(describeError(o));
+      return;
+    }
+    if (o instanceof Number || o instanceof String || o instanceof Boolean || o instanceof BigInt) {
+      w.u8(Tag.Boxed);
+      this.put(o.valueOf());
+      return;
+    }
+    throw new Refusal(describeType(o), '');
+  }
+
+  private child(v: unknown, segment: string): void {
+    try {
+      this.put(v);
+    } catch (error) {
+      if (error instanceof Refusal) throw new Refusal(error.what, segment + error.path);
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * A byte writer that writes straight into a target buffer (usually a window of shared memory, so
+ * a small message is copied once) and moves to a growing heap buffer when the target is full.
+ */
+export class Writer {
+  buf: Buffer;
+  pos: number;
+  /** True once the message no longer fits the target and lives in a heap buffer. */
+  spilled = false;
+
+  constructor(target: Buffer, start = 0) {
+    this.buf = target;
+    this.pos = start;
+  }
+
+  ensure(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2, 256));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
+    this.spilled = true;
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+  }
+
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+
+  i32(v: number): void {
+    this.ensure(4);
+    this.buf.writeInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+
+  f64(v: number): void {
+    this.ensure(8);
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
+  }
+
+  /** Length-prefixed UTF-8. Short ASCII strings are written byte by byte, which beats a native call. */
+  string(s: string): void {
+    const n = s.length;
+    if (n <= 48) {
+      this.ensure(4 + n);
+      const buf = this.buf;
+      const start = this.pos + 4;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[start + i] = c;
+      }
+      if (i === n) {
+        buf.writeUInt32LE(n, this.pos);
+        this.pos = start + n;
+        return;
+      }
+    }
+    let room = this.buf.length - this.pos - 4;
+    if (room < n * 3) {
+      this.ensure(4 + Buffer.byteLength(s, 'utf8'));
+      room = this.buf.length - this.pos - 4;
+    }
+    const written = this.buf.write(s, this.pos + 4, room, 'utf8');
+    this.buf.writeUInt32LE(written, this.pos);
+    this.pos += 4 + written;
+  }
+
+  bytes(src: Uint8Array): void {
+    this.u32(src.byteLength);
+    this.ensure(src.byteLength);
+    this.buf.set(src, this.pos);
+    this.pos += src.byteLength;
+  }
+}
+
+/** Reads what a Writer wrote. */
+export class Reader {
+  readonly buf: Buffer;
+  pos: number;
+  readonly end: number;
+
+  constructor(buf: Buffer, start: number, end: number) {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+  }
+
+  u8(): number {
+    return this.buf[this.pos++] as number;
+  }
+
+  u32(): number {
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  i32(): number {
+    const v = this.buf.readInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  f64(): number {
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  string(): string {
+    const n = this.u32();
+    const start = this.pos;
+    this.pos += n;
+    if (n <= 16) {
+      const buf = this.buf;
+      let ascii = true;
+      for (let i = start; i < start + n; i++) {
+        if ((buf[i] as number) > 0x7f) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        let s = '';
+        for (let i = start; i < start + n; i++) s += String.fromCharCode(buf[i] as number);
+        return s;
+      }
+    }
+    return this.buf.toString('utf8', start, start + n);
+  }
+
+  /** A copy of the next length-prefixed bytes, in a fresh ArrayBuffer of its own. */
+  bytes(): ArrayBuffer {
+    const n = this.u32();
+    const out = new ArrayBuffer(n);
+    new Uint8Array(out).set(this.buf.subarray(this.pos, this.pos + n));
+    this.pos += n;
+    return out;
+  }
+}

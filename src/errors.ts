@@ -1,0 +1,46 @@
+/**
+ * The typed errors of loopthread. Every failure that reaches a caller is one of these or the
+ * faithful copy of an error thrown by user code on the other thread.
+ */
+
+/** Base class of every error loopthread itself raises. */
+export class LoopThreadError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The LoopThread (or its connection) is closed, or was closed while the call waited. */
+export class ClosedError extends LoopThreadError {}
+
+/** The thread that serves calls stopped unexpectedly: uncaught error, process.exit, out of memory, terminate. */
+export class WorkerCrashedError extends LoopThreadError {
+  /** The exit code, when the thread reported one. */
+  readonly exitCode: number | undefined;
+  constructor(message: string, options?: ErrorOptions & { exitCode?: number | undefined }) {
+    super(message, options);
+    this.exitCode = options?.exitCode;
+  }
+}
+
+/** A blocking call that could never be served because the calling thread is the one that must serve it. */
+export class DeadlockError extends LoopThreadError {}
+
+/** The loop thread went idle while the call's promise was still pending: it can never settle. */
+export class NeverSettledError extends LoopThreadError {}
+
+/** The call or future was cancelled (Future.cancel, or its AbortSignal). */
+export class CancelledError extends LoopThreadError {}
+
+/** A timeout elapsed. Its `name` is `'TimeoutError'`, like the DOMException of `AbortSignal.timeout()`. */
+export class TimeoutError extends LoopThreadError {}
+
+/** A value cannot cross between threads by copy. `path` names where it sits in the arguments or result. */
+export class DataCloneError extends LoopThreadError {
+  readonly path: string;
+  constructor(message: string, path: string) {
+    super(message);
+    this.path = path;
+  }
+}

@@ -1,0 +1,28 @@
+// The ES module entry: the same objects as the CommonJS entry, so that both can be used in one
+// program without two copies of the library's state.
+export {
+  LoopThread,
+  LoopThreadCaller,
+  Future,
+  currentSignal,
+  throwIfCancelled,
+  LoopThreadError,
+  ClosedError,
+  WorkerCrashedError,
+  DeadlockError,
+  NeverSettledError,
+  CancelledError,
+  TimeoutError,
+  DataCloneError,
+} from './index.js';
+export type {
+  LoopThreadOptions,
+  CloseOptions,
+  CallOptions,
+  FutureState,
+  WaitOptions,
+  Syncified,
+  Asyncified,
+  SyncFunction,
+  AsyncFunction,
+} from './index.js';

@@ -1,0 +1,196 @@
+/**
+ * A cross-thread Future, after Python's concurrent.futures.Future: pending -> running ->
+ * finished or cancelled. It can be waited on by blocking (`resultSync`) or awaited.
+ */
+import { CancelledError, TimeoutError } from './errors.js';
+
+export type FutureState = 'pending' | 'running' | 'finished' | 'cancelled';
+
+export interface WaitOptions {
+  /** Milliseconds to wait at most; a TimeoutError then (the future itself is left as it is). */
+  timeout?: number | undefined;
+}
+
+/** What the creator of a Future supplies: how to block for it and what cancelling means. */
+export interface FutureHooks {
+  /** Blocks this thread until the future is done or `deadline` (performance.now() time) passes. */
+  block?: (isDone: () => boolean, deadline: number) => void;
+  /** Asks the other side to stop (the future is already marked cancelled). */
+  onCancel?: (reason: unknown) => void;
+}
+
+export interface FutureControl<T> {
+  running(): boolean;
+  resolve(value: T): boolean;
+  reject(error: unknown): boolean;
+  /** The other side has finished with the call, whatever became of the future. */
+  settle(): void;
+}
+
+type DoneCallback<T> = (future: Future<T>) => void;
+
+let control: <T>(future: Future<T>) => FutureControl<T>;
+
+export class Future<T> implements PromiseLike<T> {
+  #state: FutureState = 'pending';
+  #value: T | undefined;
+  #error: unknown;
+  #callbacks: DoneCallback<T>[] = [];
+  #promise: Promise<T> | undefined;
+  #settled: Promise<void>;
+  #markSettled!: () => void;
+  readonly #hooks: FutureHooks;
+
+  static {
+    control = <T>(future: Future<T>): FutureControl<T> => ({
+      running: () => future.#setRunning(),
+      resolve: (value: T) => future.#finish('finished', value, undefined),
+      reject: (error: unknown) => future.#finish('finished', undefined, error, true),
+      settle: () => {
+        future.#markSettled();
+      },
+    });
+  }
+
+  /** Creates a future and the handle that completes it. */
+  static create<T>(hooks: FutureHooks = {}): [Future<T>, FutureControl<T>] {
+    const future = new Future<T>(hooks);
+    return [future, control(future)];
+  }
+
+  /** A future already finished with `value`. */
+  static resolved<T>(value: T): Future<T> {
+    const [future, c] = Future.create<T>();
+    c.resolve(value);
+    c.settle();
+    return future;
+  }
+
+  private constructor(hooks: FutureHooks) {
+    this.#hooks = hooks;
+    this.#settled = new Promise((resolve) => {
+      this.#markSettled = resolve;
+    });
+  }
+
+  #failed = false;
+
+  get state(): FutureState {
+    return this.#state;
+  }
+
+  /** Resolves once the other side has really finished with the call (also after a cancel). */
+  get settled(): Promise<void> {
+    return this.#settled;
+  }
+
+  done(): boolean {
+    return this.#state === 'finished' || this.#state === 'cancelled';
+  }
+
+  running(): boolean {
+    return this.#state === 'running';
+  }
+
+  cancelled(): boolean {
+    return this.#state === 'cancelled';
+  }
+
+  /**
+   * Cancels the future unless it is already done. A call that is running is asked to stop (its
+   * signal aborts); `settled` tells when it has. Returns whether the future is now cancelled.
+   */
+  cancel(reason?: unknown): boolean {
+    if (this.#state === 'cancelled') return true;
+    if (this.#state === 'finished') return false;
+    const error = new CancelledError('the future was cancelled', reason === undefined ? undefined : { cause: reason });
+    this.#finish('cancelled', undefined, error, true);
+    this.#hooks.onCancel?.(reason);
+    return true;
+  }
+
+  /** Blocks until done; returns the value or throws the error (CancelledError if cancelled). */
+  resultSync(options: WaitOptions = {}): T {
+    this.#waitSync(options.timeout);
+    if (this.#failed) throw this.#error;
+    return this.#value as T;
+  }
+
+  /** Blocks until done; returns the error, or undefined if it succeeded. Throws CancelledError if cancelled. */
+  exceptionSync(options: WaitOptions = {}): unknown {
+    this.#waitSync(options.timeout);
+    if (this.#state === 'cancelled') throw this.#error;
+    return this.#failed ? this.#error : undefined;
+  }
+
+  /** Runs `callback(this)` once the future is done; at once if it already is. */
+  addDoneCallback(callback: DoneCallback<T>): void {
+    if (this.done()) this.#invoke(callback);
+    else this.#callbacks.push(callback);
+  }
+
+  then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    return this.#asPromise().then(onFulfilled, onRejected);
+  }
+
+  catch<R = never>(onRejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.#asPromise().catch(onRejected);
+  }
+
+  finally(onFinally?: (() => void) | null): Promise<T> {
+    return this.#asPromise().finally(onFinally);
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Future';
+  }
+
+  #asPromise(): Promise<T> {
+    this.#promise ??= new Promise<T>((resolve, reject) => {
+      this.addDoneCallback(() => {
+        if (this.#failed) reject(this.#error as Error);
+        else resolve(this.#value as T);
+      });
+    });
+    return this.#promise;
+  }
+
+  #waitSync(timeout: number | undefined): void {
+    if (this.done()) return;
+    const block = this.#hooks.block;
+    if (block === undefined) throw new TypeError('this future cannot be waited on synchronously');
+    const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+    block(() => this.done(), deadline);
+    if (!this.done()) throw new TimeoutError(`the future was not done within ${String(timeout)} ms`);
+  }
+
+  #setRunning(): boolean {
+    if (this.#state !== 'pending') return false;
+    this.#state = 'running';
+    return true;
+  }
+
+  #finish(state: 'finished' | 'cancelled', value: T | undefined, error: unknown, failed = false): boolean {
+    if (this.done()) return false;
+    this.#state = state;
+    this.#value = value;
+    this.#error = error;
+    this.#failed = failed;
+    for (const callback of this.#callbacks.splice(0)) this.#invoke(callback);
+    return true;
+  }
+
+  #invoke(callback: DoneCallback<T>): void {
+    try {
+      callback(this);
+    } catch (error) {
+      // A failing callback must not stop the others, nor be lost: report it as uncaught.
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+}

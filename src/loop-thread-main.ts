@@ -1,0 +1,113 @@
+/**
+ * The entry point of a LoopThread's worker: hosts a portal on this thread's event loop, loads
+ * modules for it, and makes sure that every way this thread can end is told to its callers.
+ */
+import { writeSync } from 'node:fs';
+import { workerData, type MessagePort } from 'node:worker_threads';
+import { encodeValue } from './codec/encode.js';
+import { Writer } from './codec/writer.js';
+import { HostState, Line } from './protocol/line.js';
+import { PortalHost } from './portal/host.js';
+
+export interface LoopThreadData {
+  line: SharedArrayBuffer;
+  port: MessagePort;
+  notes: MessagePort;
+  name: string;
+}
+
+/** The last words of a dying loop thread, read by its owner when it wakes to find it gone. */
+export interface DeathNote {
+  error?: Uint8Array;
+  exitCode?: number;
+}
+
+const data = workerData as LoopThreadData;
+const line = new Line(data.line);
+let ended = false;
+
+/**
+ * Output goes straight to the process's file descriptors, synchronously, so that it appears in
+ * order with the caller's own output even while the caller is blocked (a worker's stdout normally
+ * travels by message to the main thread, which a blocked thread never reads).
+ */
+function writeThrough(stream: NodeJS.WriteStream, fd: number): void {
+  stream.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
+    const done = typeof encoding === 'function' ? encoding : callback;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : chunk;
+    let offset = 0;
+    while (offset < bytes.byteLength) {
+      try {
+        offset += writeSync(fd, bytes, offset, bytes.byteLength - offset);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      }
+    }
+    if (typeof done === 'function') (done as () => void)();
+    return true;
+  }) as typeof stream.write;
+}
+writeThrough(process.stdout, 1);
+writeThrough(process.stderr, 2);
+
+const host = new PortalHost({
+  load: (specifier) => import(specifier) as Promise<object>,
+  async onCloseRequest(timeout) {
+    await host.close(timeout);
+    // The reply to this request goes out right after; leave once the caller has it.
+    setImmediate(exitWhenFlushed, performance.now() + 1_000);
+  },
+});
+
+function exitWhenFlushed(deadline: number): void {
+  if (!host.flushed && performance.now() < deadline) {
+    setTimeout(exitWhenFlushed, 1, deadline);
+    return;
+  }
+  end(HostState.Closed, 0);
+  process.exit(0);
+}
+
+function end(state: HostState.Closed | HostState.Crashed, exitCode: number, error?: unknown): void {
+  if (ended) return;
+  ended = true;
+  const note: DeathNote = { exitCode };
+  if (error !== undefined) {
+    const w = new Writer(Buffer.allocUnsafeSlow(1024));
+    try {
+      encodeValue(w, error);
+      note.error = w.buf.subarray(0, w.pos);
+    } catch {
+      // An uncopyable thrown value: the owner reports the crash without it.
+    }
+  }
+  if (state === HostState.Crashed) data.notes.postMessage(note);
+  host.shutDown(state, exitCode);
+}
+
+process.on('uncaughtException', (error) => {
+  end(HostState.Crashed, 1, error);
+  process.exit(1);
+});
+
+process.on('exit', (code) => {
+  end(HostState.Crashed, code);
+});
+
+// The loop has nothing left to do. With calls pending, their promises can never settle: answer
+// them, then close. The host keeps the loop alive while it waits for calls, so this is the only
+// way the loop gets here besides close.
+let answered = false;
+process.on('beforeExit', () => {
+  if (ended) return;
+  if (!answered && host.answerNeverSettled()) {
+    answered = true;
+    line.announce(HostState.Closing);
+    setImmediate(exitWhenFlushed, performance.now() + 1_000);
+    return;
+  }
+  end(HostState.Closed, 0);
+});
+
+host.serve(line, data.port, true);

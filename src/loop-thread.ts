@@ -1,0 +1,324 @@
+/**
+ * LoopThread: an event loop in a worker thread of its own, which synchronous code calls into and
+ * blocks on. The worker hosts a portal (src/portal) and loads modules; this side owns its life.
+ */
+import { join } from 'node:path';
+import { MessageChannel, Worker, type SHARE_ENV, receiveMessageOnPort, type MessagePort, type ResourceLimits } from 'node:worker_threads';
+import { decodeValue } from './codec/decode.js';
+import { Reader } from './codec/writer.js';
+import { ClosedError, WorkerCrashedError } from './errors.js';
+import { Future } from './future.js';
+import { HostState, Line } from './protocol/line.js';
+import { waitForChange } from './protocol/wait.js';
+import { PortalClient, type CallOptions } from './portal/client.js';
+import type { Asyncified, Syncified } from './portal/proxy.js';
+import type { DeathNote, LoopThreadData } from './loop-thread-main.js';
+
+export type { CallOptions } from './portal/client.js';
+
+export interface LoopThreadOptions {
+  /** Shown in errors and as the worker's name. Default "LoopThread #n". */
+  name?: string;
+  /** Default timeout of every call, in milliseconds (none by default). */
+  timeout?: number;
+  /** Limits of the worker's heap and stack; exceeding them is a WorkerCrashedError, never a hang. */
+  resourceLimits?: ResourceLimits;
+  /** Node options of the worker (for example `--import` of a loader). */
+  execArgv?: string[];
+  /** The worker's environment (process.env by default; worker_threads.SHARE_ENV to share it). */
+  env?: NodeJS.ProcessEnv | typeof SHARE_ENV;
+  /** Bytes of the shared buffer in each direction; larger messages cross in chunks. Default 256 KiB. */
+  bufferSize?: number;
+  /** How long the thread may take to start before calls fail with WorkerCrashedError. Default 30 s. */
+  startupTimeout?: number;
+}
+
+export interface CloseOptions {
+  /** How long calls in flight get to finish after their signals abort. Default 5000 ms. */
+  timeout?: number;
+}
+
+/** A function that may be sent: a stub from `importSync`/`import`, or an inline function sent as source. */
+type Callable<A extends unknown[], R> = (...args: A) => R;
+
+/** The call methods, bound to a set of call options (see `LoopThread.with`). */
+export class LoopThreadCaller {
+  /** @internal */
+  constructor(
+    private readonly client: PortalClient,
+    private readonly options: CallOptions,
+  ) {}
+
+  /** Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error. */
+  runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Awaited<R> {
+    return this.client.callSync(fn, args, this.options, this.runSync) as Awaited<R>;
+  }
+
+  /** Runs `fn(...args)` on the loop thread without blocking. */
+  run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> {
+    return this.client.call<Awaited<R>>(fn, args, this.options);
+  }
+
+  /** Imports a module on the loop thread; its functions block and return their awaited values. */
+  importSync<T = Record<string, unknown>>(specifier: string | URL): Syncified<T> {
+    return this.client.importSync(specifier, this.options, this.importSync) as Syncified<T>;
+  }
+
+  /** Imports a module on the loop thread; its functions return Futures. */
+  async import<T = Record<string, unknown>>(specifier: string | URL): Promise<Asyncified<T>> {
+    return (await this.client.import(specifier, this.options)) as Asyncified<T>;
+  }
+}
+
+let count = 0;
+const STARTUP_SLICE_MS = 1;
+const RUNNING_SLICE_MS = 20;
+
+export class LoopThread implements Disposable, AsyncDisposable {
+  readonly name: string;
+  /** Settles once the loop thread has stopped, for whatever reason (close, crash, exit). */
+  readonly closed: Promise<void>;
+  readonly #worker: Worker;
+  readonly #line: Line;
+  readonly #notes: MessagePort;
+  readonly #client: PortalClient;
+  readonly #caller: LoopThreadCaller;
+  readonly #defaults: CallOptions;
+  readonly #startedAt = performance.now();
+  readonly #startupTimeout: number;
+  #state: 'running' | 'closing' | 'closed' = 'running';
+  #exitError: Error | undefined;
+  #crashCause: unknown;
+  #seenAlive = false;
+  #doneCallbacks: ((loop: LoopThread) => void)[] = [];
+  #markClosed!: () => void;
+  #handle: { loopIdleTime(): number } | undefined;
+
+  constructor(options: LoopThreadOptions = {}) {
+    this.name = options.name ?? `LoopThread #${String(++count)}`;
+    this.#defaults = { timeout: options.timeout };
+    this.#startupTimeout = options.startupTimeout ?? 30_000;
+    this.closed = new Promise((resolve) => {
+      this.#markClosed = resolve;
+    });
+    this.#line = Line.create(options.bufferSize);
+    const calls = new MessageChannel();
+    const notes = new MessageChannel();
+    const data: LoopThreadData = { line: this.#line.sab, port: calls.port2, notes: notes.port2, name: this.name };
+    this.#worker = new Worker(join(__dirname, 'loop-thread-main.js'), {
+      name: this.name,
+      workerData: data,
+      transferList: [calls.port2, notes.port2],
+      resourceLimits: options.resourceLimits,
+      execArgv: options.execArgv,
+      env: options.env,
+      stdout: false,
+      stderr: false,
+    });
+    this.#notes = notes.port1;
+    this.#notes.unref();
+    this.#worker.unref();
+    this.#handle = nativeHandle(this.#worker);
+    this.#client = new PortalClient(this.#line, calls.port1, `LoopThread "${this.name}"`, this.#worker.threadId, {
+      probe: () => this.#probe(),
+      onBusy: (busy) => {
+        if (busy) this.#worker.ref();
+        else this.#worker.unref();
+      },
+    });
+    this.#caller = new LoopThreadCaller(this.#client, this.#defaults);
+    this.#worker.on('error', (error) => {
+      this.#crashCause ??= error;
+    });
+    this.#worker.on('exit', (code) => {
+      this.#onExit(code);
+    });
+  }
+
+  /** The worker's thread id. */
+  get threadId(): number {
+    return this.#worker.threadId;
+  }
+
+  /** Why the loop thread stopped, once it has: undefined after a clean close. */
+  get exitError(): Error | undefined {
+    return this.#exitError;
+  }
+
+  /** The call methods with these options (timeout, signal) for every call made through them. */
+  with(options: CallOptions): LoopThreadCaller {
+    return new LoopThreadCaller(this.#client, { ...this.#defaults, ...options });
+  }
+
+  runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Awaited<R> {
+    return this.#client.callSync(fn, args, this.#defaults, this.runSync) as Awaited<R>;
+  }
+
+  run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> {
+    return this.#caller.run(fn, ...args);
+  }
+
+  importSync<T = Record<string, unknown>>(specifier: string | URL): Syncified<T> {
+    return this.#client.importSync(specifier, this.#defaults, this.importSync) as Syncified<T>;
+  }
+
+  import<T = Record<string, unknown>>(specifier: string | URL): Promise<Asyncified<T>> {
+    return this.#caller.import<T>(specifier);
+  }
+
+  /** Runs `callback(this)` once the loop thread has stopped; at once if it already has. */
+  addDoneCallback(callback: (loop: LoopThread) => void): void {
+    if (this.#state === 'closed' && this.#doneCallbacks.length === 0 && this.#exitSeen) this.#invoke(callback);
+    else this.#doneCallbacks.push(callback);
+  }
+
+  #exitSeen = false;
+
+  /**
+   * Closes and blocks until done: new calls fail with ClosedError, calls in flight see their
+   * signals abort and get `timeout` ms to finish, then the thread stops (terminated if need be).
+   * Idempotent.
+   */
+  closeSync(options: CloseOptions = {}): void {
+    if (this.#state !== 'running') return;
+    this.#state = 'closing';
+    const timeout = options.timeout ?? 5_000;
+    if (this.#client.closedError === undefined) {
+      this.#client.closeSync(timeout, performance.now() + timeout + 1_000);
+    }
+    // Wait briefly for the thread to finish on its own, then make sure it does.
+    const deadline = performance.now() + 200;
+    const words = this.#line.words;
+    while (!this.#threadStopped() && performance.now() < deadline) {
+      waitForChange(words, 0, Atomics.load(words, 0), Math.min(deadline, performance.now() + 5), () => 5);
+    }
+    if (!this.#threadStopped()) void this.#worker.terminate();
+    this.#finish(new ClosedError(`LoopThread "${this.name}" is closed`));
+  }
+
+  /** Closes without blocking; resolves once the thread has stopped. Idempotent. */
+  async close(options: CloseOptions = {}): Promise<void> {
+    if (this.#state === 'running') {
+      this.#state = 'closing';
+      const timeout = options.timeout ?? 5_000;
+      if (this.#client.closedError === undefined) {
+        const done = this.#client.closeAsync(timeout);
+        this.#worker.ref();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          done.then(
+            () => undefined,
+            () => undefined,
+          ),
+          new Promise((resolve) => (timer = setTimeout(resolve, timeout + 1_000))),
+        ]);
+        clearTimeout(timer);
+      }
+      const exited = this.closed;
+      let timer: NodeJS.Timeout | undefined;
+      const stopped = await Promise.race([
+        exited.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 200))),
+      ]);
+      clearTimeout(timer);
+      if (!stopped) await this.#worker.terminate();
+      this.#finish(new ClosedError(`LoopThread "${this.name}" is closed`));
+    }
+    await this.closed;
+  }
+
+  [Symbol.dispose](): void {
+    this.closeSync();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---- life and death ------------------------------------------------------------------------
+
+  #threadStopped(): boolean {
+    return this.#exitSeen || (this.#handle !== undefined && this.#seenAlive && this.#handle.loopIdleTime() < 0);
+  }
+
+  /** Between sleep slices of a blocked caller: is the worker still there? */
+  #probe(): number {
+    const state = this.#line.state;
+    if (state !== HostState.Starting) this.#seenAlive = true;
+    if (state === HostState.Crashed || this.#threadStopped()) {
+      throw this.#crash(undefined);
+    }
+    if (state !== HostState.Starting) return RUNNING_SLICE_MS;
+    if (this.#handle !== undefined && this.#handle.loopIdleTime() >= 0) this.#seenAlive = true;
+    if (performance.now() - this.#startedAt > this.#startupTimeout) {
+      throw this.#crash(new Error(`it did not start within ${String(this.#startupTimeout)} ms`));
+    }
+    return STARTUP_SLICE_MS;
+  }
+
+  /** The error for a thread that died: with its last words (uncaught error, exit code) when it left any. */
+  #crash(fallbackCause: unknown): WorkerCrashedError {
+    let cause = this.#crashCause ?? fallbackCause;
+    let exitCode: number | undefined;
+    for (let m = receiveMessageOnPort(this.#notes); m !== undefined; m = receiveMessageOnPort(this.#notes)) {
+      const note = m.message as DeathNote;
+      if (note.error !== undefined) cause ??= decodeValue(new Reader(Buffer.from(note.error), 0, note.error.byteLength));
+      exitCode ??= note.exitCode;
+    }
+    this.#crashCause = cause;
+    const how =
+      cause instanceof Error
+        ? `: ${cause.name}: ${cause.message}`
+        : exitCode !== undefined
+          ? ` (process.exit(${String(exitCode)}))`
+          : ' (terminated, or out of memory)';
+    const error = new WorkerCrashedError(`LoopThread "${this.name}" stopped unexpectedly${how}`, { cause, exitCode });
+    this.#client.fail(error);
+    this.#line.announce(HostState.Crashed, exitCode ?? 1);
+    return error;
+  }
+
+  #onExit(code: number): void {
+    this.#exitSeen = true;
+    const cleanly = this.#state !== 'running' || this.#line.state === HostState.Closed;
+    const error = cleanly
+      ? (this.#client.closedError ?? new ClosedError(`LoopThread "${this.name}" is closed`))
+      : (this.#client.closedError ?? this.#crash(undefined));
+    if (!cleanly) this.#exitError = error;
+    else if (this.#line.state !== HostState.Closed) this.#line.announce(HostState.Closed, code);
+    this.#finish(error);
+    this.#markClosed();
+    for (const callback of this.#doneCallbacks.splice(0)) this.#invoke(callback);
+  }
+
+  #finish(error: Error): void {
+    this.#state = 'closed';
+    this.#client.fail(error);
+    this.#worker.unref();
+  }
+
+  #invoke(callback: (loop: LoopThread) => void): void {
+    try {
+      callback(this);
+    } catch (error) {
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+}
+
+/**
+ * The worker's native handle, which answers synchronously whether the thread still runs
+ * (loopIdleTime() is -1 before the thread starts and after it stops). A blocked caller's event
+ * loop cannot receive the 'exit' event, so this is how it notices a thread killed without a word
+ * (terminate, out of memory). Undefined if a Node version hides it: the other checks still apply.
+ */
+function nativeHandle(worker: Worker): { loopIdleTime(): number } | undefined {
+  const key = Object.getOwnPropertySymbols(worker).find((s) => s.description === 'kHandle');
+  const handle = key === undefined ? undefined : (worker as unknown as Record<symbol, unknown>)[key];
+  if (handle !== null && typeof handle === 'object' && typeof (handle as { loopIdleTime?: unknown }).loopIdleTime === 'function') {
+    return handle as { loopIdleTime(): number };
+  }
+  return undefined;
+}

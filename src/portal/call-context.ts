@@ -1,0 +1,56 @@
+/**
+ * What code running inside a call can ask about it: its AbortSignal. A call's context is kept by
+ * AsyncLocalStorage, so the signal is found after any number of awaits.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** One call's cancellation state. The AbortController is made only if someone asks for the signal. */
+export class CallContext {
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+
+  throwIfAborted(): void {
+    if (this.#aborted) throw this.#reason;
+  }
+}
+
+const storage = new AsyncLocalStorage<CallContext>();
+const never = new AbortController().signal;
+
+/**
+ * The AbortSignal of the call that is running this code: it aborts when the caller's timeout
+ * elapses, the caller cancels or aborts, or the LoopThread closes. Outside any call it is a signal
+ * that never aborts.
+ */
+export function currentSignal(): AbortSignal {
+  return storage.getStore()?.signal ?? never;
+}
+
+/** Throws the current call's abort reason if it was cancelled. Cheap enough to call in a hot loop. */
+export function throwIfCancelled(): void {
+  storage.getStore()?.throwIfAborted();
+}
+
+export function runInContext<R>(context: CallContext, fn: () => R): R {
+  return storage.run(context, fn);
+}

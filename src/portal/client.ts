@@ -1,0 +1,422 @@
+/**
+ * The calling side of a connection: blocking calls through the shared-memory mailboxes, async
+ * calls through the MessagePort, both answered by call id. Every wait checks that the serving
+ * side is still alive, so no caller blocks forever.
+ */
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { receiveMessageOnPort, threadId, type MessagePort } from 'node:worker_threads';
+import { Writer } from '../codec/writer.js';
+import { CancelledError, ClosedError, DeadlockError, TimeoutError, WorkerCrashedError } from '../errors.js';
+import { Future, type FutureControl } from '../future.js';
+import { ASYNC_SEQ, HostState, type Line } from '../protocol/line.js';
+import { Assembler, nextChunk } from '../protocol/mailbox.js';
+import { SpinBudget, waitForChange } from '../protocol/wait.js';
+import type { ExportShape } from './exports.js';
+import {
+  Kind,
+  heapWriter,
+  packet,
+  readMessage,
+  readPacket,
+  writeCall,
+  writeCancel,
+  writeClose,
+  writeImport,
+  type CancelReason,
+  type PortPacket,
+  type Reply,
+  type Target,
+} from './messages.js';
+import { buildProxy, stubInfo } from './proxy.js';
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Milliseconds before the call fails with TimeoutError and its signal on the other side aborts. */
+  timeout?: number | undefined;
+  /** Aborting it cancels the call (CancelledError here, its signal aborted there). */
+  signal?: AbortSignal | undefined;
+}
+
+export interface ClientHooks {
+  /**
+   * Throws when the serving thread is known to be gone; returns how long a blocked caller may
+   * sleep before asking again (checked between sleep slices).
+   */
+  probe?: () => number;
+  /** Async work started (true) or all of it ended (false): the owner keeps the process alive meanwhile. */
+  onBusy?: (busy: boolean) => void;
+}
+
+interface PendingCall {
+  control: FutureControl<unknown>;
+  cleanup: () => void;
+}
+
+type Write = (w: Writer, id: number) => void;
+
+/** How long a blocked caller sleeps between checks that the serving thread is still there. */
+const DEFAULT_SLICE_MS = 20;
+
+const sendTo = (name: string): string => `to the thread of ${name}`;
+
+export class PortalClient {
+  private nextId = 0;
+  private seenReply: number;
+  private readonly assembler = new Assembler();
+  private readonly spin = new SpinBudget();
+  private readonly pending = new Map<number, PendingCall>();
+  private readonly sourceIds = new Map<string, number>();
+  /** Which inline sources each channel has already sent (0: blocking, 1: port). */
+  private readonly sentSources: [Set<number>, Set<number>] = [new Set(), new Set()];
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly line: Line,
+    private readonly port: MessagePort,
+    readonly name: string,
+    private readonly hostThreadId: number,
+    private readonly hooks: ClientHooks = {},
+  ) {
+    this.seenReply = line.reply.seq();
+    port.on('message', (p: PortPacket) => {
+      this.onPortMessage(p);
+    });
+    port.unref();
+  }
+
+  /** Why calls fail now, if they do. */
+  get closedError(): Error | undefined {
+    return this.failure;
+  }
+
+  /** From now on every call fails with `error`; every async call still waiting is rejected with it. */
+  fail(error: Error): void {
+    this.failure ??= error;
+    this.pump();
+    for (const [id, call] of this.pending) {
+      this.pending.delete(id);
+      call.cleanup();
+      call.control.reject(this.failure);
+      call.control.settle();
+    }
+    this.hooks.onBusy?.(false);
+  }
+
+  // ---- targets ----------------------------------------------------------------------------
+
+  private target(fn: unknown, channel: 0 | 1): Target {
+    const stub = stubInfo(fn);
+    if (stub !== undefined) {
+      if (stub.owner !== this) throw new TypeError('this function belongs to another LoopThread or connection');
+      return stub.target;
+    }
+    if (typeof fn !== 'function') throw new TypeError(`expected a function, got ${typeof fn}`);
+    const source = Function.prototype.toString.call(fn);
+    if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
+      throw new TypeError(
+        'a native or bound function cannot be sent as source; pass an inline function, or a function from importSync()/import()',
+      );
+    }
+    let id = this.sourceIds.get(source);
+    if (id === undefined) {
+      id = this.sourceIds.size;
+      this.sourceIds.set(source, id);
+    }
+    const sent = this.sentSources[channel];
+    if (sent.has(id)) return [1, id, undefined];
+    sent.add(id);
+    return [1, id, source];
+  }
+
+  // ---- blocking calls -------------------------------------------------------------------------
+
+  private checkAlive = (): number => {
+    if (this.failure !== undefined) throw this.failure;
+    const state = this.line.state;
+    if (state === HostState.Crashed) {
+      this.hooks.probe?.();
+      throw this.failure ?? new WorkerCrashedError(`${this.name} stopped unexpectedly`);
+    }
+    if (state === HostState.Closed) throw new ClosedError(`${this.name} is closed`);
+    return this.hooks.probe?.() ?? DEFAULT_SLICE_MS;
+  };
+
+  private guard(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (threadId === this.hostThreadId) {
+      throw new DeadlockError(
+        `a blocking call into ${this.name} was made from the thread that serves it: it could never be answered`,
+      );
+    }
+  }
+
+  /** Sends one request through the blocking mailbox, waiting for room (never forever). */
+  private sendBlocking(write: Write, id: number, deadline: number): void {
+    const words = this.line.words;
+    const mailbox = this.line.request;
+    const waitFree = (): void => {
+      while (!mailbox.isFree()) {
+        const ack = Atomics.load(words, mailbox.ackIndex);
+        if (mailbox.isFree()) break;
+        if (!waitForChange(words, mailbox.ackIndex, ack, deadline, this.checkAlive, undefined, mailbox.writerSleepsIndex)) {
+          throw new TimeoutError(`${this.name} did not take the request in time (it is busy)`);
+        }
+      }
+    };
+    const wakeHost = (): void => {
+      mailbox.notify();
+    };
+    waitFree();
+    const w = new Writer(mailbox.data);
+    write(w, id);
+    if (!w.spilled) {
+      mailbox.publish(w.pos, false);
+      wakeHost();
+      return;
+    }
+    let offset = nextChunk(mailbox, w.buf, 0, w.pos);
+    wakeHost();
+    while (offset < w.pos) {
+      waitFree();
+      offset = nextChunk(mailbox, w.buf, offset, w.pos);
+      wakeHost();
+    }
+  }
+
+  /** Sends a request and blocks until its own reply: returns the value or throws the error. */
+  private roundTrip(write: Write, options: CallOptions, api: (...args: never[]) => unknown): unknown {
+    this.guard();
+    if (options.signal?.aborted === true) {
+      throw new CancelledError('the call was cancelled before it started', { cause: options.signal.reason });
+    }
+    const id = ++this.nextId;
+    const timeout = options.timeout;
+    const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+    this.sendBlocking(write, id, deadline);
+    const words = this.line.words;
+    const mailbox = this.line.reply;
+    for (;;) {
+      const changed =
+        mailbox.seq() !== this.seenReply ||
+        waitForChange(words, mailbox.seqIndex, this.seenReply, deadline, this.checkAlive, this.spin, mailbox.readerSleepsIndex);
+      if (!changed) {
+        this.cancelRemote(id, 'timeout');
+        throw new TimeoutError(`the call to ${this.name} timed out after ${String(timeout)} ms`);
+      }
+      this.seenReply = mailbox.seq();
+      const bytes = this.assembler.take(mailbox);
+      if (bytes === undefined) continue;
+      let reply: Reply;
+      try {
+        reply = readMessage(bytes, 0, bytes.length) as Reply;
+      } finally {
+        mailbox.consume();
+      }
+      if (reply.id !== id) continue; // a late reply to a call that timed out: dropped
+      if (reply.ok) return reply.value;
+      throw stitch(reply.value, this.name, api);
+    }
+  }
+
+  callSync(fn: unknown, args: unknown[], options: CallOptions, api: (...args: never[]) => unknown): unknown {
+    const target = this.target(fn, 0);
+    return this.roundTrip(
+      (w, id) => {
+        writeCall(w, id, target, args, sendTo(this.name));
+      },
+      options,
+      api,
+    );
+  }
+
+  importSync(specifier: string | URL, options: CallOptions, api: (...args: never[]) => unknown): object {
+    const spec = normalizeSpecifier(specifier);
+    const [moduleId, shape] = this.roundTrip(
+      (w, id) => {
+        writeImport(w, id, spec);
+      },
+      options,
+      api,
+    ) as [number, Record<string, ExportShape>];
+    return buildProxy(shape, moduleId, this, (target, args) =>
+      this.roundTrip(
+        (w, id) => {
+          writeCall(w, id, target, args, sendTo(this.name));
+        },
+        options,
+        api,
+      ),
+    );
+  }
+
+  /** Asks the host to close; blocks until it has (or the deadline passed: returns false). */
+  closeSync(timeout: number, deadline: number): boolean {
+    try {
+      this.roundTrip(
+        (w, id) => {
+          writeClose(w, id, timeout);
+        },
+        { timeout: Math.max(0, deadline - performance.now()) },
+        this.closeSync,
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- async calls ----------------------------------------------------------------------------
+
+  private pump(): void {
+    for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
+      this.onPortMessage(m.message as PortPacket);
+    }
+  }
+
+  private onPortMessage(p: PortPacket): void {
+    const reply = readPacket(p);
+    if (reply.kind !== Kind.Reply) return;
+    const call = this.pending.get(reply.id);
+    if (call === undefined) return;
+    this.pending.delete(reply.id);
+    call.cleanup();
+    if (reply.ok) call.control.resolve(reply.value);
+    else call.control.reject(reply.value);
+    call.control.settle();
+    if (this.pending.size === 0) this.hooks.onBusy?.(false);
+  }
+
+  /** Blocks until `isDone()`, receiving port replies meanwhile: the blocking wait of a Future. */
+  private blockForPort = (isDone: () => boolean, deadline: number): void => {
+    this.guard();
+    const words = this.line.words;
+    for (;;) {
+      const seen = Atomics.load(words, ASYNC_SEQ);
+      this.pump();
+      if (isDone()) return;
+      if (!waitForChange(words, ASYNC_SEQ, seen, deadline, this.checkAlive)) return;
+    }
+  };
+
+  private cancelRemote(id: number, reason: CancelReason): void {
+    const w = heapWriter();
+    writeCancel(w, id, reason);
+    const [p, transfer] = packet(w);
+    try {
+      this.port.postMessage(p, transfer);
+    } catch {
+      // The port is closed: the other side is gone and has nothing left to cancel.
+    }
+  }
+
+  private sendAsync<T>(write: Write, options: CallOptions): Future<T> {
+    const id = ++this.nextId;
+    const [future, control] = Future.create<T>({
+      block: this.blockForPort,
+      onCancel: () => {
+        this.cancelRemote(id, 'cancel');
+      },
+    });
+    if (this.failure !== undefined) {
+      control.reject(this.failure);
+      control.settle();
+      return future;
+    }
+    const { signal, timeout } = options;
+    if (signal?.aborted === true) {
+      future.cancel(signal.reason);
+      control.settle();
+      return future;
+    }
+    const w = heapWriter();
+    try {
+      write(w, id);
+    } catch (error) {
+      control.reject(error);
+      control.settle();
+      return future;
+    }
+    const [p, transfer] = packet(w);
+    this.port.postMessage(p, transfer);
+    control.running();
+    let timer: NodeJS.Timeout | undefined;
+    if (timeout !== undefined) {
+      timer = setTimeout(() => {
+        if (control.reject(new TimeoutError(`the call to ${this.name} timed out after ${String(timeout)} ms`))) {
+          this.cancelRemote(id, 'timeout');
+        }
+      }, timeout);
+      timer.unref();
+    }
+    const onAbort = (): void => {
+      future.cancel(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.pending.size === 0) this.hooks.onBusy?.(true);
+    this.pending.set(id, {
+      control: control as FutureControl<unknown>,
+      cleanup: () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      },
+    });
+    return future;
+  }
+
+  call<T>(fn: unknown, args: unknown[], options: CallOptions): Future<T> {
+    let target: Target;
+    try {
+      target = this.target(fn, 1);
+    } catch (error) {
+      const [future, control] = Future.create<T>();
+      control.reject(error);
+      control.settle();
+      return future;
+    }
+    return this.sendAsync<T>((w, id) => {
+      writeCall(w, id, target, args, sendTo(this.name));
+    }, options);
+  }
+
+  async import(specifier: string | URL, options: CallOptions): Promise<object> {
+    const spec = normalizeSpecifier(specifier);
+    const [moduleId, shape] = await this.sendAsync<[number, Record<string, ExportShape>]>((w, id) => {
+      writeImport(w, id, spec);
+    }, options);
+    return buildProxy(shape, moduleId, this, (target, args) =>
+      this.sendAsync((w, id) => {
+        writeCall(w, id, target, args, sendTo(this.name));
+      }, options),
+    );
+  }
+
+  closeAsync(timeout: number): Future<unknown> {
+    return this.sendAsync((w, id) => {
+      writeClose(w, id, timeout);
+    }, {});
+  }
+}
+
+/** Relative paths resolve against the working directory; bare names and URLs go as they are. */
+function normalizeSpecifier(specifier: string | URL): string {
+  if (specifier instanceof URL) return specifier.href;
+  if (typeof specifier !== 'string') throw new TypeError('the module specifier must be a string or a URL');
+  if (specifier.startsWith('./') || specifier.startsWith('../')) return pathToFileURL(resolvePath(specifier)).href;
+  if (isAbsolute(specifier)) return pathToFileURL(specifier).href;
+  return specifier;
+}
+
+/** Appends the caller's own frames to an error from the other thread, so both halves show. */
+function stitch(error: unknown, name: string, api: (...args: never[]) => unknown): unknown {
+  if (!(error instanceof Error) || typeof error.stack !== 'string') return error;
+  const here: { stack?: string } = {};
+  Error.captureStackTrace(here, api);
+  const frames = (here.stack ?? '').split('\n').slice(1).join('\n');
+  Object.defineProperty(error, 'stack', {
+    value: `${error.stack}\n    --- above: on ${name}; below: the blocking call ---\n${frames}`,
+    writable: true,
+    configurable: true,
+  });
+  return error;
+}

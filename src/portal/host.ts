@@ -1,0 +1,481 @@
+/**
+ * The serving side of a portal: it reads calls from its connections (blocking callers through
+ * shared memory, async callers through a MessagePort), runs them on this thread's event loop,
+ * each with its own AbortSignal, and answers every one of them.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { Writer } from '../codec/writer.js';
+import { ClosedError, NeverSettledError, TimeoutError, CancelledError } from '../errors.js';
+import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
+import { Assembler, nextChunk, type Mailbox } from '../protocol/mailbox.js';
+import { changed, spinFor, SpinBudget } from '../protocol/wait.js';
+import { CallContext, runInContext } from './call-context.js';
+import { describeExports } from './exports.js';
+import {
+  Kind,
+  heapWriter,
+  packet,
+  readMessage,
+  readPacket,
+  writeReply,
+  type CancelReason,
+  type Message,
+  type PortPacket,
+  type Target,
+} from './messages.js';
+
+export interface HostOptions {
+  /** Loads a module for `import` requests. */
+  load(specifier: string): Promise<object>;
+  /** Called for a close request from a connection allowed to close the host. */
+  onCloseRequest?(timeout: number): Promise<void>;
+}
+
+interface InFlight {
+  readonly context: CallContext;
+  /** The caller gave up (timeout or cancel): a blocking caller no longer reads a reply. */
+  abandoned: boolean;
+  readonly viaPort: boolean;
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+/** After this many requests taken in a row without yielding, the host lets timers and I/O run. */
+const MAX_CHAINED_REQUESTS = 256;
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+
+/** Queues replies to a blocking caller's mailbox: one at a time, each once the caller consumed the last. */
+class Outbox {
+  private readonly queue: { bytes: Buffer; length: number; offset: number }[] = [];
+  private waiting = false;
+
+  constructor(
+    private readonly mailbox: Mailbox,
+    private readonly onBusyChange: (busy: boolean) => void,
+  ) {}
+
+  get busy(): boolean {
+    return this.queue.length > 0;
+  }
+
+  /** Returns true when the message was published at once. */
+  send(write: (w: Writer) => void): boolean {
+    if (this.queue.length === 0 && this.mailbox.isFree()) {
+      const w = new Writer(this.mailbox.data);
+      write(w);
+      if (!w.spilled) {
+        this.mailbox.publish(w.pos, false);
+        this.mailbox.notify();
+        return true;
+      }
+      this.queue.push({ bytes: w.buf, length: w.pos, offset: 0 });
+    } else {
+      const w = heapWriter();
+      write(w);
+      this.queue.push({ bytes: w.buf, length: w.pos, offset: 0 });
+    }
+    if (this.queue.length === 1) this.onBusyChange(true);
+    this.pump();
+    return false;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      if (!this.mailbox.isFree()) {
+        if (this.waiting) return;
+        this.waiting = true;
+        const words = this.mailbox.words;
+        Atomics.store(words, this.mailbox.writerSleepsIndex, 1);
+        const ack = Atomics.load(words, this.mailbox.ackIndex);
+        const wake = this.mailbox.isFree() ? undefined : changed(words, this.mailbox.ackIndex, ack);
+        const resume = (): void => {
+          Atomics.store(words, this.mailbox.writerSleepsIndex, 0);
+          this.waiting = false;
+          this.pump();
+        };
+        if (wake === undefined) setImmediate(resume);
+        else void wake.then(resume);
+        return;
+      }
+      const head = this.queue[0] as { bytes: Buffer; length: number; offset: number };
+      head.offset = nextChunk(this.mailbox, head.bytes, head.offset, head.length);
+      this.mailbox.notify();
+      if (head.offset >= head.length) {
+        this.queue.shift();
+        if (this.queue.length === 0) this.onBusyChange(false);
+      }
+    }
+  }
+}
+
+export class HostConnection {
+  readonly inflight = new Map<number, InFlight>();
+  /** Calls cancelled before their request was read (the cancel came first, by the port). */
+  readonly precancelled = new Map<number, CancelReason>();
+  /** Inline functions compiled for this connection, per channel (the two channels are not ordered). */
+  readonly sources: [Map<number, Fn | Error>, Map<number, Fn | Error>] = [new Map(), new Map()];
+  readonly outbox: Outbox;
+  readonly assembler = new Assembler();
+  seenRequest = 0;
+  armed = false;
+  chained = 0;
+  readonly spin = new SpinBudget();
+  /** The host replied, spun for the next request in vain and slept: the wait is still being timed. */
+  replyMissed = false;
+
+  constructor(
+    readonly line: Line,
+    readonly port: MessagePort,
+    readonly mayClose: boolean,
+    onBusyChange: (busy: boolean) => void,
+  ) {
+    this.outbox = new Outbox(line.reply, onBusyChange);
+  }
+}
+
+export class PortalHost {
+  private readonly connections = new Set<HostConnection>();
+  private readonly modules: object[] = [];
+  private readonly moduleIds = new Map<string, number>();
+  private state: 'running' | 'closing' | 'closed' = 'running';
+  private pending = 0;
+  private busyOutboxes = 0;
+  private idleWaiters: (() => void)[] = [];
+  /** Keeps this thread's loop alive while it waits for calls, and only then (see onLoopIdle). */
+  private readonly keepAlive = setInterval(() => undefined, 1 << 30);
+
+  constructor(private readonly options: HostOptions) {}
+
+  get pendingCalls(): number {
+    return this.pending;
+  }
+
+  /** Hosts a module namespace or api object; its id is what targets name. */
+  addModule(namespace: object): number {
+    this.modules.push(namespace);
+    return this.modules.length - 1;
+  }
+
+  serve(line: Line, port: MessagePort, mayClose: boolean): HostConnection {
+    const conn = new HostConnection(line, port, mayClose, (busy) => {
+      this.busyOutboxes += busy ? 1 : -1;
+      this.updateKeepAlive();
+    });
+    this.connections.add(conn);
+    conn.seenRequest = Atomics.load(line.words, line.request.ackIndex);
+    port.on('message', (p: PortPacket) => {
+      this.dispatch(conn, readPacket(p), true);
+    });
+    port.unref();
+    line.announce(this.state === 'running' ? HostState.Running : HostState.Closing);
+    this.idle(conn);
+    return conn;
+  }
+
+  /** The connection is waiting for the next blocking request. */
+  private idle(conn: HostConnection): void {
+    const words = conn.line.words;
+    Atomics.store(words, conn.line.request.readerSleepsIndex, 1);
+    if (conn.line.request.seq() !== conn.seenRequest) {
+      setImmediate(() => {
+        this.takeRequest(conn);
+      });
+      return;
+    }
+    if (conn.armed) return;
+    const wake = changed(words, conn.line.request.seqIndex, conn.seenRequest);
+    conn.armed = true;
+    const take = (): void => {
+      conn.armed = false;
+      conn.chained = 0;
+      this.takeRequest(conn);
+    };
+    if (wake === undefined) setImmediate(take);
+    else void wake.then(take);
+  }
+
+  private takeRequest(conn: HostConnection): void {
+    const mailbox = conn.line.request;
+    const seq = mailbox.seq();
+    if (seq === conn.seenRequest || this.state === 'closed') {
+      if (this.state !== 'closed') this.idle(conn);
+      return;
+    }
+    conn.seenRequest = seq;
+    Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
+    if (conn.replyMissed) {
+      conn.replyMissed = false;
+      conn.spin.end();
+    }
+    const bytes = conn.assembler.take(mailbox);
+    if (bytes === undefined) {
+      this.idle(conn);
+      return;
+    }
+    let message: Message;
+    try {
+      message = readMessage(bytes, 0, bytes.length);
+    } finally {
+      mailbox.consume();
+    }
+    this.dispatch(conn, message, false);
+    // Wait for the next request even while this one runs: after a timeout the caller sends more.
+    this.idle(conn);
+  }
+
+  private dispatch(conn: HostConnection, m: Message, viaPort: boolean): void {
+    switch (m.kind) {
+      case Kind.Call:
+        this.call(conn, m.id, m.target, m.args, viaPort);
+        return;
+      case Kind.Import:
+        this.track(conn, m.id, viaPort, () => this.importModule(m.specifier));
+        return;
+      case Kind.Close:
+        if (!conn.mayClose) {
+          this.reply(conn, m.id, viaPort, false, new ClosedError('this connection may not close the loop thread'));
+          return;
+        }
+        this.track(conn, m.id, viaPort, async () => {
+          await this.options.onCloseRequest?.(m.timeout);
+          return undefined;
+        });
+        return;
+      case Kind.Cancel:
+        this.cancel(conn, m.id, m.reason);
+        return;
+      case Kind.Reply:
+        return;
+    }
+  }
+
+  private async importModule(specifier: string): Promise<unknown> {
+    let id = this.moduleIds.get(specifier);
+    if (id === undefined) {
+      const ns = await this.options.load(specifier);
+      id = this.moduleIds.get(specifier) ?? this.addModule(ns);
+      this.moduleIds.set(specifier, id);
+    }
+    return [id, describeExports(this.modules[id] as object)];
+  }
+
+  private resolve(conn: HostConnection, target: Target, viaPort: boolean): [Fn, unknown] {
+    if (target[0] === 0) {
+      const [, moduleId, path] = target;
+      let self: unknown;
+      let value: unknown = this.modules[moduleId];
+      if (value === undefined) throw new ReferenceError(`no module with id ${String(moduleId)} on this thread`);
+      for (const key of path) {
+        self = value;
+        value = (value as Record<string, unknown>)[key];
+      }
+      if (typeof value !== 'function') throw new TypeError(`${path.join('.')} is not a function on the serving thread`);
+      return [value as Fn, self];
+    }
+    const [, sourceId, source] = target;
+    const table = conn.sources[viaPort ? 1 : 0];
+    let fn = table.get(sourceId);
+    if (source !== undefined) {
+      fn = compile(source);
+      table.set(sourceId, fn);
+    }
+    if (fn === undefined) throw new ReferenceError(`inline function #${String(sourceId)} is unknown on this connection`);
+    if (fn instanceof Error) throw fn;
+    return [fn, undefined];
+  }
+
+  private call(conn: HostConnection, id: number, target: Target, args: unknown[], viaPort: boolean): void {
+    let fn: Fn;
+    let self: unknown;
+    try {
+      [fn, self] = this.resolve(conn, target, viaPort);
+    } catch (error) {
+      this.reply(conn, id, viaPort, false, error);
+      return;
+    }
+    this.track(conn, id, viaPort, () => fn.apply(self, args));
+  }
+
+  /** Runs one call with its own signal and answers it exactly once. */
+  private track(conn: HostConnection, id: number, viaPort: boolean, run: () => unknown): void {
+    if (this.state !== 'running') {
+      this.reply(conn, id, viaPort, false, new ClosedError('the loop thread is closing'));
+      return;
+    }
+    const context = new CallContext();
+    const call: InFlight = { context, abandoned: false, viaPort };
+    const early = conn.precancelled.get(id);
+    if (early !== undefined) {
+      conn.precancelled.delete(id);
+      call.abandoned = true;
+      context.abort(abortReason(early));
+    }
+    conn.inflight.set(id, call);
+    this.pending++;
+    if (this.pending === 1) this.updateKeepAlive();
+    const finish = (ok: boolean, value: unknown): void => {
+      conn.inflight.delete(id);
+      this.pending--;
+      if (!(call.abandoned && !viaPort)) this.reply(conn, id, viaPort, ok, value);
+      if (this.pending === 0) {
+        this.updateKeepAlive();
+        for (const wake of this.idleWaiters.splice(0)) wake();
+      }
+    };
+    let result: unknown;
+    try {
+      result = runInContext(context, run);
+    } catch (error) {
+      finish(false, error);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (v) => {
+          finish(true, v);
+        },
+        (e: unknown) => {
+          finish(false, e);
+        },
+      );
+    } else {
+      finish(true, result);
+    }
+  }
+
+  private reply(conn: HostConnection, id: number, viaPort: boolean, ok: boolean, value: unknown): void {
+    if (viaPort) {
+      const w = heapWriter();
+      writeReply(w, id, ok, value);
+      const [p, transfer] = packet(w);
+      conn.port.postMessage(p, transfer);
+      Atomics.add(conn.line.words, ASYNC_SEQ, 1);
+      Atomics.notify(conn.line.words, ASYNC_SEQ);
+      return;
+    }
+    // A blocking caller is likely to call again at once: look for its next request before
+    // sleeping, and tell it meanwhile that it need not wake this thread.
+    const words = conn.line.words;
+    const budget = conn.chained < MAX_CHAINED_REQUESTS ? conn.spin.begin() : 0;
+    const spin = budget > 0;
+    if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
+    const published = conn.outbox.send((w) => {
+      writeReply(w, id, ok, value);
+    });
+    if (!spin) return;
+    if (published && spinFor(words, conn.line.request.seqIndex, conn.seenRequest, budget)) {
+      conn.spin.end();
+      conn.chained++;
+      this.takeRequest(conn);
+      return;
+    }
+    conn.replyMissed = true;
+    this.idle(conn);
+  }
+
+  private cancel(conn: HostConnection, id: number, reason: CancelReason): void {
+    const call = conn.inflight.get(id);
+    if (call === undefined) {
+      // The request may still sit unread in the mailbox; remember the cancel for when it is read.
+      if (conn.precancelled.size < 10_000) conn.precancelled.set(id, reason);
+      return;
+    }
+    call.abandoned = true;
+    call.context.abort(abortReason(reason));
+  }
+
+  private updateKeepAlive(): void {
+    if (this.state === 'closed') return;
+    if (this.pending === 0 || this.busyOutboxes > 0) this.keepAlive.ref();
+    else this.keepAlive.unref();
+  }
+
+  /**
+   * Stops taking calls, aborts the signals of the calls in flight and waits for them to settle,
+   * up to `timeout` ms. Calls still running then are answered with ClosedError by the caller's side.
+   */
+  async close(timeout: number): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'closing';
+    for (const conn of this.connections) {
+      conn.line.announce(HostState.Closing);
+      for (const call of conn.inflight.values()) call.context.abort(new ClosedError('the loop thread is closing'));
+    }
+    if (this.pending > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.idleWaiters.push(resolve);
+        timer = setTimeout(resolve, timeout);
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /** True once every reply is out of the outboxes (the callers consumed them). */
+  get flushed(): boolean {
+    return this.busyOutboxes === 0;
+  }
+
+  /**
+   * The loop has nothing left to do but calls are pending: their promises can never settle.
+   * Answers each with NeverSettledError. Returns whether any call was answered.
+   */
+  answerNeverSettled(): boolean {
+    let any = false;
+    for (const conn of this.connections) {
+      for (const [id, call] of conn.inflight) {
+        if (call.abandoned && !call.viaPort) continue;
+        call.abandoned = true;
+        any = true;
+        call.context.abort(new NeverSettledError('the loop thread went idle'));
+        this.reply(
+          conn,
+          id,
+          call.viaPort,
+          false,
+          new NeverSettledError(
+            'the call can never settle: the loop thread went idle with its promise still pending ' +
+              '(it awaits something that nothing will resolve)',
+          ),
+        );
+      }
+    }
+    return any;
+  }
+
+  /** Final: marks every connection with `state` and stops keeping the loop alive. */
+  shutDown(state: HostState.Closed | HostState.Crashed, exitCode = 0): void {
+    this.state = 'closed';
+    clearInterval(this.keepAlive);
+    for (const conn of this.connections) {
+      conn.line.announce(state, exitCode);
+      conn.port.close();
+    }
+  }
+}
+
+function abortReason(reason: CancelReason): Error {
+  return reason === 'timeout'
+    ? new TimeoutError('the caller timed out waiting for this call')
+    : new CancelledError('the caller cancelled this call');
+}
+
+/** Turns an inline function's source text back into a function, in this thread's global scope. */
+function compile(source: string): Fn | Error {
+  let value: unknown;
+  try {
+    // Indirect eval: global scope, so the function sees globals and nothing of this module.
+    value = (0, eval)(`(${source}\n)`);
+  } catch (error) {
+    return new SyntaxError(
+      `the inline function could not be evaluated on the loop thread: ${(error as Error).message}. ` +
+        'Inline functions travel as source text: write a function expression or an arrow function ' +
+        '(not a method shorthand) that uses only its arguments and globals.',
+      { cause: error },
+    );
+  }
+  if (typeof value !== 'function') return new TypeError('the inline source did not evaluate to a function');
+  return value as Fn;
+}

@@ -1,0 +1,136 @@
+/**
+ * The messages between a client and a host, in the codec's bytes. Every request carries a call id
+ * unique on its connection; every reply names the id it answers, so a late reply can never be
+ * taken for another call's.
+ */
+import { decodeValue } from '../codec/decode.js';
+import { encodeOrExplain, encodeValue } from '../codec/encode.js';
+import { Reader, Writer } from '../codec/writer.js';
+
+export const enum Kind {
+  Call = 1,
+  Import = 2,
+  Close = 3,
+  Cancel = 4,
+  Reply = 5,
+}
+
+/** What a call runs: an export of a loaded module (by id and property path), or inline source. */
+export type Target =
+  | readonly [kind: 0, moduleId: number, path: readonly string[]]
+  | readonly [kind: 1, sourceId: number, source: string | undefined];
+
+export type CancelReason = 'timeout' | 'cancel';
+
+export type Request =
+  | { kind: Kind.Call; id: number; target: Target; args: unknown[] }
+  | { kind: Kind.Import; id: number; specifier: string }
+  | { kind: Kind.Close; id: number; timeout: number }
+  | { kind: Kind.Cancel; id: number; reason: CancelReason };
+
+export interface Reply {
+  kind: Kind.Reply;
+  id: number;
+  ok: boolean;
+  value: unknown;
+}
+
+export type Message = Request | Reply;
+
+function header(w: Writer, kind: Kind, id: number): void {
+  w.u8(kind);
+  w.u32(id);
+}
+
+/** Writes a call. A value that cannot be copied throws a DataCloneError naming its argument. */
+export function writeCall(w: Writer, id: number, target: Target, args: readonly unknown[], to: string): void {
+  header(w, Kind.Call, id);
+  encodeValue(w, target);
+  w.u32(args.length);
+  for (let i = 0; i < args.length; i++) {
+    encodeOrExplain(`argument ${i + 1}`, to, () => {
+      encodeValue(w, args[i]);
+    });
+  }
+}
+
+export function writeImport(w: Writer, id: number, specifier: string): void {
+  header(w, Kind.Import, id);
+  w.string(specifier);
+}
+
+export function writeClose(w: Writer, id: number, timeout: number): void {
+  header(w, Kind.Close, id);
+  w.f64(timeout);
+}
+
+export function writeCancel(w: Writer, id: number, reason: CancelReason): void {
+  header(w, Kind.Cancel, id);
+  w.string(reason);
+}
+
+/**
+ * Writes a reply. A result that cannot be copied becomes a DataCloneError reply instead, so the
+ * caller always hears back.
+ */
+export function writeReply(w: Writer, id: number, ok: boolean, value: unknown): void {
+  const start = w.pos;
+  header(w, Kind.Reply, id);
+  w.u8(ok ? 1 : 0);
+  try {
+    encodeOrExplain(ok ? 'the result' : 'the thrown value', 'back to the caller', () => {
+      encodeValue(w, value);
+    });
+  } catch (error) {
+    w.pos = start;
+    header(w, Kind.Reply, id);
+    w.u8(0);
+    encodeValue(w, error);
+  }
+}
+
+export function readMessage(buf: Buffer, start: number, end: number): Message {
+  const r = new Reader(buf, start, end);
+  const kind = r.u8() as Kind;
+  const id = r.u32();
+  switch (kind) {
+    case Kind.Call: {
+      const target = decodeValue(r) as Target;
+      const n = r.u32();
+      const args = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) args[i] = decodeValue(r);
+      return { kind, id, target, args };
+    }
+    case Kind.Import:
+      return { kind, id, specifier: r.string() };
+    case Kind.Close:
+      return { kind, id, timeout: r.f64() };
+    case Kind.Cancel:
+      return { kind, id, reason: r.string() as CancelReason };
+    case Kind.Reply: {
+      const ok = r.u8() === 1;
+      return { kind, id, ok, value: decodeValue(r) };
+    }
+    default:
+      throw new Error(`loopthread: corrupt message (kind ${String(kind)})`);
+  }
+}
+
+/** A message in a heap buffer of its own, ready to be transferred over a MessagePort. */
+export function heapWriter(): Writer {
+  return new Writer(Buffer.allocUnsafeSlow(512));
+}
+
+export interface PortPacket {
+  bytes: ArrayBuffer;
+  length: number;
+}
+
+export function packet(w: Writer): [PortPacket, ArrayBuffer[]] {
+  const bytes = w.buf.buffer as ArrayBuffer;
+  return [{ bytes, length: w.pos }, [bytes]];
+}
+
+export function readPacket(p: PortPacket): Message {
+  return readMessage(Buffer.from(p.bytes, 0, p.length), 0, p.length);
+}

@@ -1,0 +1,89 @@
+/**
+ * Module proxies: an object that looks like the module on the other thread. Its functions are
+ * stubs that call the real ones remotely; its data exports are the values copied at import time.
+ */
+import type { ExportShape } from './exports.js';
+import type { Target } from './messages.js';
+
+/** A function's type with its result no longer wrapped in a Promise: what a blocking stub returns. */
+export type SyncFunction<F> = F extends (...args: infer A) => infer R ? (...args: A) => Awaited<R> : never;
+
+/** A function's type returning a Future of its awaited result: what a non-blocking stub returns. */
+export type AsyncFunction<F> = F extends (...args: infer A) => infer R
+  ? (...args: A) => import('../future.js').Future<Awaited<R>>
+  : never;
+
+/** A module (or object) as seen through `importSync`: every function blocks and returns its awaited value. */
+export type Syncified<T> = {
+  readonly [K in keyof T]: T[K] extends (...args: never[]) => unknown
+    ? SyncFunction<T[K]>
+    : T[K] extends object
+      ? Syncified<T[K]>
+      : T[K];
+};
+
+/** A module (or object) as seen through `import`: every function returns a Future. */
+export type Asyncified<T> = {
+  readonly [K in keyof T]: T[K] extends (...args: never[]) => unknown
+    ? AsyncFunction<T[K]>
+    : T[K] extends object
+      ? Asyncified<T[K]>
+      : T[K];
+};
+
+export interface StubInfo {
+  readonly target: Target;
+  /** Which connection the stub belongs to: calling it through another one is refused. */
+  readonly owner: object;
+}
+
+const stubs = new WeakMap<object, StubInfo>();
+
+/** The remote function a stub stands for, if `fn` is a stub. */
+export function stubInfo(fn: unknown): StubInfo | undefined {
+  return typeof fn === 'function' ? stubs.get(fn) : undefined;
+}
+
+export function buildProxy(
+  shape: Record<string, ExportShape>,
+  moduleId: number,
+  owner: object,
+  invoke: (target: Target, args: unknown[]) => unknown,
+  path: readonly string[] = [],
+): object {
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [key, entry] of Object.entries(shape)) {
+    const here = [...path, key];
+    switch (entry[0]) {
+      case 'function': {
+        const target: Target = [0, moduleId, here];
+        const stub = {
+          [key]: (...args: unknown[]): unknown => invoke(target, args),
+        }[key] as (...args: unknown[]) => unknown;
+        stubs.set(stub, { target, owner });
+        out[key] = stub;
+        break;
+      }
+      case 'value':
+        out[key] = entry[1];
+        break;
+      case 'object':
+        out[key] = buildProxy(entry[1], moduleId, owner, invoke, here);
+        break;
+      case 'uncopyable': {
+        const what = entry[1];
+        Object.defineProperty(out, key, {
+          enumerable: true,
+          get() {
+            throw new TypeError(
+              `export '${here.join('.')}' is ${what}, which cannot be copied to this thread (only functions and copyable data can be used here)`,
+            );
+          },
+        });
+        break;
+      }
+    }
+  }
+  Object.defineProperty(out, Symbol.toStringTag, { value: 'Module' });
+  return Object.freeze(out);
+}

@@ -1,0 +1,63 @@
+/**
+ * The shared memory of one connection between a client thread and the thread that serves it:
+ * a few state words and two single-slot mailboxes, one per direction.
+ *
+ *   word 0  host state (HostState)         word 1  async-reply counter (bumped after each port reply)
+ *   word 2  exit code, when the host died
+ *   words 4-9 request mailbox              words 10-15 reply mailbox
+ *   bytes 64.. request data, then reply data
+ */
+import { MAILBOX_WORDS, Mailbox } from './mailbox.js';
+
+export const enum HostState {
+  Starting = 0,
+  Running = 1,
+  Closing = 2,
+  Closed = 3,
+  Crashed = 4,
+}
+
+export const STATE = 0;
+export const ASYNC_SEQ = 1;
+export const EXIT_CODE = 2;
+const REQUEST_BASE = 4;
+const REPLY_BASE = REQUEST_BASE + MAILBOX_WORDS;
+const HEADER_BYTES = 64;
+
+/** Big enough that a 64 KiB string and most real payloads cross in one piece. */
+export const DEFAULT_CAPACITY = 256 * 1024;
+
+export class Line {
+  readonly sab: SharedArrayBuffer;
+  readonly words: Int32Array;
+  readonly request: Mailbox;
+  readonly reply: Mailbox;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.words = new Int32Array(sab, 0, HEADER_BYTES / 4);
+    const capacity = (sab.byteLength - HEADER_BYTES) / 2;
+    this.request = new Mailbox(this.words, REQUEST_BASE, Buffer.from(sab, HEADER_BYTES, capacity));
+    this.reply = new Mailbox(this.words, REPLY_BASE, Buffer.from(sab, HEADER_BYTES + capacity, capacity));
+  }
+
+  static create(capacity = DEFAULT_CAPACITY): Line {
+    return new Line(new SharedArrayBuffer(HEADER_BYTES + 2 * capacity));
+  }
+
+  get state(): HostState {
+    return Atomics.load(this.words, STATE) as HostState;
+  }
+
+  /** Sets the host state and wakes every waiter on this line, whatever word it waits on. */
+  announce(state: HostState, exitCode = 0): void {
+    Atomics.store(this.words, EXIT_CODE, exitCode);
+    Atomics.store(this.words, STATE, state);
+    this.wakeAll();
+  }
+
+  wakeAll(): void {
+    Atomics.add(this.words, ASYNC_SEQ, 1);
+    for (let i = 0; i < REPLY_BASE + MAILBOX_WORDS; i++) Atomics.notify(this.words, i);
+  }
+}
