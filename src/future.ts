@@ -35,6 +35,7 @@ export class Future<T> implements PromiseLike<T> {
   #state: FutureState = 'pending';
   #value: T | undefined;
   #error: unknown;
+  #failed = false;
   #callbacks: DoneCallback<T>[] = [];
   #promise: Promise<T> | undefined;
   #settled: Promise<void>;
@@ -72,8 +73,6 @@ export class Future<T> implements PromiseLike<T> {
       this.#markSettled = resolve;
     });
   }
-
-  #failed = false;
 
   get state(): FutureState {
     return this.#state;
@@ -144,14 +143,12 @@ export class Future<T> implements PromiseLike<T> {
     return this.#asPromise().finally(onFinally);
   }
 
-  get [Symbol.toStringTag](): string {
-    return 'Future';
-  }
+  readonly [Symbol.toStringTag] = 'Future';
 
   #asPromise(): Promise<T> {
     this.#promise ??= new Promise<T>((resolve, reject) => {
       this.addDoneCallback(() => {
-        if (this.#failed) reject(this.#error as Error);
+        if (this.#failed) reject(this.#error);
         else resolve(this.#value as T);
       });
     });

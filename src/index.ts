@@ -1,4 +1,10 @@
-export { LoopThread, LoopThreadCaller, type LoopThreadOptions, type CloseOptions, type CallOptions } from './loop-thread.js';
+export {
+  LoopThread,
+  LoopThreadCaller,
+  type LoopThreadOptions,
+  type CloseOptions,
+  type CallOptions,
+} from './loop-thread.js';
 export { Future, type FutureState, type WaitOptions } from './future.js';
 export { currentSignal, throwIfCancelled } from './portal/call-context.js';
 export type { Syncified, Asyncified, SyncFunction, AsyncFunction } from './portal/proxy.js';

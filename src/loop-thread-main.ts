@@ -32,9 +32,12 @@ let ended = false;
  * travels by message to the main thread, which a blocked thread never reads).
  */
 function writeThrough(stream: NodeJS.WriteStream, fd: number): void {
-  stream.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
+  const write = (chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
     const done = typeof encoding === 'function' ? encoding : callback;
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : chunk;
+    const bytes =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+        : chunk;
     let offset = 0;
     while (offset < bytes.byteLength) {
       try {
@@ -46,7 +49,8 @@ function writeThrough(stream: NodeJS.WriteStream, fd: number): void {
     }
     if (typeof done === 'function') (done as () => void)();
     return true;
-  }) as typeof stream.write;
+  };
+  stream.write = write;
 }
 writeThrough(process.stdout, 1);
 writeThrough(process.stderr, 2);

@@ -3,7 +3,14 @@
  * blocks on. The worker hosts a portal (src/portal) and loads modules; this side owns its life.
  */
 import { join } from 'node:path';
-import { MessageChannel, Worker, type SHARE_ENV, receiveMessageOnPort, type MessagePort, type ResourceLimits } from 'node:worker_threads';
+import {
+  MessageChannel,
+  Worker,
+  type SHARE_ENV,
+  receiveMessageOnPort,
+  type MessagePort,
+  type ResourceLimits,
+} from 'node:worker_threads';
 import { decodeValue } from './codec/decode.js';
 import { Reader } from './codec/writer.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
@@ -51,6 +58,7 @@ export class LoopThreadCaller {
 
   /** Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error. */
   runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Awaited<R> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
     return this.client.callSync(fn, args, this.options, this.runSync) as Awaited<R>;
   }
 
@@ -61,6 +69,7 @@ export class LoopThreadCaller {
 
   /** Imports a module on the loop thread; its functions block and return their awaited values. */
   importSync<T = Record<string, unknown>>(specifier: string | URL): Syncified<T> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
     return this.client.importSync(specifier, this.options, this.importSync) as Syncified<T>;
   }
 
@@ -151,6 +160,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
   }
 
   runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Awaited<R> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
     return this.#client.callSync(fn, args, this.#defaults, this.runSync) as Awaited<R>;
   }
 
@@ -159,6 +169,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
   }
 
   importSync<T = Record<string, unknown>>(specifier: string | URL): Syncified<T> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
     return this.#client.importSync(specifier, this.#defaults, this.importSync) as Syncified<T>;
   }
 
@@ -218,11 +229,29 @@ export class LoopThread implements Disposable, AsyncDisposable {
       let timer: NodeJS.Timeout | undefined;
       const stopped = await Promise.race([
         exited.then(() => true),
-        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 200))),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => {
+            resolve(false);
+          }, 200);
+        }),
       ]);
       clearTimeout(timer);
       if (!stopped) await this.#worker.terminate();
       this.#finish(new ClosedError(`LoopThread "${this.name}" is closed`));
+    }
+    await this.closed;
+  }
+
+  /**
+   * Stops the thread at once, without letting calls finish: every waiting caller gets a
+   * ClosedError. For a thread stuck in code that ignores its signal; prefer close().
+   */
+  async terminate(): Promise<void> {
+    if (this.#state !== 'closed') {
+      this.#state = 'closing';
+      this.#line.announce(HostState.Closed);
+      this.#finish(new ClosedError(`LoopThread "${this.name}" was terminated`));
+      await this.#worker.terminate();
     }
     await this.closed;
   }
@@ -262,7 +291,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
     let exitCode: number | undefined;
     for (let m = receiveMessageOnPort(this.#notes); m !== undefined; m = receiveMessageOnPort(this.#notes)) {
       const note = m.message as DeathNote;
-      if (note.error !== undefined) cause ??= decodeValue(new Reader(Buffer.from(note.error), 0, note.error.byteLength));
+      if (note.error !== undefined)
+        cause ??= decodeValue(new Reader(Buffer.from(note.error), 0, note.error.byteLength));
       exitCode ??= note.exitCode;
     }
     this.#crashCause = cause;
@@ -317,7 +347,11 @@ export class LoopThread implements Disposable, AsyncDisposable {
 function nativeHandle(worker: Worker): { loopIdleTime(): number } | undefined {
   const key = Object.getOwnPropertySymbols(worker).find((s) => s.description === 'kHandle');
   const handle = key === undefined ? undefined : (worker as unknown as Record<symbol, unknown>)[key];
-  if (handle !== null && typeof handle === 'object' && typeof (handle as { loopIdleTime?: unknown }).loopIdleTime === 'function') {
+  if (
+    handle !== null &&
+    typeof handle === 'object' &&
+    typeof (handle as { loopIdleTime?: unknown }).loopIdleTime === 'function'
+  ) {
     return handle as { loopIdleTime(): number };
   }
   return undefined;

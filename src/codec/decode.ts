@@ -48,7 +48,8 @@ class Decoding {
         for (let i = 0; i < n; i++) {
           const key = r.string();
           const value = this.get();
-          if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+          if (key === '__proto__')
+            Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
           else o[key] = value;
         }
         return o;

@@ -30,7 +30,7 @@ export function describeType(value: unknown): string {
     const name = (value as { name?: unknown }).name;
     return typeof name === 'string' && name !== '' ? `a function (${name})` : 'a function';
   }
-  if (t === 'symbol') return `a symbol (${String(value)})`;
+  if (t === 'symbol') return `a symbol (${(value as symbol).toString()})`;
   if (t !== 'object') return t;
   const proto: unknown = Object.getPrototypeOf(value);
   const ctor = (proto as { constructor?: { name?: unknown } } | null)?.constructor?.name;
@@ -99,7 +99,7 @@ class Encoding {
 
   private putObject(o: object): void {
     const w = this.w;
-    const refs = (this.refs ??= new Map());
+    const refs = (this.refs ??= new Map<object, number>());
     const seen = refs.get(o);
     if (seen !== undefined) {
       w.u8(Tag.BackRef);
@@ -157,7 +157,8 @@ class Encoding {
       return;
     }
     if (ArrayBuffer.isView(o)) {
-      const kind = viewKinds.findIndex((k) => Object.getPrototypeOf(o) === k.prototype);
+      const proto: unknown = Object.getPrototypeOf(o);
+      const kind = viewKinds.findIndex((k) => proto === k.prototype);
       if (kind < 0 || o.buffer instanceof SharedArrayBuffer) throw new Refusal(describeType(o), '');
       w.u8(Tag.View);
       w.u8(kind);

@@ -40,7 +40,8 @@ const builtins: Record<string, ErrorClass> = {
 const skipped = new Set(['stack', 'message', 'cause', 'errors']);
 
 function copyable(value: unknown): boolean {
-  if (value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol')) return true;
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol'))
+    return true;
   try {
     encodeValue(new Writer(Buffer.allocUnsafe(256)), value);
     return true;
@@ -89,8 +90,8 @@ function describeOwnFields(error: Error): ErrorDescriptor {
   const errors = (error as { errors?: unknown }).errors;
   return {
     ctor: nearestConstructor(error),
-    name: String(error.name),
-    message: String(error.message),
+    name: error.name,
+    message: error.message,
     stack: typeof error.stack === 'string' ? error.stack : undefined,
     props,
     hasCause,

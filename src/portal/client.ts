@@ -159,7 +159,9 @@ export class PortalClient {
       while (!mailbox.isFree()) {
         const ack = Atomics.load(words, mailbox.ackIndex);
         if (mailbox.isFree()) break;
-        if (!waitForChange(words, mailbox.ackIndex, ack, deadline, this.checkAlive, undefined, mailbox.writerSleepsIndex)) {
+        if (
+          !waitForChange(words, mailbox.ackIndex, ack, deadline, this.checkAlive, undefined, mailbox.writerSleepsIndex)
+        ) {
           throw new TimeoutError(`${this.name} did not take the request in time (it is busy)`);
         }
       }
@@ -199,7 +201,15 @@ export class PortalClient {
     for (;;) {
       const changed =
         mailbox.seq() !== this.seenReply ||
-        waitForChange(words, mailbox.seqIndex, this.seenReply, deadline, this.checkAlive, this.spin, mailbox.readerSleepsIndex);
+        waitForChange(
+          words,
+          mailbox.seqIndex,
+          this.seenReply,
+          deadline,
+          this.checkAlive,
+          this.spin,
+          mailbox.readerSleepsIndex,
+        );
       if (!changed) {
         this.cancelRemote(id, 'timeout');
         throw new TimeoutError(`the call to ${this.name} timed out after ${String(timeout)} ms`);
@@ -258,6 +268,7 @@ export class PortalClient {
           writeClose(w, id, timeout);
         },
         { timeout: Math.max(0, deadline - performance.now()) },
+        // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
         this.closeSync,
       );
       return true;
@@ -355,7 +366,7 @@ export class PortalClient {
     signal?.addEventListener('abort', onAbort, { once: true });
     if (this.pending.size === 0) this.hooks.onBusy?.(true);
     this.pending.set(id, {
-      control: control as FutureControl<unknown>,
+      control,
       cleanup: () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);

@@ -44,7 +44,9 @@ type Fn = (...args: unknown[]) => unknown;
 const MAX_CHAINED_REQUESTS = 256;
 
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
-  v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+  v !== null &&
+  (typeof v === 'object' || typeof v === 'function') &&
+  typeof (v as { then?: unknown }).then === 'function';
 
 /** Queues replies to a blocking caller's mailbox: one at a time, each once the caller consumed the last. */
 class Outbox {
@@ -115,7 +117,10 @@ export class HostConnection {
   /** Calls cancelled before their request was read (the cancel came first, by the port). */
   readonly precancelled = new Map<number, CancelReason>();
   /** Inline functions compiled for this connection, per channel (the two channels are not ordered). */
-  readonly sources: [Map<number, Fn | Error>, Map<number, Fn | Error>] = [new Map(), new Map()];
+  readonly sources: [Map<number, Fn | Error>, Map<number, Fn | Error>] = [
+    new Map<number, Fn | Error>(),
+    new Map<number, Fn | Error>(),
+  ];
   readonly outbox: Outbox;
   readonly assembler = new Assembler();
   seenRequest = 0;
@@ -281,7 +286,8 @@ export class PortalHost {
       fn = compile(source);
       table.set(sourceId, fn);
     }
-    if (fn === undefined) throw new ReferenceError(`inline function #${String(sourceId)} is unknown on this connection`);
+    if (fn === undefined)
+      throw new ReferenceError(`inline function #${String(sourceId)} is unknown on this connection`);
     if (fn instanceof Error) throw fn;
     return [fn, undefined];
   }

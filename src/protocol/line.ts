@@ -46,7 +46,7 @@ export class Line {
   }
 
   get state(): HostState {
-    return Atomics.load(this.words, STATE) as HostState;
+    return Atomics.load(this.words, STATE);
   }
 
   /** Sets the host state and wakes every waiter on this line, whatever word it waits on. */

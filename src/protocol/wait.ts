@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 
-const hrtime = process.hrtime.bigint;
+const hrtime = (): bigint => process.hrtime.bigint();
 
 /** Spinning helps only when the other thread runs at the same time as this one. */
 const CAN_SPIN = availableParallelism() > 1;
@@ -36,7 +36,6 @@ export class SpinBudget {
     if (CAN_SPIN) this.fast = hrtime() - this.started < FAST_WAIT_NS;
   }
 }
-
 
 /** Spins up to `ns` nanoseconds for words[index] to differ from `seen`. True if it did. */
 export function spinFor(words: Int32Array, index: number, seen: number, ns: number): boolean {
