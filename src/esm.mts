@@ -3,6 +3,7 @@
 export {
   LoopThread,
   LoopThreadCaller,
+  LoopThreadConnection,
   Future,
   currentSignal,
   throwIfCancelled,
@@ -16,6 +17,7 @@ export {
   DataCloneError,
 } from './index.js';
 export type {
+  LoopThreadHandle,
   LoopThreadOptions,
   CloseOptions,
   CallOptions,

@@ -1,6 +1,8 @@
 export {
   LoopThread,
   LoopThreadCaller,
+  LoopThreadConnection,
+  type LoopThreadHandle,
   type LoopThreadOptions,
   type CloseOptions,
   type CallOptions,

@@ -19,6 +19,7 @@ import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './protocol/wait.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
 import type { Asyncified, Syncified } from './portal/proxy.js';
+import type { ConnectRequest } from './portal/host.js';
 import type { DeathNote, LoopThreadData } from './loop-thread-main.js';
 
 export type { CallOptions } from './portal/client.js';
@@ -79,6 +80,42 @@ export class LoopThreadCaller {
   }
 }
 
+/**
+ * What another thread needs to call a LoopThread: post it there with its port in the transfer
+ * list (`worker.postMessage(handle, [handle.port])`, or as workerData with `transferList`), then
+ * `LoopThread.connect(handle)` on that thread. Each handle is one connection, for one thread.
+ */
+export interface LoopThreadHandle {
+  readonly kind: 'loopthread.handle';
+  readonly name: string;
+  readonly threadId: number;
+  readonly line: SharedArrayBuffer;
+  readonly port: MessagePort;
+}
+
+/** A connection to a LoopThread from another thread (see LoopThread.connect). */
+export class LoopThreadConnection extends LoopThreadCaller implements Disposable {
+  readonly #client: PortalClient;
+  readonly #port: MessagePort;
+
+  /** @internal */
+  constructor(client: PortalClient, port: MessagePort, options: CallOptions) {
+    super(client, options);
+    this.#client = client;
+    this.#port = port;
+  }
+
+  /** Ends this connection (not the LoopThread): calls through it then fail with ClosedError. */
+  close(): void {
+    this.#client.fail(new ClosedError(`this connection to ${this.#client.name} is closed`));
+    this.#port.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
 let count = 0;
 const STARTUP_SLICE_MS = 1;
 const RUNNING_SLICE_MS = 20;
@@ -89,6 +126,9 @@ export class LoopThread implements Disposable, AsyncDisposable {
   readonly closed: Promise<void>;
   readonly #worker: Worker;
   readonly #line: Line;
+  /** Lines of the connections made by handles: told too when the thread dies. */
+  readonly #handleLines: Line[] = [];
+  readonly #calls: MessagePort;
   readonly #notes: MessagePort;
   readonly #client: PortalClient;
   readonly #caller: LoopThreadCaller;
@@ -125,6 +165,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
       stderr: false,
     });
     this.#notes = notes.port1;
+    this.#calls = calls.port1;
     this.#notes.unref();
     this.#worker.unref();
     this.#handle = nativeHandle(this.#worker);
@@ -142,6 +183,35 @@ export class LoopThread implements Disposable, AsyncDisposable {
     this.#worker.on('exit', (code) => {
       this.#onExit(code);
     });
+  }
+
+  /**
+   * A new connection for another thread: send it there (with `[handle.port]` as transfer list)
+   * and call `LoopThread.connect(handle)` on that thread.
+   */
+  createHandle(): LoopThreadHandle {
+    if (this.#state !== 'running') throw new ClosedError(`LoopThread "${this.name}" is closed`);
+    const line = Line.create(this.#line.request.data.length);
+    const channel = new MessageChannel();
+    const request: ConnectRequest = { connect: { line: line.sab, port: channel.port2 } };
+    this.#calls.postMessage(request, [channel.port2]);
+    this.#handleLines.push(line);
+    return { kind: 'loopthread.handle', name: this.name, threadId: this.threadId, line: line.sab, port: channel.port1 };
+  }
+
+  /** Connects to a LoopThread from the thread that received its handle. */
+  static connect(handle: LoopThreadHandle, options: CallOptions = {}): LoopThreadConnection {
+    if (handle?.kind !== 'loopthread.handle' || !(handle.line instanceof SharedArrayBuffer)) {
+      throw new TypeError('LoopThread.connect expects a handle made by loop.createHandle()');
+    }
+    const port = handle.port;
+    const client = new PortalClient(new Line(handle.line), port, `LoopThread "${handle.name}"`, handle.threadId, {
+      onBusy: (busy) => {
+        if (busy) port.ref();
+        else port.unref();
+      },
+    });
+    return new LoopThreadConnection(client, port, options);
   }
 
   /** The worker's thread id. */
@@ -249,7 +319,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
   async terminate(): Promise<void> {
     if (this.#state !== 'closed') {
       this.#state = 'closing';
-      this.#line.announce(HostState.Closed);
+      for (const line of [this.#line, ...this.#handleLines]) line.announce(HostState.Closed);
       this.#finish(new ClosedError(`LoopThread "${this.name}" was terminated`));
       await this.#worker.terminate();
     }
@@ -304,7 +374,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
           : ' (terminated, or out of memory)';
     const error = new WorkerCrashedError(`LoopThread "${this.name}" stopped unexpectedly${how}`, { cause, exitCode });
     this.#client.fail(error);
-    this.#line.announce(HostState.Crashed, exitCode ?? 1);
+    for (const line of [this.#line, ...this.#handleLines]) line.announce(HostState.Crashed, exitCode ?? 1);
     return error;
   }
 
@@ -315,7 +385,11 @@ export class LoopThread implements Disposable, AsyncDisposable {
       ? (this.#client.closedError ?? new ClosedError(`LoopThread "${this.name}" is closed`))
       : (this.#client.closedError ?? this.#crash(undefined));
     if (!cleanly) this.#exitError = error;
-    else if (this.#line.state !== HostState.Closed) this.#line.announce(HostState.Closed, code);
+    else {
+      for (const line of [this.#line, ...this.#handleLines]) {
+        if (line.state !== HostState.Closed) line.announce(HostState.Closed, code);
+      }
+    }
     this.#finish(error);
     this.#markClosed();
     for (const callback of this.#doneCallbacks.splice(0)) this.#invoke(callback);

@@ -114,6 +114,11 @@ class Decoding {
       }
       case Tag.BackRef:
         return this.refs[r.u32()];
+      case Tag.Beside: {
+        const object = r.beside[r.u32()];
+        this.refs.push(object);
+        return object;
+      }
       default:
         throw new Error(`loopthread: corrupt message (unknown tag ${String(tag)})`);
     }

@@ -1,3 +1,4 @@
+import { MessagePort } from 'node:worker_threads';
 import { DataCloneError } from '../errors.js';
 import { describeError } from './error-serde.js';
 import { Tag, viewKinds } from './tags.js';
@@ -107,6 +108,17 @@ class Encoding {
       return;
     }
     refs.set(o, this.nextRef++);
+    if (o instanceof MessagePort || o instanceof SharedArrayBuffer) {
+      if (w.beside === undefined) {
+        throw new Refusal(
+          `${describeType(o)} (it must be posted, so it can go to run() or import(), not to a blocking call)`,
+          '',
+        );
+      }
+      w.u8(Tag.Beside);
+      w.u32(w.beside.push(o) - 1);
+      return;
+    }
     if (Array.isArray(o)) {
       w.u8(Tag.Array);
       const n = o.length;

@@ -19,6 +19,8 @@ export const enum Tag {
   Error = 16,
   BackRef = 17,
   Boxed = 18,
+  /** An object that travelled beside the bytes (see Writer.beside), by its index there. */
+  Beside = 19,
 }
 
 /** The kinds of ArrayBuffer views, in a fixed order shared by both sides. */

@@ -7,10 +7,16 @@ export class Writer {
   pos: number;
   /** True once the message no longer fits the target and lives in a heap buffer. */
   spilled = false;
+  /**
+   * Objects that travel beside the bytes, by postMessage (MessagePorts, SharedArrayBuffers).
+   * Undefined when the message goes through shared memory, where they cannot.
+   */
+  readonly beside: unknown[] | undefined;
 
-  constructor(target: Buffer, start = 0) {
+  constructor(target: Buffer, start = 0, beside?: unknown[]) {
     this.buf = target;
     this.pos = start;
+    this.beside = beside;
   }
 
   ensure(n: number): void {
@@ -87,11 +93,13 @@ export class Reader {
   readonly buf: Buffer;
   pos: number;
   readonly end: number;
+  readonly beside: readonly unknown[];
 
-  constructor(buf: Buffer, start: number, end: number) {
+  constructor(buf: Buffer, start: number, end: number, beside: readonly unknown[] = []) {
     this.buf = buf;
     this.pos = start;
     this.end = end;
+    this.beside = beside;
   }
 
   u8(): number {

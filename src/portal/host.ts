@@ -31,6 +31,11 @@ export interface HostOptions {
   onCloseRequest?(timeout: number): Promise<void>;
 }
 
+/** Sent by the owner of the host: serve one more connection (see LoopThread.createHandle). */
+export interface ConnectRequest {
+  connect: { line: SharedArrayBuffer; port: MessagePort };
+}
+
 interface InFlight {
   readonly context: CallContext;
   /** The caller gave up (timeout or cancel): a blocking caller no longer reads a reply. */
@@ -170,8 +175,9 @@ export class PortalHost {
     });
     this.connections.add(conn);
     conn.seenRequest = Atomics.load(line.words, line.request.ackIndex);
-    port.on('message', (p: PortPacket) => {
-      this.dispatch(conn, readPacket(p), true);
+    port.on('message', (p: PortPacket | ConnectRequest) => {
+      if ('connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
+      else this.dispatch(conn, readPacket(p), true);
     });
     port.unref();
     line.announce(this.state === 'running' ? HostState.Running : HostState.Closing);

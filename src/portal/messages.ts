@@ -5,6 +5,7 @@
  */
 import { decodeValue } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue } from '../codec/encode.js';
+import { MessagePort, type TransferListItem } from 'node:worker_threads';
 import { Reader, Writer } from '../codec/writer.js';
 
 export const enum Kind {
@@ -89,8 +90,8 @@ export function writeReply(w: Writer, id: number, ok: boolean, value: unknown): 
   }
 }
 
-export function readMessage(buf: Buffer, start: number, end: number): Message {
-  const r = new Reader(buf, start, end);
+export function readMessage(buf: Buffer, start: number, end: number, beside?: readonly unknown[]): Message {
+  const r = new Reader(buf, start, end, beside);
   const kind = r.u8() as Kind;
   const id = r.u32();
   switch (kind) {
@@ -118,19 +119,23 @@ export function readMessage(buf: Buffer, start: number, end: number): Message {
 
 /** A message in a heap buffer of its own, ready to be transferred over a MessagePort. */
 export function heapWriter(): Writer {
-  return new Writer(Buffer.allocUnsafeSlow(512));
+  return new Writer(Buffer.allocUnsafeSlow(512), 0, []);
 }
 
 export interface PortPacket {
   bytes: ArrayBuffer;
   length: number;
+  /** MessagePorts and SharedArrayBuffers of the message, posted beside the bytes. */
+  beside: unknown[];
 }
 
-export function packet(w: Writer): [PortPacket, ArrayBuffer[]] {
+export function packet(w: Writer): [PortPacket, TransferListItem[]] {
   const bytes = w.buf.buffer as ArrayBuffer;
-  return [{ bytes, length: w.pos }, [bytes]];
+  const beside = w.beside ?? [];
+  const ports = beside.filter((o): o is MessagePort => o instanceof MessagePort);
+  return [{ bytes, length: w.pos, beside }, [bytes, ...ports]];
 }
 
 export function readPacket(p: PortPacket): Message {
-  return readMessage(Buffer.from(p.bytes, 0, p.length), 0, p.length);
+  return readMessage(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside);
 }
