@@ -5,7 +5,7 @@
  */
 import { decodeValue } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue } from '../codec/encode.js';
-import { MessagePort, type TransferListItem } from 'node:worker_threads';
+import { MessagePort, type Transferable } from 'node:worker_threads';
 import { Reader, Writer } from '../codec/writer.js';
 
 export const enum Kind {
@@ -129,7 +129,7 @@ export interface PortPacket {
   beside: unknown[];
 }
 
-export function packet(w: Writer): [PortPacket, TransferListItem[]] {
+export function packet(w: Writer): [PortPacket, Transferable[]] {
   const bytes = w.buf.buffer as ArrayBuffer;
   const beside = w.beside ?? [];
   const ports = beside.filter((o): o is MessagePort => o instanceof MessagePort);
