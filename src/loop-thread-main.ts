@@ -99,19 +99,21 @@ process.on('exit', (code) => {
   end(HostState.Crashed, code);
 });
 
-// The loop has nothing left to do. With calls pending, their promises can never settle: answer
-// them, then close. The host keeps the loop alive while it waits for calls, so this is the only
-// way the loop gets here besides close.
+// The loop has nothing left to do though calls are pending (the host keeps the loop alive while
+// it waits for calls, so only pending calls that nothing will settle get here). When no caller
+// can act any more, they were answered with NeverSettledError: close.
 let answered = false;
 process.on('beforeExit', () => {
   if (ended) return;
-  if (!answered && host.answerNeverSettled()) {
-    answered = true;
-    line.announce(HostState.Closing);
-    setImmediate(exitWhenFlushed, performance.now() + 1_000);
+  if (answered) {
+    end(HostState.Closed, 0);
     return;
   }
-  end(HostState.Closed, 0);
+  const outcome = host.onLoopIdle();
+  if (outcome === 'waiting') return;
+  answered = true;
+  line.announce(HostState.Closing);
+  setImmediate(exitWhenFlushed, performance.now() + 1_000);
 });
 
 host.serve(line, data.port, true);

@@ -7,7 +7,14 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { receiveMessageOnPort, threadId, type MessagePort } from 'node:worker_threads';
 import { Writer } from '../codec/writer.js';
-import { CancelledError, ClosedError, DeadlockError, TimeoutError, WorkerCrashedError } from '../errors.js';
+import {
+  CancelledError,
+  ClosedError,
+  DeadlockError,
+  NeverSettledError,
+  TimeoutError,
+  WorkerCrashedError,
+} from '../errors.js';
 import { Future, type FutureControl } from '../future.js';
 import { ASYNC_SEQ, HostState, type Line } from '../protocol/line.js';
 import { Assembler, nextChunk } from '../protocol/mailbox.js';
@@ -70,6 +77,9 @@ export class PortalClient {
   /** Which inline sources each channel has already sent (0: blocking, 1: port). */
   private readonly sentSources: [Set<number>, Set<number>] = [new Set(), new Set()];
   private failure: Error | undefined;
+  /** The host said its loop is idle with our async calls pending; cleared by our next request. */
+  private hostIdle = false;
+  private exitWatch = false;
 
   constructor(
     private readonly line: Line,
@@ -287,6 +297,10 @@ export class PortalClient {
 
   private onPortMessage(p: PortPacket): void {
     const reply = readPacket(p);
+    if (reply.kind === Kind.Idle) {
+      this.onHostIdle();
+      return;
+    }
     if (reply.kind !== Kind.Reply) return;
     const call = this.pending.get(reply.id);
     if (call === undefined) return;
@@ -298,6 +312,37 @@ export class PortalClient {
     if (this.pending.size === 0) this.hooks.onBusy?.(false);
   }
 
+  /**
+   * The host's loop is idle while our async calls wait: only a request from some thread can
+   * settle them now. Stop keeping this process alive for them; if this thread then has nothing
+   * left to do either (its loop is about to exit), nothing can settle them: NeverSettledError.
+   */
+  private onHostIdle(): void {
+    if (this.pending.size === 0) return;
+    this.hostIdle = true;
+    this.hooks.onBusy?.(false);
+    if (this.exitWatch) return;
+    this.exitWatch = true;
+    process.once('beforeExit', () => {
+      this.exitWatch = false;
+      if (this.hostIdle) this.neverSettled();
+    });
+  }
+
+  private neverSettled(): void {
+    for (const [id, call] of this.pending) {
+      this.pending.delete(id);
+      call.cleanup();
+      call.control.reject(
+        new NeverSettledError(
+          'the call can never settle: the loop thread went idle with its promise still pending, and the calling thread has nothing left to do',
+        ),
+      );
+      call.control.settle();
+      this.cancelRemote(id, 'cancel');
+    }
+  }
+
   /** Blocks until `isDone()`, receiving port replies meanwhile: the blocking wait of a Future. */
   private blockForPort = (isDone: () => boolean, deadline: number): void => {
     this.guard();
@@ -306,6 +351,11 @@ export class PortalClient {
       const seen = Atomics.load(words, ASYNC_SEQ);
       this.pump();
       if (isDone()) return;
+      // Blocked here, this thread cannot send what would settle it: if the host is idle, nothing will.
+      if (this.hostIdle) {
+        this.neverSettled();
+        return;
+      }
       if (!waitForChange(words, ASYNC_SEQ, seen, deadline, this.checkAlive)) return;
     }
   };
@@ -364,7 +414,8 @@ export class PortalClient {
       future.cancel(signal?.reason);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    if (this.pending.size === 0) this.hooks.onBusy?.(true);
+    if (this.pending.size === 0 || this.hostIdle) this.hooks.onBusy?.(true);
+    this.hostIdle = false;
     this.pending.set(id, {
       control,
       cleanup: () => {

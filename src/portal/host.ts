@@ -17,6 +17,7 @@ import {
   packet,
   readMessage,
   readPacket,
+  writeIdle,
   writeReply,
   type CancelReason,
   type Message,
@@ -237,6 +238,10 @@ export class PortalHost {
   }
 
   private dispatch(conn: HostConnection, m: Message, viaPort: boolean): void {
+    if (this.waitingWhileIdle) {
+      this.waitingWhileIdle = false;
+      this.updateKeepAlive();
+    }
     switch (m.kind) {
       case Kind.Call:
         this.call(conn, m.id, m.target, m.args, viaPort);
@@ -258,6 +263,7 @@ export class PortalHost {
         this.cancel(conn, m.id, m.reason);
         return;
       case Kind.Reply:
+      case Kind.Idle:
         return;
     }
   }
@@ -400,8 +406,43 @@ export class PortalHost {
 
   private updateKeepAlive(): void {
     if (this.state === 'closed') return;
-    if (this.pending === 0 || this.busyOutboxes > 0) this.keepAlive.ref();
+    if (this.pending === 0 || this.busyOutboxes > 0 || this.waitingWhileIdle) this.keepAlive.ref();
     else this.keepAlive.unref();
+  }
+
+  /** The loop went idle with calls pending, but a connected thread that is not blocked may still act. */
+  private waitingWhileIdle = false;
+
+  /**
+   * The loop has nothing left to do while calls are pending. If every connected thread is blocked
+   * in a call here, none of them can send what would settle the pending calls: answer them all
+   * with NeverSettledError ('never-settled'). Otherwise a thread that is free may still do so:
+   * tell the free threads with calls pending that the loop is idle (they know whether they
+   * themselves have anything left to do; see PortalClient) and keep waiting ('waiting').
+   */
+  onLoopIdle(): 'never-settled' | 'waiting' | 'nothing-pending' {
+    if (this.pending === 0) return 'nothing-pending';
+    const blocked = (conn: HostConnection): boolean => {
+      for (const call of conn.inflight.values()) if (!call.viaPort && !call.abandoned) return true;
+      return false;
+    };
+    const free = [...this.connections].filter((conn) => !blocked(conn));
+    if (free.length === 0) {
+      this.answerNeverSettled();
+      return 'never-settled';
+    }
+    for (const conn of free) {
+      if (conn.inflight.size === 0) continue;
+      const w = heapWriter();
+      writeIdle(w);
+      const [p, transfer] = packet(w);
+      conn.port.postMessage(p, transfer);
+      Atomics.add(conn.line.words, ASYNC_SEQ, 1);
+      Atomics.notify(conn.line.words, ASYNC_SEQ);
+    }
+    this.waitingWhileIdle = true;
+    this.updateKeepAlive();
+    return 'waiting';
   }
 
   /**
@@ -434,7 +475,7 @@ export class PortalHost {
    * The loop has nothing left to do but calls are pending: their promises can never settle.
    * Answers each with NeverSettledError. Returns whether any call was answered.
    */
-  answerNeverSettled(): boolean {
+  private answerNeverSettled(): boolean {
     let any = false;
     for (const conn of this.connections) {
       for (const [id, call] of conn.inflight) {

@@ -14,6 +14,8 @@ export const enum Kind {
   Close = 3,
   Cancel = 4,
   Reply = 5,
+  /** Host to client: the loop went idle while calls of yours are pending. */
+  Idle = 6,
 }
 
 /** What a call runs: an export of a loaded module (by id and property path), or inline source. */
@@ -36,7 +38,12 @@ export interface Reply {
   value: unknown;
 }
 
-export type Message = Request | Reply;
+export interface IdleNotice {
+  kind: Kind.Idle;
+  id: 0;
+}
+
+export type Message = Request | Reply | IdleNotice;
 
 function header(w: Writer, kind: Kind, id: number): void {
   w.u8(kind);
@@ -63,6 +70,10 @@ export function writeImport(w: Writer, id: number, specifier: string): void {
 export function writeClose(w: Writer, id: number, timeout: number): void {
   header(w, Kind.Close, id);
   w.f64(timeout);
+}
+
+export function writeIdle(w: Writer): void {
+  header(w, Kind.Idle, 0);
 }
 
 export function writeCancel(w: Writer, id: number, reason: CancelReason): void {
@@ -112,6 +123,8 @@ export function readMessage(buf: Buffer, start: number, end: number, beside?: re
       const ok = r.u8() === 1;
       return { kind, id, ok, value: decodeValue(r) };
     }
+    case Kind.Idle:
+      return { kind, id: 0 };
     default:
       throw new Error(`loopthread: corrupt message (kind ${String(kind)})`);
   }

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { DeadlockError, LoopThread, type LoopThreadHandle } from 'loopthread';
+
+const entry = require.resolve('loopthread');
+
+/** Runs `source` in a new worker with `handle` and the library's path as workerData; resolves with its first message. */
+async function inWorker(source: string, handle: LoopThreadHandle): Promise<unknown> {
+  const worker = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const { LoopThread } = require(workerData.entry);
+     (async () => { ${source} })().then((v) => parentPort.postMessage({ ok: true, v }), (e) => parentPort.postMessage({ ok: false, name: e.name, message: e.message }));`,
+    { eval: true, workerData: { handle, entry }, transferList: [handle.port] },
+  );
+  try {
+    const [message] = (await once(worker, 'message')) as [unknown];
+    return message;
+  } finally {
+    await worker.terminate();
+  }
+}
+
+describe('handles', () => {
+  const loop = new LoopThread({ name: 'handles' });
+  after(() => {
+    loop.closeSync();
+  });
+
+  test('a blocking call from the loop thread into its own LoopThread throws DeadlockError at once', async () => {
+    const result = await loop.run(
+      async (handle: LoopThreadHandle, path: string) => {
+        const { LoopThread: Loop } = (await import(path)) as typeof import('loopthread');
+        const self = Loop.connect(handle);
+        try {
+          self.runSync(async () => 1);
+          return 'returned';
+        } catch (error) {
+          return (error as Error).name;
+        } finally {
+          self.close();
+        }
+      },
+      loop.createHandle(),
+      entry,
+    );
+    assert.equal(result, 'DeadlockError');
+    assert.equal(new DeadlockError('x').name, 'DeadlockError');
+  });
+
+  test('another thread calls the loop through a handle, blocking and not', async () => {
+    const message = await inWorker(
+      `const loop = LoopThread.connect(workerData.handle);
+       const a = loop.runSync(async (x) => x * 2, 21);
+       const b = await loop.run(async (x) => x + 1, 1);
+       return [a, b];`,
+      loop.createHandle(),
+    );
+    assert.deepEqual(message, { ok: true, v: [42, 2] });
+  });
+
+  test('a handle cannot be sent through a blocking call (its port must be posted)', () => {
+    const handle = loop.createHandle();
+    assert.throws(
+      () => loop.runSync(async (h: unknown) => typeof h, handle),
+      (error: Error) => error.name === 'DataCloneError' && /argument 1 at \.line .*must be posted/.test(error.message),
+    );
+    handle.port.close();
+  });
+
+  test('a closed connection refuses calls with ClosedError', async () => {
+    const message = await inWorker(
+      `const loop = LoopThread.connect(workerData.handle);
+       loop.close();
+       loop.runSync(async () => 1);`,
+      loop.createHandle(),
+    );
+    assert.deepEqual(message, {
+      ok: false,
+      name: 'ClosedError',
+      message: 'this connection to LoopThread "handles" is closed',
+    });
+  });
+
+  test('connect refuses what is not a handle', () => {
+    assert.throws(() => LoopThread.connect({} as LoopThreadHandle), TypeError);
+  });
+});
+
+test('a thread blocked through a handle wakes with a typed error when the loop closes', async () => {
+  const loop = new LoopThread({ name: 'closing' });
+  await loop.run(async () => {
+    const g = globalThis as { started?: Promise<void>; markStarted?: () => void };
+    g.started = new Promise((resolve) => (g.markStarted = resolve));
+  });
+  const running = inWorker(
+    `const loop = LoopThread.connect(workerData.handle);
+     loop.runSync(async () => {
+       globalThis.markStarted();
+       return new Promise((resolve) => setTimeout(resolve, 60_000));
+     });`,
+    loop.createHandle(),
+  );
+  // Wait until the worker's blocking call runs on the loop thread, then close under it.
+  await loop.run(async () => (globalThis as { started?: Promise<void> }).started);
+  await loop.close({ timeout: 100 });
+  const message = (await running) as { ok: boolean; name: string };
+  assert.deepEqual([message.ok, message.name], [false, 'ClosedError']);
+});
