@@ -165,12 +165,12 @@ export class PortalClient {
   private sendBlocking(write: Write, id: number, deadline: number): void {
     const words = this.line.words;
     const mailbox = this.line.request;
-    const waitFree = (): void => {
+    const waitFree = (until: number): void => {
       while (!mailbox.isFree()) {
         const ack = Atomics.load(words, mailbox.ackIndex);
         if (mailbox.isFree()) break;
         if (
-          !waitForChange(words, mailbox.ackIndex, ack, deadline, this.checkAlive, undefined, mailbox.writerSleepsIndex)
+          !waitForChange(words, mailbox.ackIndex, ack, until, this.checkAlive, undefined, mailbox.writerSleepsIndex)
         ) {
           throw new TimeoutError(`${this.name} did not take the request in time (it is busy)`);
         }
@@ -179,7 +179,7 @@ export class PortalClient {
     const wakeHost = (): void => {
       mailbox.notify();
     };
-    waitFree();
+    waitFree(deadline);
     const w = new Writer(mailbox.data);
     write(w, id);
     if (!w.spilled) {
@@ -189,8 +189,10 @@ export class PortalClient {
     }
     let offset = nextChunk(mailbox, w.buf, 0, w.pos);
     wakeHost();
+    // A message cut short would corrupt the next one: once begun, it is sent whole (the host
+    // takes each chunk as soon as its loop turns; a dead host still ends the wait).
     while (offset < w.pos) {
-      waitFree();
+      waitFree(Infinity);
       offset = nextChunk(mailbox, w.buf, offset, w.pos);
       wakeHost();
     }
