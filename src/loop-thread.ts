@@ -357,6 +357,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
 
   /** The error for a thread that died: with its last words (uncaught error, exit code) when it left any. */
   #crash(fallbackCause: unknown): WorkerCrashedError {
+    if (this.#exitError instanceof WorkerCrashedError) return this.#exitError;
     let cause = this.#crashCause ?? fallbackCause;
     let exitCode: number | undefined;
     for (let m = receiveMessageOnPort(this.#notes); m !== undefined; m = receiveMessageOnPort(this.#notes)) {
@@ -373,24 +374,24 @@ export class LoopThread implements Disposable, AsyncDisposable {
           ? ` (process.exit(${String(exitCode)}))`
           : ' (terminated, or out of memory)';
     const error = new WorkerCrashedError(`LoopThread "${this.name}" stopped unexpectedly${how}`, { cause, exitCode });
-    this.#client.fail(error);
+    this.#exitError = error;
+    this.#finish(error);
     for (const line of [this.#line, ...this.#handleLines]) line.announce(HostState.Crashed, exitCode ?? 1);
     return error;
   }
 
   #onExit(code: number): void {
     this.#exitSeen = true;
-    const cleanly = this.#state !== 'running' || this.#line.state === HostState.Closed;
-    const error = cleanly
-      ? (this.#client.closedError ?? new ClosedError(`LoopThread "${this.name}" is closed`))
-      : (this.#client.closedError ?? this.#crash(undefined));
-    if (!cleanly) this.#exitError = error;
-    else {
+    const expected =
+      this.#exitError === undefined && (this.#state !== 'running' || this.#line.state === HostState.Closed);
+    if (expected) {
       for (const line of [this.#line, ...this.#handleLines]) {
         if (line.state !== HostState.Closed) line.announce(HostState.Closed, code);
       }
+      this.#finish(this.#client.closedError ?? new ClosedError(`LoopThread "${this.name}" is closed`));
+    } else {
+      this.#crash(undefined);
     }
-    this.#finish(error);
     this.#markClosed();
     for (const callback of this.#doneCallbacks.splice(0)) this.#invoke(callback);
   }
@@ -398,7 +399,9 @@ export class LoopThread implements Disposable, AsyncDisposable {
   #finish(error: Error): void {
     this.#state = 'closed';
     this.#client.fail(error);
-    this.#worker.unref();
+    // The thread is ending: hold the process until its exit is seen, so that `await loop.closed`
+    // settles rather than the process leaving with that promise pending.
+    if (!this.#exitSeen) this.#worker.ref();
   }
 
   #invoke(callback: (loop: LoopThread) => void): void {

@@ -254,10 +254,15 @@ export class PortalHost {
           this.reply(conn, m.id, viaPort, false, new ClosedError('this connection may not close the loop thread'));
           return;
         }
-        this.track(conn, m.id, viaPort, async () => {
-          await this.options.onCloseRequest?.(m.timeout);
-          return undefined;
-        });
+        // Not tracked as a call: close waits for the calls in flight, and this is not one of them.
+        void Promise.resolve(this.options.onCloseRequest?.(m.timeout)).then(
+          () => {
+            this.reply(conn, m.id, viaPort, true, undefined);
+          },
+          (error: unknown) => {
+            this.reply(conn, m.id, viaPort, false, error);
+          },
+        );
         return;
       case Kind.Cancel:
         this.cancel(conn, m.id, m.reason);
