@@ -133,8 +133,6 @@ export class HostConnection {
   armed = false;
   chained = 0;
   readonly spin = new SpinBudget();
-  /** The host replied, spun for the next request in vain and slept: the wait is still being timed. */
-  replyMissed = false;
 
   constructor(
     readonly line: Line,
@@ -217,10 +215,6 @@ export class PortalHost {
     }
     conn.seenRequest = seq;
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
-    if (conn.replyMissed) {
-      conn.replyMissed = false;
-      conn.spin.end();
-    }
     const bytes = conn.assembler.take(mailbox);
     if (bytes === undefined) {
       this.idle(conn);
@@ -381,7 +375,7 @@ export class PortalHost {
     // A blocking caller is likely to call again at once: look for its next request before
     // sleeping, and tell it meanwhile that it need not wake this thread.
     const words = conn.line.words;
-    const budget = conn.chained < MAX_CHAINED_REQUESTS ? conn.spin.begin() : 0;
+    const budget = conn.chained < MAX_CHAINED_REQUESTS ? conn.spin.next() : 0;
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
@@ -389,12 +383,12 @@ export class PortalHost {
     });
     if (!spin) return;
     if (published && spinFor(words, conn.line.request.seqIndex, conn.seenRequest, budget)) {
-      conn.spin.end();
+      conn.spin.hit();
       conn.chained++;
       this.takeRequest(conn);
       return;
     }
-    conn.replyMissed = true;
+    conn.spin.miss();
     this.idle(conn);
   }
 

@@ -9,31 +9,53 @@ const hrtime = (): bigint => process.hrtime.bigint();
 
 /** Spinning helps only when the other thread runs at the same time as this one. */
 const CAN_SPIN = availableParallelism() > 1;
-/** The longest spin: a few wake-ups' worth (a futex wake costs some 50 us here). */
+/** The longest spin: more than a wake-up from sleep costs on an idle machine (up to ~100 us here). */
 const MAX_SPIN_NS = 100_000;
-/** A wait that ended within this time (sleep included) counts as fast: next time, spin. */
-const FAST_WAIT_NS = 250_000n;
-/** Even after slow answers, spin this long: it costs little and catches a quick answer. */
+/** A spin short enough to cost nothing much, long enough to catch an answer already on its way. */
 const PROBE_SPIN_NS = 2_000;
+const FIRST_BACKOFF = 8;
+const MAX_BACKOFF = 1024;
 
 /**
- * How long to spin before sleeping: the whole window while answers have recently been coming
- * back quickly, and only a short probe after a slow one, so slow calls cost no CPU.
+ * How long to spin before sleeping, learnt from whether spinning paid off. While answers come
+ * within the window (both threads hot), spin the whole window. After two misses in a row, only
+ * probe briefly: spinning then only takes the CPU the other thread needs (a loaded machine, slow
+ * calls). Every so often, with a back-off that doubles after each failed trial, spin the whole
+ * window again to find out whether answers have become fast.
  */
 export class SpinBudget {
-  private fast = true;
-  private started = 0n;
+  private spinning = true;
+  private misses = 0;
+  private skip = 0;
+  private backoff = FIRST_BACKOFF;
 
-  /** Call when the wait begins; returns the spin budget in nanoseconds. */
-  begin(): number {
+  /** The spin budget in nanoseconds for the next wait. */
+  next(): number {
     if (!CAN_SPIN) return 0;
-    this.started = hrtime();
-    return this.fast ? MAX_SPIN_NS : PROBE_SPIN_NS;
+    if (this.spinning) return MAX_SPIN_NS;
+    if (this.skip > 0) {
+      this.skip--;
+      return PROBE_SPIN_NS;
+    }
+    return MAX_SPIN_NS;
   }
 
-  /** Call when the wait is over: remembers whether it was quick. */
-  end(): void {
-    if (CAN_SPIN) this.fast = hrtime() - this.started < FAST_WAIT_NS;
+  /** The awaited word moved while spinning. */
+  hit(): void {
+    this.spinning = true;
+    this.misses = 0;
+    this.backoff = FIRST_BACKOFF;
+  }
+
+  /** The spin ran out: the thread had to sleep. */
+  miss(): void {
+    if (this.spinning) {
+      if (++this.misses < 2) return;
+      this.spinning = false;
+    } else if (this.skip === 0) {
+      this.backoff = Math.min(MAX_BACKOFF, this.backoff * 2);
+    }
+    this.skip = this.backoff;
   }
 }
 
@@ -64,17 +86,14 @@ export function waitForChange(
   sleepFlag?: number,
 ): boolean {
   if (spin !== undefined) {
-    const hit = spinFor(words, index, seen, spin.begin());
-    if (hit) {
-      spin.end();
+    if (spinFor(words, index, seen, spin.next())) {
+      spin.hit();
       return true;
     }
+    spin.miss();
   }
   for (;;) {
-    if (Atomics.load(words, index) !== seen) {
-      spin?.end();
-      return true;
-    }
+    if (Atomics.load(words, index) !== seen) return true;
     const left = deadline - performance.now();
     if (left <= 0) return false;
     const slice = checkAlive();
