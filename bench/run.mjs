@@ -1,10 +1,10 @@
 // Benchmark: a trivial async identity function called synchronously, through loopthread and its peers.
 // Run with `npm run bench` (builds first) or `npx tsc -p . && node bench/run.mjs`.
 //
-// Every case is warmed up, then timed over ROUNDS rounds. The number of calls per round is chosen from
-// the warm-up speed so that each round takes about ROUND_MS, which keeps fast and slow cases within the
-// same time budget. Each call is timestamped, so p99 comes for free; the timer's own cost is in every
-// number and is what the native baseline shows.
+// Every case is warmed up, then timed over ROUNDS rounds, the cases taking turns. The number of calls
+// per round is chosen from the warm-up speed so that each round takes about ROUND_MS, which keeps fast
+// and slow cases within the same time budget. Each call is timestamped, so p99 comes for free; the
+// timer's own cost is in every number and is what the native baseline shows.
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -31,8 +31,7 @@ const synckitWorker = fileURLToPath(new URL('./peers/identity-worker.mjs', impor
 // Sent to the loop thread as source text, so it must not capture anything.
 const inlineIdentity = async (value) => value;
 
-// Each case creates its own thread(s) in setup and frees them in close, so that no idle worker of one
-// case competes for the 2 cores while another case runs.
+// Each case creates its own thread(s) in setup and frees them in close.
 const CASES = [
   {
     name: 'native sync call (floor)',
@@ -68,8 +67,8 @@ const CASES = [
     setup: () => ({ call: makeSynchronized(identityModule).identity, close() {} }),
   },
   {
-    // make-synchronous 2.x keeps one worker per function (1.x spawned a process per call); the
-    // time-based calibration gives it fewer calls if it is slow anyway.
+    // The default export reuses one worker per function ('make-synchronous/subprocess' would spawn a
+    // process per call); the time-based calibration gives it fewer calls if it is slow anyway.
     name: 'make-synchronous',
     kind: 'peer',
     setup: () => ({ call: makeSynchronous(async (value) => value), close() {} }),
@@ -103,43 +102,86 @@ function timeRound(call, value, calls) {
 const median = (sorted) => sorted[Math.floor((sorted.length - 1) / 2)];
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
-function measure(call, value) {
+/** Busy and total milliseconds of all CPUs of the machine so far. */
+function machineTimes() {
+  let busy = 0;
+  let total = 0;
+  for (const { times } of cpus()) {
+    busy += times.user + times.nice + times.sys + times.irq;
+    total += times.user + times.nice + times.sys + times.irq + times.idle;
+  }
+  return { busy, total };
+}
+
+/**
+ * How many cores this process and all other processes kept busy since `start`. A blocking call waits
+ * for the other thread to get a core, so other processes' load skews every number here, loopthread's
+ * (which spins while it waits) more than the peers': the bench reports it rather than guess.
+ */
+function cpuUseSince(start, wallMs) {
+  const now = machineTimes();
+  const machine = ((now.busy - start.machine.busy) / (now.total - start.machine.total)) * availableParallelism();
+  const { user, system } = process.cpuUsage(start.own);
+  const own = (user + system) / 1000 / wallMs;
+  return { own, others: Math.max(0, machine - own) };
+}
+
+/** Checks the case, warms it up and picks how many calls a round makes. */
+function prepare(call, value) {
   // One checked call first: a broken case must fail loudly, not look fast.
   if (call(value) !== value) throw new Error('identity returned a different value');
   const warmUs = warmUp(call, value, WARMUP_MS);
-  const calls = Math.max(MIN_CALLS, Math.min(MAX_CALLS, Math.round((ROUND_MS * 1000) / warmUs)));
-  const roundMeans = [];
-  const all = new Float64Array(calls * ROUNDS);
-  for (let r = 0; r < ROUNDS; r++) {
-    const durations = timeRound(call, value, calls);
-    all.set(durations, r * calls);
-    roundMeans.push(durations.reduce((a, b) => a + b, 0) / calls);
+  return Math.max(MIN_CALLS, Math.min(MAX_CALLS, Math.round((ROUND_MS * 1000) / warmUs)));
+}
+
+// Set every case up first, then interleave their rounds: this machine's speed drifts (other processes,
+// CPU wake-up latency), and interleaving spreads the drift over all cases rather than favouring whichever
+// happened to run in a quiet moment. Idle workers sleep, so they do not slow the case being timed.
+const started = performance.now();
+const cpuAtStart = { machine: machineTimes(), own: process.cpuUsage() };
+const setups = [];
+const runs = [];
+try {
+  for (const c of CASES) {
+    const impl = c.setup();
+    setups.push(impl);
+    for (const p of PAYLOADS) runs.push({ c, p, call: impl.call });
   }
+  for (const run of runs) {
+    run.calls = prepare(run.call, run.p.value);
+    run.roundMeans = [];
+    run.samples = new Float64Array(run.calls * ROUNDS);
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const run of runs) {
+      // A few untimed calls: the first call after another case ran pays for waking this case's thread.
+      for (let i = 0; i < 20; i++) run.call(run.p.value);
+      const durations = timeRound(run.call, run.p.value, run.calls);
+      run.samples.set(durations, r * run.calls);
+      run.roundMeans.push(durations.reduce((a, b) => a + b, 0) / run.calls);
+    }
+    process.stderr.write('.');
+  }
+} finally {
+  for (const impl of setups) impl.close();
+}
+process.stderr.write('\n');
+const cpuUse = cpuUseSince(cpuAtStart, performance.now() - started);
+
+const results = runs.map(({ c, p, calls, roundMeans, samples }) => {
   roundMeans.sort((a, b) => a - b);
-  all.sort();
+  samples.sort();
   return {
+    case: c.name,
+    kind: c.kind,
+    payload: p.label,
     callsPerRound: calls,
     medianUs: median(roundMeans),
     minRoundUs: roundMeans[0],
     maxRoundUs: roundMeans[roundMeans.length - 1],
-    p99Us: percentile(all, 99),
+    p99Us: percentile(samples, 99),
   };
-}
-
-const started = performance.now();
-const results = [];
-for (const c of CASES) {
-  const { call, close } = c.setup();
-  try {
-    for (const p of PAYLOADS) {
-      results.push({ case: c.name, kind: c.kind, payload: p.label, ...measure(call, p.value) });
-      process.stderr.write('.');
-    }
-  } finally {
-    close();
-  }
-}
-process.stderr.write('\n');
+});
 
 // Ratio = peer time / loopthread inline time for the same payload: how many times faster loopthread is.
 const reference = new Map(
@@ -152,11 +194,12 @@ for (const r of results) {
 
 const fmt = (n, digits = 2) => n.toFixed(digits);
 const rows = [
-  ['case', 'payload', 'median us/call', 'p99 us', 'calls/s', 'peer / loopthread'],
+  ['case', 'payload', 'median us/call', 'rounds min-max', 'p99 us', 'calls/s', 'peer / loopthread'],
   ...results.map((r) => [
     r.case,
     r.payload,
     fmt(r.medianUs),
+    `${fmt(r.minRoundUs)}-${fmt(r.maxRoundUs)}`,
     fmt(r.p99Us),
     Math.round(r.callsPerSecond).toLocaleString('en-US'),
     r.ratioVsLoopthreadInline === null ? '-' : `${fmt(r.ratioVsLoopthreadInline)}x`,
@@ -167,17 +210,22 @@ const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length
 const line = (row) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
 
 const cpuModel = cpus()[0]?.model ?? 'unknown';
-console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpuModel}), ${process.platform}/${process.arch}`);
+console.log(
+  `Node ${process.version}, ${availableParallelism()} CPUs (${cpuModel}), ${process.platform}/${process.arch}`,
+);
+console.log(`CPU use during the run, in cores: this process ${fmt(cpuUse.own)}, other processes ${fmt(cpuUse.others)}`);
 console.log(`${ROUNDS} rounds of ~${ROUND_MS} ms per case after ${WARMUP_MS} ms warm-up; median of round means\n`);
 console.log(line(rows[0]));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const row of rows.slice(1)) console.log(line(row));
 
 // A peer beating loopthread is the result this bench exists to catch, so say it plainly.
-for (const r of results) {
-  if (r.kind === 'peer' && r.ratioVsLoopthreadInline < 1) {
-    console.log(`\nWARNING: ${r.case} is faster than loopthread inline at ${r.payload}`);
-  }
+const beaten = results.filter((r) => r.kind === 'peer' && r.ratioVsLoopthreadInline < 1);
+if (beaten.length > 0) {
+  console.log(`\nWARNING: faster than loopthread inline: ${beaten.map((r) => `${r.case} (${r.payload})`).join(', ')}`);
+}
+if (cpuUse.others > 0.25) {
+  console.log(`\nWARNING: other processes kept ${fmt(cpuUse.others)} cores busy: these numbers are skewed by load`);
 }
 console.log(`\ntotal ${fmt((performance.now() - started) / 1000, 1)} s`);
 
@@ -189,6 +237,7 @@ writeFileSync(
       node: process.version,
       cpus: availableParallelism(),
       cpuModel,
+      cpuUse,
       rounds: ROUNDS,
       roundMs: ROUND_MS,
       warmupMs: WARMUP_MS,
