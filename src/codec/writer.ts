@@ -1,3 +1,6 @@
+/** Top bit of a string's length: its bytes are ASCII. */
+const ASCII = 0x80000000;
+
 /**
  * A byte writer that writes straight into a target buffer (usually a window of shared memory, so
  * a small message is copied once) and moves to a growing heap buffer when the target is full.
@@ -51,7 +54,10 @@ export class Writer {
     this.pos += 8;
   }
 
-  /** Length-prefixed UTF-8. Short ASCII strings are written byte by byte, which beats a native call. */
+  /**
+   * A length-prefixed string: ASCII (flagged in the length's top bit) byte for byte, short ones in
+   * a JS loop, which beats a native call; any other string as UTF-16.
+   */
   string(s: string): void {
     const n = s.length;
     if (n <= 48) {
@@ -65,19 +71,19 @@ export class Writer {
         buf[start + i] = c;
       }
       if (i === n) {
-        buf.writeUInt32LE(n, this.pos);
+        buf.writeUInt32LE((n | ASCII) >>> 0, this.pos);
         this.pos = start + n;
         return;
       }
     }
-    let room = this.buf.length - this.pos - 4;
-    if (room < n * 3) {
-      this.ensure(4 + Buffer.byteLength(s, 'utf8'));
-      room = this.buf.length - this.pos - 4;
-    }
-    const written = this.buf.write(s, this.pos + 4, room, 'utf8');
-    this.buf.writeUInt32LE(written, this.pos);
-    this.pos += 4 + written;
+    // UTF-8 length equals the string's length only for ASCII. Anything else goes as UTF-16,
+    // which keeps every string exactly (lone surrogates included, which UTF-8 would replace).
+    const ascii = Buffer.byteLength(s, 'utf8') === n;
+    const length = ascii ? n : 2 * n;
+    this.ensure(4 + length);
+    this.buf.write(s, this.pos + 4, length, ascii ? 'latin1' : 'utf16le');
+    this.buf.writeUInt32LE(ascii ? (n | ASCII) >>> 0 : length, this.pos);
+    this.pos += 4 + length;
   }
 
   bytes(src: Uint8Array): void {
@@ -125,25 +131,16 @@ export class Reader {
   }
 
   string(): string {
-    const n = this.u32();
+    const header = this.u32();
+    const n = (header & ~ASCII) >>> 0;
     const start = this.pos;
     this.pos += n;
-    if (n <= 16) {
-      const buf = this.buf;
-      let ascii = true;
-      for (let i = start; i < start + n; i++) {
-        if ((buf[i] as number) > 0x7f) {
-          ascii = false;
-          break;
-        }
-      }
-      if (ascii) {
-        let s = '';
-        for (let i = start; i < start + n; i++) s += String.fromCharCode(buf[i] as number);
-        return s;
-      }
-    }
-    return this.buf.toString('utf8', start, start + n);
+    if ((header & ASCII) === 0) return this.buf.toString('utf16le', start, start + n);
+    if (n > 16) return this.buf.toString('latin1', start, start + n);
+    const buf = this.buf;
+    let s = '';
+    for (let i = start; i < start + n; i++) s += String.fromCharCode(buf[i] as number);
+    return s;
   }
 
   /** A copy of the next length-prefixed bytes, in a fresh ArrayBuffer of its own. */
