@@ -1,4 +1,4 @@
-import { reviveError, type ErrorDescriptor } from './error-serde.js';
+import { createError, setField, setStack } from './error-serde.js';
 import { Tag, viewKinds } from './tags.js';
 import type { Reader } from './writer.js';
 
@@ -99,10 +99,16 @@ class Decoding {
         return view;
       }
       case Tag.Error: {
-        const slot = this.refs.length;
-        this.refs.push(undefined);
-        const error = reviveError(this.get() as ErrorDescriptor);
-        this.refs[slot] = error;
+        const ctor = r.string();
+        const name = r.string();
+        const error = createError(ctor, name, r.string());
+        this.refs.push(error);
+        setStack(error, this.get());
+        const n = r.u32();
+        for (let i = 0; i < n; i++) {
+          const key = r.string();
+          setField(error, key, this.get());
+        }
         return error;
       }
       case Tag.Boxed: {

@@ -1,6 +1,7 @@
 import { MessagePort } from 'node:worker_threads';
 import { DataCloneError } from '../errors.js';
-import { describeError } from './error-serde.js';
+import { inspect } from 'node:util';
+import { aggregated, nearestConstructor, ownFields } from './error-serde.js';
 import { Tag, viewKinds } from './tags.js';
 import type { Writer } from './writer.js';
 
@@ -54,9 +55,14 @@ export function encodeOrExplain(root: string, direction: string, encode: () => v
   }
 }
 
+/** An error's name and message are strings but for odd errors; those are made strings. */
+const asText = (v: unknown): string => (typeof v === 'string' ? v : String(v));
+
 class Encoding {
   private refs: Map<object, number> | undefined;
   private nextRef = 0;
+  /** The objects of `refs` in the order they were numbered, so that a failed part can be undone. */
+  private readonly order: object[] = [];
 
   constructor(private readonly w: Writer) {}
 
@@ -108,6 +114,7 @@ class Encoding {
       return;
     }
     refs.set(o, this.nextRef++);
+    this.order.push(o);
     if (o instanceof MessagePort || o instanceof SharedArrayBuffer) {
       if (w.beside === undefined) {
         throw new Refusal(
@@ -171,15 +178,20 @@ class Encoding {
     if (ArrayBuffer.isView(o)) {
       const proto: unknown = Object.getPrototypeOf(o);
       const kind = viewKinds.findIndex((k) => proto === k.prototype);
-      if (kind < 0 || o.buffer instanceof SharedArrayBuffer) throw new Refusal(describeType(o), '');
+      if (o.buffer instanceof SharedArrayBuffer) {
+        throw new Refusal(
+          `${describeType(o)} over a SharedArrayBuffer (to share memory, pass the SharedArrayBuffer itself to run() or import())`,
+          '',
+        );
+      }
+      if (kind < 0) throw new Refusal(describeType(o), '');
       w.u8(Tag.View);
       w.u8(kind);
       w.bytes(new Uint8Array(o.buffer, o.byteOffset, o.byteLength));
       return;
     }
     if (o instanceof Error) {
-      w.u8(Tag.Error);
-      this.put(describeError(o));
+      this.putError(o);
       return;
     }
     if (o instanceof Number || o instanceof String || o instanceof Boolean || o instanceof BigInt) {
@@ -188,6 +200,46 @@ class Encoding {
       return;
     }
     throw new Refusal(describeType(o), '');
+  }
+
+  /**
+   * An error: class, name and message first (the other side makes the error from them before
+   * reading the rest, so references back to it resolve), then stack, own fields, cause and
+   * AggregateError.errors. A field that cannot be copied travels as its util.inspect text, so an
+   * error always crosses.
+   */
+  private putError(e: Error): void {
+    const w = this.w;
+    w.u8(Tag.Error);
+    w.string(nearestConstructor(e));
+    w.string(asText(e.name));
+    w.string(asText(e.message));
+    this.lenient(e.stack);
+    const fields = ownFields(e);
+    const hasCause = Object.prototype.hasOwnProperty.call(e, 'cause');
+    if (hasCause) fields.push(['cause', e.cause]);
+    const errors = aggregated(e);
+    if (errors !== undefined) fields.push(['errors', errors]);
+    w.u32(fields.length);
+    for (const [key, value] of fields) {
+      w.string(key);
+      this.lenient(value);
+    }
+  }
+
+  /** Puts `v`, or if it cannot be copied, its inspect text in its place (undoing what was written). */
+  private lenient(v: unknown): void {
+    const pos = this.w.pos;
+    const refCount = this.nextRef;
+    try {
+      this.put(v);
+    } catch (error) {
+      if (!(error instanceof Refusal)) throw error;
+      this.w.pos = pos;
+      for (const o of this.order.splice(refCount)) this.refs?.delete(o);
+      this.nextRef = refCount;
+      this.put(inspect(v, { depth: 2 }));
+    }
   }
 
   private child(v: unknown, segment: string): void {

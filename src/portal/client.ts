@@ -133,10 +133,13 @@ export class PortalClient {
       id = this.sourceIds.size;
       this.sourceIds.set(source, id);
     }
-    const sent = this.sentSources[channel];
-    if (sent.has(id)) return [1, id, undefined];
-    sent.add(id);
-    return [1, id, source];
+    return this.sentSources[channel].has(id) ? [1, id, undefined] : [1, id, source];
+  }
+
+  /** Writes a call; once written, its inline source (if any) is known on the other side. */
+  private writeCallTo(channel: 0 | 1, w: Writer, id: number, target: Target, args: unknown[]): void {
+    writeCall(w, id, target, args, sendTo(this.name));
+    if (target[0] === 1 && target[2] !== undefined) this.sentSources[channel].add(target[1]);
   }
 
   // ---- blocking calls -------------------------------------------------------------------------
@@ -245,7 +248,7 @@ export class PortalClient {
     const target = this.target(fn, 0);
     return this.roundTrip(
       (w, id) => {
-        writeCall(w, id, target, args, sendTo(this.name));
+        this.writeCallTo(0, w, id, target, args);
       },
       options,
       api,
@@ -253,6 +256,7 @@ export class PortalClient {
   }
 
   importSync(specifier: string | URL, options: CallOptions, api: (...args: never[]) => unknown): object {
+    // `api` marks the caller's frames for an error of the import itself; calls use their stubs.
     const spec = normalizeSpecifier(specifier);
     const [moduleId, shape] = this.roundTrip(
       (w, id) => {
@@ -261,13 +265,14 @@ export class PortalClient {
       options,
       api,
     ) as [number, Record<string, ExportShape>];
-    return buildProxy(shape, moduleId, this, (target, args) =>
+    // The stub itself marks where the caller's frames start in a stitched error stack.
+    return buildProxy(shape, moduleId, this, (target, args, stub) =>
       this.roundTrip(
         (w, id) => {
           writeCall(w, id, target, args, sendTo(this.name));
         },
         options,
-        api,
+        stub,
       ),
     );
   }
@@ -439,7 +444,7 @@ export class PortalClient {
       return future;
     }
     return this.sendAsync<T>((w, id) => {
-      writeCall(w, id, target, args, sendTo(this.name));
+      this.writeCallTo(1, w, id, target, args);
     }, options);
   }
 

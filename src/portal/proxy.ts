@@ -48,7 +48,7 @@ export function buildProxy(
   shape: Record<string, ExportShape>,
   moduleId: number,
   owner: object,
-  invoke: (target: Target, args: unknown[]) => unknown,
+  invoke: (target: Target, args: unknown[], stub: (...args: never[]) => unknown) => unknown,
   path: readonly string[] = [],
 ): object {
   const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
@@ -58,7 +58,7 @@ export function buildProxy(
       case 'function': {
         const target: Target = [0, moduleId, here];
         const stub = {
-          [key]: (...args: unknown[]): unknown => invoke(target, args),
+          [key]: (...args: unknown[]): unknown => invoke(target, args, stub),
         }[key] as (...args: unknown[]) => unknown;
         stubs.set(stub, { target, owner });
         out[key] = stub;
