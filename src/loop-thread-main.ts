@@ -112,6 +112,7 @@ process.on('beforeExit', () => {
   const outcome = host.onLoopIdle();
   if (outcome === 'waiting') return;
   answered = true;
+  host.refuseCalls();
   line.announce(HostState.Closing);
   setImmediate(exitWhenFlushed, performance.now() + 1_000);
 });

@@ -119,6 +119,8 @@ export class LoopThreadConnection extends LoopThreadCaller implements Disposable
 let count = 0;
 const STARTUP_SLICE_MS = 1;
 const RUNNING_SLICE_MS = 20;
+/** Longer than a thread ever takes from having an isolate to running its event loop. */
+const BOOT_GAP_MS = 500;
 
 export class LoopThread implements Disposable, AsyncDisposable {
   readonly name: string;
@@ -141,7 +143,10 @@ export class LoopThread implements Disposable, AsyncDisposable {
   #seenAlive = false;
   #doneCallbacks: ((loop: LoopThread) => void)[] = [];
   #markClosed!: () => void;
-  #handle: { loopIdleTime(): number } | undefined;
+  #handle: NativeWorker | undefined;
+  /** The worker's resource limits before its thread began: they change once its isolate exists. */
+  #limitsAtStart: string | undefined;
+  #isolateSeenAt: number | undefined;
 
   constructor(options: LoopThreadOptions = {}) {
     this.name = options.name ?? `LoopThread #${String(++count)}`;
@@ -168,9 +173,24 @@ export class LoopThread implements Disposable, AsyncDisposable {
     this.#calls = calls.port1;
     this.#notes.unref();
     this.#worker.unref();
+    // Async callers never reach the blocking probe: the startup deadline holds for them too.
+    const startup = setTimeout(() => {
+      if (this.#line.state === HostState.Starting && this.#state !== 'closed') {
+        this.#crash(new Error(`it did not start within ${String(this.#startupTimeout)} ms`));
+      }
+    }, this.#startupTimeout);
+    startup.unref();
+    void this.closed.then(() => {
+      clearTimeout(startup);
+    });
     this.#handle = nativeHandle(this.#worker);
+    this.#limitsAtStart = this.#limits();
     this.#client = new PortalClient(this.#line, calls.port1, `LoopThread "${this.name}"`, this.#worker.threadId, {
       probe: () => this.#probe(),
+      onNeverSettled: () => {
+        // The thread's calls can never settle and nothing else runs there: close, as for a blocked caller.
+        this.closeSync({ timeout: 0 });
+      },
       onBusy: (busy) => {
         if (busy) this.#worker.ref();
         else this.#worker.unref();
@@ -261,14 +281,16 @@ export class LoopThread implements Disposable, AsyncDisposable {
    * Idempotent.
    */
   closeSync(options: CloseOptions = {}): void {
-    if (this.#state !== 'running') return;
-    this.#state = 'closing';
+    if (this.#state === 'closed') return;
     const timeout = options.timeout ?? 5_000;
+    // An async close() may be under way: then wait for the thread as it does, blocking.
+    const grace = this.#state === 'closing' ? timeout + 1_000 : 200;
+    this.#state = 'closing';
     if (this.#client.closedError === undefined) {
       this.#client.closeSync(timeout, performance.now() + timeout + 1_000);
     }
-    // Wait briefly for the thread to finish on its own, then make sure it does.
-    const deadline = performance.now() + 200;
+    // Wait for the thread to finish on its own, then make sure it does.
+    const deadline = performance.now() + grace;
     const words = this.#line.words;
     while (!this.#threadStopped() && performance.now() < deadline) {
       waitForChange(words, 0, Atomics.load(words, 0), Math.min(deadline, performance.now() + 5), () => 5);
@@ -321,8 +343,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
       this.#state = 'closing';
       for (const line of [this.#line, ...this.#handleLines]) line.announce(HostState.Closed);
       this.#finish(new ClosedError(`LoopThread "${this.name}" was terminated`));
-      await this.#worker.terminate();
     }
+    if (!this.#exitSeen) await this.#worker.terminate();
     await this.closed;
   }
 
@@ -349,10 +371,24 @@ export class LoopThread implements Disposable, AsyncDisposable {
     }
     if (state !== HostState.Starting) return RUNNING_SLICE_MS;
     if (this.#handle !== undefined && this.#handle.loopIdleTime() >= 0) this.#seenAlive = true;
+    // A thread that fails in its bootstrap (a --require that throws) may live too briefly to be
+    // seen running, but its isolate has filled in its resource limits. Filled in, and still not
+    // running a while later: it has stopped (the step between the two takes far less).
+    if (!this.#seenAlive && this.#limits() !== this.#limitsAtStart) {
+      this.#isolateSeenAt ??= performance.now();
+      if (performance.now() - this.#isolateSeenAt > BOOT_GAP_MS) {
+        throw this.#crash(new Error('it stopped while starting (a preload in execArgv may have failed)'));
+      }
+    }
     if (performance.now() - this.#startedAt > this.#startupTimeout) {
       throw this.#crash(new Error(`it did not start within ${String(this.#startupTimeout)} ms`));
     }
     return STARTUP_SLICE_MS;
+  }
+
+  #limits(): string | undefined {
+    const limits = this.#handle?.getResourceLimits?.();
+    return limits === undefined ? undefined : Array.from(limits).join();
   }
 
   /** The error for a thread that died: with its last words (uncaught error, exit code) when it left any. */
@@ -376,6 +412,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
     const error = new WorkerCrashedError(`LoopThread "${this.name}" stopped unexpectedly${how}`, { cause, exitCode });
     this.#exitError = error;
     this.#finish(error);
+    // A thread that did not start in time, or that is dying, must not linger.
+    if (!this.#threadStopped()) void this.#worker.terminate();
     for (const line of [this.#line, ...this.#handleLines]) line.announce(HostState.Crashed, exitCode ?? 1);
     return error;
   }
@@ -421,7 +459,12 @@ export class LoopThread implements Disposable, AsyncDisposable {
  * loop cannot receive the 'exit' event, so this is how it notices a thread killed without a word
  * (terminate, out of memory). Undefined if a Node version hides it: the other checks still apply.
  */
-function nativeHandle(worker: Worker): { loopIdleTime(): number } | undefined {
+interface NativeWorker {
+  loopIdleTime(): number;
+  getResourceLimits?(): Float64Array;
+}
+
+function nativeHandle(worker: Worker): NativeWorker | undefined {
   const key = Object.getOwnPropertySymbols(worker).find((s) => s.description === 'kHandle');
   const handle = key === undefined ? undefined : (worker as unknown as Record<symbol, unknown>)[key];
   if (
@@ -429,7 +472,7 @@ function nativeHandle(worker: Worker): { loopIdleTime(): number } | undefined {
     typeof handle === 'object' &&
     typeof (handle as { loopIdleTime?: unknown }).loopIdleTime === 'function'
   ) {
-    return handle as { loopIdleTime(): number };
+    return handle as NativeWorker;
   }
   return undefined;
 }

@@ -53,6 +53,8 @@ export interface ClientHooks {
   probe?: () => number;
   /** Async work started (true) or all of it ended (false): the owner keeps the process alive meanwhile. */
   onBusy?: (busy: boolean) => void;
+  /** Pending async calls were just rejected with NeverSettledError. */
+  onNeverSettled?: () => void;
 }
 
 interface PendingCall {
@@ -348,6 +350,7 @@ export class PortalClient {
       call.control.settle();
       this.cancelRemote(id, 'cancel');
     }
+    this.hooks.onNeverSettled?.();
   }
 
   /** Blocks until `isDone()`, receiving port replies meanwhile: the blocking wait of a Future. */

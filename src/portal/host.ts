@@ -3,7 +3,7 @@
  * shared memory, async callers through a MessagePort), runs them on this thread's event loop,
  * each with its own AbortSignal, and answers every one of them.
  */
-import type { MessagePort } from 'node:worker_threads';
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Writer } from '../codec/writer.js';
 import { ClosedError, NeverSettledError, TimeoutError, CancelledError } from '../errors.js';
 import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
@@ -175,13 +175,17 @@ export class PortalHost {
     this.connections.add(conn);
     conn.seenRequest = Atomics.load(line.words, line.request.ackIndex);
     port.on('message', (p: PortPacket | ConnectRequest) => {
-      if ('connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
-      else this.dispatch(conn, readPacket(p), true);
+      this.onPortMessage(conn, p);
     });
     port.unref();
     line.announce(this.state === 'running' ? HostState.Running : HostState.Closing);
     this.idle(conn);
     return conn;
+  }
+
+  private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
+    if ('connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
+    else this.dispatch(conn, readPacket(p), true);
   }
 
   /** The connection is waiting for the next blocking request. */
@@ -247,6 +251,13 @@ export class PortalHost {
         if (!conn.mayClose) {
           this.reply(conn, m.id, viaPort, false, new ClosedError('this connection may not close the loop thread'));
           return;
+        }
+        // What the caller posted before this blocking request comes first: its calls are taken
+        // (and then aborted by the close), not refused.
+        if (!viaPort) {
+          for (let p = receiveMessageOnPort(conn.port); p !== undefined; p = receiveMessageOnPort(conn.port)) {
+            this.onPortMessage(conn, p.message as PortPacket | ConnectRequest);
+          }
         }
         // Not tracked as a call: close waits for the calls in flight, and this is not one of them.
         void Promise.resolve(this.options.onCloseRequest?.(m.timeout)).then(
@@ -427,6 +438,8 @@ export class PortalHost {
     };
     const free = [...this.connections].filter((conn) => !blocked(conn));
     if (free.length === 0) {
+      // Refuse calls first: answering lets a caller send its next call at once.
+      this.refuseCalls();
       this.answerNeverSettled();
       return 'never-settled';
     }
@@ -495,6 +508,11 @@ export class PortalHost {
       }
     }
     return any;
+  }
+
+  /** From now on every call is answered with ClosedError (the loop thread is about to end). */
+  refuseCalls(): void {
+    if (this.state === 'running') this.state = 'closing';
   }
 
   /** Final: marks every connection with `state` and stops keeping the loop alive. */

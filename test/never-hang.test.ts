@@ -1,0 +1,1034 @@
+/**
+ * "Never hang" (DESIGN.md section 5): every way the loop thread can fail wakes every caller,
+ * blocked or not, with a typed error; timeouts and signals cancel the remote call and its late
+ * reply never reaches another call; close settles everything. Each LoopThread made here is
+ * terminated after its test, and the last test checks that all of them have stopped.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import * as fc from 'fast-check';
+import {
+  CancelledError,
+  ClosedError,
+  Future,
+  LoopThread,
+  LoopThreadError,
+  NeverSettledError,
+  TimeoutError,
+  WorkerCrashedError,
+  type LoopThreadOptions,
+  type Syncified,
+} from 'loopthread';
+
+type Remote = typeof import('./fixtures/never-hang-remote.mjs');
+/** Inline functions reach the loop thread's globals through this. */
+type Globals = typeof globalThis & Record<string, unknown>;
+
+/** A generous bound on how long a wake-up may take: it catches a hang, never a slow machine. */
+const WAKE_LIMIT_MS = 5_000;
+/** How long anything awaited here may stay pending before the test reports it as hung. */
+const SETTLE_LIMIT_MS = 10_000;
+
+const repoRoot = join(__dirname, '..', '..');
+const fixtureURL = (name: string): URL => new URL(`./fixtures/${name}`, pathToFileURL(__filename));
+/** .cjs fixtures are not compiled: they are used from the source tree. */
+const fixtureSource = (name: string): string => join(repoRoot, 'test', 'fixtures', name);
+const remoteURL = fixtureURL('never-hang-remote.mjs');
+
+interface ChildRun {
+  lines: string[];
+  status: number | null;
+  stderr: string;
+}
+const childRuns = new Map<string, ChildRun>();
+
+/**
+ * Runs a scenario of fixtures/never-hang-child.cjs in a process of its own (once; later calls
+ * reuse the result): the lines it printed, and how it exited. It kills itself after 4 s.
+ */
+function child(scenario: string): ChildRun {
+  let run = childRuns.get(scenario);
+  if (run === undefined) {
+    const result = spawnSync(process.execPath, [fixtureSource('never-hang-child.cjs'), scenario], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(result.error, undefined);
+    run = { lines: result.stdout.trim().split('\n'), status: result.status, stderr: result.stderr };
+    childRuns.set(scenario, run);
+  }
+  return run;
+}
+
+/** Every LoopThread these tests started. */
+const started: LoopThread[] = [];
+
+/** Starts a LoopThread that is terminated (a no-op if it is already closed) after the test. */
+function startLoop(t: TestContext, options: LoopThreadOptions = {}): LoopThread {
+  const loop = new LoopThread({ name: t.name, ...options });
+  started.push(loop);
+  t.after(async () => {
+    await within(loop.terminate(), `terminate() of "${loop.name}"`);
+  });
+  return loop;
+}
+
+class StillPending extends Error {}
+
+/** Awaits `promise`, failing with StillPending if it has not settled within `ms` ms (a watchdog, not a sleep). */
+async function within<T>(promise: PromiseLike<T>, what: string, ms = SETTLE_LIMIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const watchdog = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new StillPending(`${what} was still pending after ${String(ms)} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, watchdog]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The error `fn` throws (failing if it returns), checking that it threw within WAKE_LIMIT_MS. */
+function thrown(fn: () => unknown, what = 'the call'): unknown {
+  const start = performance.now();
+  try {
+    fn();
+  } catch (error) {
+    const took = performance.now() - start;
+    assert.ok(took < WAKE_LIMIT_MS, `${what} took ${String(Math.round(took))} ms to wake up`);
+    return error;
+  }
+  return assert.fail(`${what} returned instead of throwing`);
+}
+
+/** The reason `promise` rejects with (failing if it fulfils or stays pending). */
+async function rejection(promise: PromiseLike<unknown>, what = 'the call'): Promise<unknown> {
+  try {
+    await within(promise, what);
+  } catch (error) {
+    if (error instanceof StillPending) throw error;
+    return error;
+  }
+  return assert.fail(`${what} fulfilled instead of rejecting`);
+}
+
+/** Resolves once `count` calls have run `markStarted` on the loop thread (polled there, not slept on here). */
+async function startedOnLoop(loop: LoopThread, count: number): Promise<void> {
+  await within(
+    loop.run(async (n: number) => {
+      const g = globalThis as Globals;
+      while (((g.neverHangStarted as number | undefined) ?? 0) < n) await new Promise((r) => setImmediate(r));
+    }, count),
+    `${String(count)} calls starting`,
+  );
+}
+
+/** Every later way to call `loop` fails with an error of `expected`'s class (and `check`). */
+async function assertCallsFail<E extends Error>(
+  loop: LoopThread,
+  expected: new (...args: never[]) => E,
+  check: (error: E) => void = () => undefined,
+): Promise<void> {
+  const errors: unknown[] = [
+    thrown(() => loop.runSync(() => 1), 'runSync'),
+    thrown(() => loop.with({ timeout: 1_000 }).runSync(() => 1), 'with().runSync'),
+    thrown(() => loop.importSync('node:os'), 'importSync'),
+    await rejection(
+      loop.run(() => 1),
+      'run',
+    ),
+    await rejection(loop.import('node:os'), 'import'),
+  ];
+  for (const error of errors) {
+    assert.ok(error instanceof expected, `expected ${expected.name}, got ${String(error)}`);
+    check(error);
+  }
+}
+
+// ---- 1. an uncaught error on the loop thread -------------------------------------------------
+
+test('an uncaught error on the loop thread wakes a blocked runSync with WorkerCrashedError carrying it', async (t) => {
+  const loop = startLoop(t);
+  const pending = loop.run(() => new Promise<never>(() => {}));
+  const error = thrown(() =>
+    loop.runSync(() => {
+      setTimeout(() => {
+        throw new Error('boom');
+      }, 10);
+      return new Promise<never>(() => {});
+    }),
+  );
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  assert.match(error.message, /boom/);
+  assert.ok(error.cause instanceof Error);
+  assert.equal(error.cause.message, 'boom');
+
+  // The async call pending meanwhile is woken with the same crash.
+  const asyncError = await rejection(pending, 'the async call pending during the crash');
+  assert.ok(asyncError instanceof WorkerCrashedError, String(asyncError));
+  assert.match(asyncError.message, /boom/);
+
+  await within(loop.closed, 'loop.closed');
+  assert.ok(loop.exitError instanceof WorkerCrashedError);
+  assert.match(loop.exitError.message, /boom/);
+  // Later calls keep reporting the crash (WorkerCrashedError, not ClosedError).
+  await assertCallsFail(loop, WorkerCrashedError, (e) => {
+    assert.match(e.message, /boom/);
+  });
+  // Closing a crashed LoopThread is a no-op that keeps the crash as its exit error.
+  loop.closeSync();
+  await within(loop.close(), 'close()');
+  assert.ok(loop.exitError instanceof WorkerCrashedError);
+});
+
+test('an uncaught error during async calls rejects every pending future with WorkerCrashedError', async (t) => {
+  const loop = startLoop(t);
+  const crashing = loop.run(() => {
+    setTimeout(() => {
+      throw new Error('boom');
+    }, 10);
+    return new Promise<never>(() => {});
+  });
+  const other = loop.run(() => new Promise<never>(() => {}));
+  // Waited on by blocking: resultSync wakes with the crash.
+  const blockedError = thrown(() => crashing.resultSync(), 'resultSync');
+  assert.ok(blockedError instanceof WorkerCrashedError, String(blockedError));
+  assert.match(blockedError.message, /boom/);
+  assert.equal(crashing.done(), true);
+  // Awaited: rejects with the crash.
+  const awaitedError = await rejection(other, 'the other pending call');
+  assert.ok(awaitedError instanceof WorkerCrashedError, String(awaitedError));
+  assert.ok(awaitedError.cause instanceof Error);
+  assert.equal(awaitedError.cause.message, 'boom');
+  await within(Promise.all([crashing.settled, other.settled]), 'future.settled');
+  await within(loop.closed, 'loop.closed');
+  await assertCallsFail(loop, WorkerCrashedError, (e) => {
+    assert.match(e.message, /boom/);
+  });
+});
+
+// ---- 2. process.exit on the loop thread ------------------------------------------------------
+
+test('process.exit(3) on the loop thread wakes a blocked caller with WorkerCrashedError and exitCode 3', async (t) => {
+  const loop = startLoop(t);
+  const pending = loop.run(() => new Promise<never>(() => {}));
+  const error = thrown(() => loop.runSync(() => process.exit(3)));
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  assert.equal(error.exitCode, 3);
+  const asyncError = await rejection(pending, 'the async call pending during the exit');
+  assert.ok(asyncError instanceof WorkerCrashedError, String(asyncError));
+  assert.equal(asyncError.exitCode, 3);
+  await within(loop.closed, 'loop.closed');
+  assert.ok(loop.exitError instanceof WorkerCrashedError);
+  assert.equal(loop.exitError.exitCode, 3);
+  await assertCallsFail(loop, WorkerCrashedError, (e) => {
+    assert.equal(e.exitCode, 3);
+  });
+});
+
+test('process.exit(3) during async calls rejects every pending future with WorkerCrashedError and exitCode 3', async (t) => {
+  const loop = startLoop(t);
+  const exiting = loop.run(() => {
+    setTimeout(() => process.exit(3), 10);
+    return new Promise<never>(() => {});
+  });
+  const other = loop.run(() => new Promise<never>(() => {}));
+  for (const [future, what] of [
+    [exiting, 'the exiting call'],
+    [other, 'the other pending call'],
+  ] as const) {
+    const error = await rejection(future, what);
+    assert.ok(error instanceof WorkerCrashedError, String(error));
+    assert.equal(error.exitCode, 3);
+  }
+  await within(loop.closed, 'loop.closed');
+  assert.equal((loop.exitError as WorkerCrashedError | undefined)?.exitCode, 3);
+});
+
+test('awaiting loop.closed after a crash seen by a blocked caller keeps the process alive until it settles', () => {
+  const run = child('await-closed');
+  assert.deepEqual(run.lines, [...[1, 2, 3, 4, 5].map((r) => `round ${String(r)}: closed`), 'done']);
+  assert.equal(run.status, 0);
+});
+
+// ---- 3. terminate -----------------------------------------------------------------------------
+
+test('terminate() rejects pending async calls with ClosedError and later calls throw ClosedError', async (t) => {
+  const loop = startLoop(t);
+  const futures = [0, 1, 2].map((i) =>
+    loop.run((n: number) => {
+      const g = globalThis as Globals;
+      g.neverHangStarted = ((g.neverHangStarted as number | undefined) ?? 0) + 1;
+      return new Promise((resolve) => {
+        setTimeout(() => {
+          resolve(n);
+        }, 60_000);
+      });
+    }, i),
+  );
+  await startedOnLoop(loop, 3);
+  assert.ok(futures.every((f) => f.running()));
+  const terminated = loop.terminate();
+  // Every future is done as soon as terminate() has been called, before the thread is even gone.
+  assert.ok(futures.every((f) => f.done()));
+  await within(terminated, 'terminate()');
+  for (const future of futures) {
+    const error = await rejection(future);
+    assert.ok(error instanceof ClosedError, String(error));
+  }
+  await within(Promise.all(futures.map((f) => f.settled)), 'future.settled');
+  await within(loop.closed, 'loop.closed');
+  assert.equal(loop.exitError, undefined);
+  await assertCallsFail(loop, ClosedError);
+  await within(loop.terminate(), 'a second terminate()');
+});
+
+// ---- 4. out of memory -------------------------------------------------------------------------
+
+test('running out of memory (resourceLimits) wakes a blocked caller with WorkerCrashedError', async (t) => {
+  const loop = startLoop(t, { resourceLimits: { maxOldGenerationSizeMb: 16 } });
+  const pending = loop.run(() => new Promise<never>(() => {}));
+  const error = thrown(() =>
+    loop.runSync(() => {
+      const hoard: number[][] = [];
+      for (;;) hoard.push(new Array<number>(1000).fill(Math.random()));
+    }),
+  );
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  assert.match(error.message, /out of memory|memory limit/i);
+  const asyncError = await rejection(pending, 'the async call pending during the crash');
+  assert.ok(asyncError instanceof WorkerCrashedError, String(asyncError));
+  await within(loop.closed, 'loop.closed');
+  assert.ok(loop.exitError instanceof WorkerCrashedError);
+  await assertCallsFail(loop, WorkerCrashedError);
+});
+
+test('running out of memory during an async call rejects it with WorkerCrashedError', async (t) => {
+  const loop = startLoop(t, { resourceLimits: { maxOldGenerationSizeMb: 16 } });
+  const error = await rejection(
+    loop.run(async () => {
+      const hoard: number[][] = [];
+      for (;;) hoard.push(new Array<number>(1000).fill(Math.random()));
+    }),
+  );
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  assert.match(error.message, /out of memory|memory limit/i);
+  await within(loop.closed, 'loop.closed');
+});
+
+// ---- 5. calls that can never settle ------------------------------------------------------------
+
+for (const [what, never] of [
+  ['a promise nothing resolves', () => new Promise<never>(() => {})],
+  ["an unref'd timer", () => new Promise<void>((resolve) => setTimeout(resolve, 60_000).unref())],
+] as const) {
+  test(`a blocked call waiting on ${what} gets NeverSettledError, then the LoopThread is closed`, async (t) => {
+    const loop = startLoop(t);
+    assert.equal(
+      loop.runSync((x: number) => x + 1, 1),
+      2,
+    );
+    const error = thrown(() => {
+      loop.runSync(never);
+    });
+    assert.ok(error instanceof NeverSettledError, String(error));
+    await within(loop.closed, 'loop.closed');
+    await assertCallsFail(loop, ClosedError);
+  });
+}
+
+test('async calls that can never settle get NeverSettledError when their caller blocks on them', async (t) => {
+  const loop = startLoop(t);
+  const forever = loop.run(() => new Promise<never>(() => {}));
+  const unrefd = loop.run(() => new Promise<void>((resolve) => setTimeout(resolve, 60_000).unref()));
+  // Blocked in resultSync, this thread cannot send anything that would settle them.
+  const error = thrown(() => forever.resultSync(), 'resultSync');
+  assert.ok(error instanceof NeverSettledError, String(error));
+  const other = await rejection(unrefd, 'the call waiting on an unref’d timer');
+  assert.ok(other instanceof NeverSettledError, String(other));
+  await within(Promise.all([forever.settled, unrefd.settled]), 'future.settled');
+});
+
+test('an awaited async call that can never settle gets NeverSettledError once its thread has nothing else to do', () => {
+  const run = child('never-settled-await');
+  assert.deepEqual(run.lines, ['NeverSettledError', 'done']);
+  assert.equal(run.status, 0);
+});
+
+test('after async calls got NeverSettledError the LoopThread is closed', async (t) => {
+  const loop = startLoop(t);
+  const forever = loop.run(() => new Promise<never>(() => {}));
+  assert.ok(thrown(() => forever.resultSync(), 'resultSync') instanceof NeverSettledError);
+  await within(loop.closed, 'loop.closed', 3_000);
+  await assertCallsFail(loop, ClosedError);
+});
+
+test('a call made right after a NeverSettledError is refused with ClosedError, not run', async (t) => {
+  // The loop thread announced that it is closing when it answered NeverSettledError: a call that
+  // reaches it then must fail with ClosedError (and not run), however quickly it comes.
+  for (let round = 0; round < 10; round++) {
+    const loop = startLoop(t, { name: `${t.name} #${String(round)}` });
+    for (let i = 0; i < 20; i++) loop.runSync((x: number) => x, i);
+    const error = thrown(() => loop.runSync(() => new Promise<never>(() => {})));
+    assert.ok(error instanceof NeverSettledError, String(error));
+    const next = thrown(
+      () =>
+        loop.runSync(() => {
+          (globalThis as Globals).neverHangRanAfterClose = true;
+          return 'ran';
+        }),
+      `round ${String(round)}: the call after NeverSettledError`,
+    );
+    assert.ok(next instanceof ClosedError, `round ${String(round)}: ${String(next)}`);
+    await within(loop.closed, 'loop.closed');
+  }
+});
+
+// ---- 6. start-up failures --------------------------------------------------------------------
+
+test('an invalid execArgv makes the constructor throw', () => {
+  assert.throws(
+    () => new LoopThread({ name: 'bad flag', execArgv: ['--no-such-flag'] }),
+    (error: unknown) => {
+      assert.ok(error instanceof Error);
+      assert.equal((error as NodeJS.ErrnoException).code, 'ERR_WORKER_INVALID_EXEC_ARGV');
+      assert.match(error.message, /--no-such-flag/);
+      return true;
+    },
+  );
+});
+
+test('a --require preload that throws makes the first runSync throw WorkerCrashedError instead of hanging', async (t) => {
+  const loop = startLoop(t, { execArgv: ['--require', fixtureSource('never-hang-throws-on-require.cjs')] });
+  const error = thrown(() => loop.runSync(() => 1));
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  await within(loop.closed, 'loop.closed');
+  assert.ok(loop.exitError instanceof WorkerCrashedError);
+  await assertCallsFail(loop, WorkerCrashedError);
+});
+
+test('a --require preload that throws rejects the first async call with WorkerCrashedError carrying its error', async (t) => {
+  const loop = startLoop(t, { execArgv: ['--require', fixtureSource('never-hang-throws-on-require.cjs')] });
+  const error = await rejection(loop.run(() => 1));
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  assert.match(String((error.cause as Error | undefined)?.message), /require-boom/);
+  await within(loop.closed, 'loop.closed');
+});
+
+test('a missing --require module makes the first runSync throw WorkerCrashedError', async (t) => {
+  const loop = startLoop(t, { execArgv: ['--require', fixtureSource('never-hang-no-such-file.cjs')] });
+  const error = thrown(() => loop.runSync(() => 1));
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  await within(loop.closed, 'loop.closed');
+});
+
+// A thread stuck before it starts cannot be stopped from here if these go wrong: they run in a
+// process of their own.
+test('a thread that does not start within startupTimeout fails a blocked call with WorkerCrashedError', () => {
+  const run = child('startup-sync');
+  assert.match(run.lines[0] ?? '', /^WorkerCrashedError: .*did not start within 300 ms/);
+});
+
+test('a LoopThread whose thread never started does not keep the process alive after its startup timeout', () => {
+  const run = child('startup-sync');
+  assert.deepEqual(run.lines.slice(1), ['done']);
+  assert.equal(run.status, 0);
+});
+
+test('terminate() stops a thread that never started', () => {
+  const run = child('startup-terminate');
+  assert.match(run.lines[0] ?? '', /^WorkerCrashedError: /);
+  assert.deepEqual(run.lines.slice(1), ['terminated', 'done']);
+  assert.equal(run.status, 0);
+});
+
+test('an async call to a thread that does not start within startupTimeout fails with WorkerCrashedError', () => {
+  const run = child('startup-async');
+  assert.match(run.lines[0] ?? '', /^WorkerCrashedError: .*did not start within 300 ms/);
+});
+
+test('a module that throws while loading makes importSync and import throw its error, and the loop goes on', async (t) => {
+  const loop = startLoop(t);
+  const url = fixtureURL('never-hang-throws-on-load.mjs');
+  const error = thrown(() => loop.importSync(url), 'importSync');
+  assert.ok(error instanceof Error);
+  assert.ok(!(error instanceof LoopThreadError), String(error));
+  assert.match(error.message, /module-boom/);
+  const asyncError = await rejection(loop.import(url), 'import');
+  assert.ok(asyncError instanceof Error);
+  assert.match(asyncError.message, /module-boom/);
+  assert.equal(
+    loop.runSync((x: number) => x * 2, 21),
+    42,
+  );
+});
+
+// ---- 7. timeouts and signals cancel ------------------------------------------------------------
+
+/**
+ * The name of the abort reason of the call remote.slow() recorded under `key`, once its signal
+ * aborted: a TimeoutError (after SETTLE_LIMIT_MS) if it never does.
+ */
+function abortReason(loop: LoopThread, remote: Syncified<Remote>, key: string): string {
+  return loop.with({ timeout: SETTLE_LIMIT_MS }).runSync(remote.abortReasonOf, key);
+}
+
+/**
+ * The same through an async call, for calls made with run(): the blocking and the async channel
+ * are not ordered with each other, but each is ordered in itself.
+ */
+async function abortReasonAfterAsync(loop: LoopThread, remote: Syncified<Remote>, key: string): Promise<string> {
+  return within(loop.with({ timeout: SETTLE_LIMIT_MS }).run(remote.abortReasonOf, key), `the abort reason of "${key}"`);
+}
+
+test('a per-call timeout on runSync throws TimeoutError and aborts the remote call’s signal', (t) => {
+  const loop = startLoop(t);
+  const remote = loop.importSync<Remote>(remoteURL);
+  const error = thrown(() => loop.with({ timeout: 50 }).runSync(remote.slow, 'sync timeout', 60_000));
+  assert.ok(error instanceof TimeoutError, String(error));
+  assert.equal(error.name, 'TimeoutError');
+  // The remote call's signal aborted, with a TimeoutError as its reason.
+  assert.equal(abortReason(loop, remote, 'sync timeout'), 'TimeoutError');
+  // The next call returns its own value.
+  assert.equal(
+    loop.runSync((x: number) => x * 2, 21),
+    42,
+  );
+});
+
+/** Makes a gate on the loop thread: gated calls block that thread until open() (no timing involved). */
+async function gate(loop: LoopThread): Promise<{ open: () => void }> {
+  const word = new Int32Array(new SharedArrayBuffer(4));
+  await within(
+    loop.run((sab: SharedArrayBuffer) => {
+      (globalThis as Globals).neverHangGate = new Int32Array(sab);
+    }, word.buffer),
+    'setting up the gate',
+  );
+  return {
+    open: () => {
+      Atomics.store(word, 0, 1);
+      Atomics.notify(word, 0);
+    },
+  };
+}
+
+/** Blocks the loop thread until the gate opens, then marks itself finished and returns `value`. */
+const gated = (value: string): string => {
+  const g = globalThis as Globals;
+  Atomics.wait(g.neverHangGate as Int32Array, 0, 0, 30_000);
+  g.neverHangLateFinished = true;
+  return value;
+};
+
+test('the late reply to a timed-out runSync is discarded: the next call gets its own value', async (t) => {
+  const loop = startLoop(t);
+  const { open } = await gate(loop);
+  // The loop thread is blocked until the gate opens, so this call cannot be answered in time.
+  const error = thrown(() => loop.with({ timeout: 50 }).runSync(gated, 'late'));
+  assert.ok(error instanceof TimeoutError, String(error));
+  // Now it finishes and replies (it runs synchronously: the cancel cannot reach it first).
+  open();
+  const next = loop.runSync(() => ({
+    own: 'mine',
+    lateFinished: (globalThis as Globals).neverHangLateFinished === true,
+  }));
+  assert.deepEqual(next, { own: 'mine', lateFinished: true });
+  assert.equal(
+    loop.runSync((x: number) => x + 1, 1),
+    2,
+  );
+});
+
+test('a per-call timeout on run rejects with TimeoutError and aborts the remote call’s signal', async (t) => {
+  const loop = startLoop(t);
+  const remote = loop.importSync<Remote>(remoteURL);
+  const future = loop.with({ timeout: 50 }).run(remote.slow, 'async timeout', 60_000);
+  const error = await rejection(future);
+  assert.ok(error instanceof TimeoutError, String(error));
+  assert.equal(error.name, 'TimeoutError');
+  assert.equal(await abortReasonAfterAsync(loop, remote, 'async timeout'), 'TimeoutError');
+  // The remote call then stopped: its late reply settles the future's remote side, not its result.
+  await within(future.settled, 'future.settled');
+  assert.equal(future.state, 'finished');
+  assert.ok((await rejection(future)) instanceof TimeoutError);
+  assert.equal(
+    await within(
+      loop.run((x: number) => x * 2, 21),
+      'the next call',
+    ),
+    42,
+  );
+});
+
+test('the late reply to a timed-out run is discarded: the next call gets its own value', async (t) => {
+  const loop = startLoop(t);
+  const { open } = await gate(loop);
+  const late = loop.with({ timeout: 50 }).run(gated, 'late');
+  const error = await rejection(late);
+  assert.ok(error instanceof TimeoutError, String(error));
+  open();
+  await within(late.settled, 'the late call finishing');
+  assert.ok((await rejection(late)) instanceof TimeoutError);
+  assert.deepEqual(
+    await within(
+      loop.run(() => ({ own: 'mine', lateFinished: (globalThis as Globals).neverHangLateFinished === true })),
+      'the next call',
+    ),
+    { own: 'mine', lateFinished: true },
+  );
+});
+
+test('aborting the signal given to with() cancels an async call: CancelledError here, its signal aborted there', async (t) => {
+  const loop = startLoop(t);
+  const remote = loop.importSync<Remote>(remoteURL);
+  const controller = new AbortController();
+  const future = loop.with({ signal: controller.signal }).run(remote.slow, 'signal', 60_000);
+  const reason = new Error('stop');
+  controller.abort(reason);
+  const error = await rejection(future);
+  assert.ok(error instanceof CancelledError, String(error));
+  assert.equal(error.cause, reason);
+  assert.equal(future.cancelled(), true);
+  assert.equal(await abortReasonAfterAsync(loop, remote, 'signal'), 'CancelledError');
+  await within(future.settled, 'future.settled');
+  assert.equal(
+    loop.runSync((x: number) => x * 2, 21),
+    42,
+  );
+});
+
+test('future.cancel() of a running call aborts its remote signal', async (t) => {
+  const loop = startLoop(t);
+  const remote = loop.importSync<Remote>(remoteURL);
+  const future = loop.run(remote.slow, 'cancel', 60_000);
+  assert.equal(future.cancel(), true);
+  assert.equal(future.cancelled(), true);
+  assert.ok((await rejection(future)) instanceof CancelledError);
+  assert.equal(await abortReasonAfterAsync(loop, remote, 'cancel'), 'CancelledError');
+  await within(future.settled, 'future.settled');
+  assert.equal(future.cancel(), true, 'cancel() of a cancelled future returns true');
+});
+
+test('a signal aborted before the call fails runSync and run with CancelledError without running it', async (t) => {
+  const loop = startLoop(t);
+  const signal = AbortSignal.abort(new Error('too late'));
+  const mark = (): number => {
+    const g = globalThis as Globals;
+    g.neverHangAbortedRuns = ((g.neverHangAbortedRuns as number | undefined) ?? 0) + 1;
+    return 1;
+  };
+  const error = thrown(() => loop.with({ signal }).runSync(mark));
+  assert.ok(error instanceof CancelledError, String(error));
+  const asyncError = await rejection(loop.with({ signal }).run(mark));
+  assert.ok(asyncError instanceof CancelledError, String(asyncError));
+  assert.equal(
+    loop.runSync(() => ((globalThis as Globals).neverHangAbortedRuns as number | undefined) ?? 0),
+    0,
+  );
+});
+
+// ---- 8. close racing with calls ------------------------------------------------------------------
+
+/** A Future of any result type (Future<T> is invariant in T). */
+type AnyFuture = PromiseLike<unknown> & Pick<Future<unknown>, 'done' | 'cancelled' | 'settled' | 'state'>;
+
+interface RaceCall {
+  i: number;
+  kind: 'fast' | 'cooperative' | 'stubborn';
+  future: AnyFuture;
+}
+
+/** Starts 30 async calls: fast ones, slow ones that stop when their signal aborts, slow ones that ignore it. */
+function startRace(loop: LoopThread): RaceCall[] {
+  const remote = loop.importSync<Remote>(remoteURL);
+  const calls: RaceCall[] = [];
+  for (let i = 0; i < 30; i++) {
+    const kind = (['fast', 'cooperative', 'stubborn'] as const)[i % 3]!;
+    const future: AnyFuture =
+      kind === 'fast'
+        ? loop.run((n: number) => ({ i: n }), i)
+        : kind === 'cooperative'
+          ? loop.run(remote.cooperative, i, 60_000)
+          : loop.run(remote.stubborn, i, 60_000);
+    calls.push({ i, kind, future });
+  }
+  return calls;
+}
+
+/**
+ * Every call settled with its own value or ClosedError, as its kind allows. With `inFlight` (every
+ * call had reached the loop thread before close began), exactly: the fast ones finished, the
+ * cooperative ones stopped when their signal aborted, the stubborn ones were cut off.
+ */
+async function assertRaceOutcomes(calls: RaceCall[], inFlight: boolean): Promise<void> {
+  const outcomes = await within(Promise.allSettled(calls.map((c) => c.future)), 'the futures');
+  outcomes.forEach((outcome, k) => {
+    const { i, kind } = calls[k]!;
+    const label = `call ${String(i)} (${kind})`;
+    const value = kind === 'fast' ? { i } : { i, stopped: 'ClosedError' };
+    if (inFlight && kind !== 'stubborn') {
+      assert.equal(outcome.status, 'fulfilled', `${label}: ${String((outcome as PromiseRejectedResult).reason)}`);
+    }
+    if (outcome.status === 'rejected') {
+      assert.ok(outcome.reason instanceof ClosedError, `${label}: ${String(outcome.reason)}`);
+      return;
+    }
+    assert.notEqual(kind, 'stubborn', `${label} ignores its signal: it cannot have finished`);
+    assert.deepEqual(outcome.value, value, label);
+  });
+  await within(Promise.all(calls.map((c) => c.future.settled)), 'future.settled');
+}
+
+async function assertClosedForGood(loop: LoopThread): Promise<void> {
+  await within(loop.closed, 'loop.closed');
+  assert.equal(loop.exitError, undefined);
+  await assertCallsFail(loop, ClosedError);
+  // Idempotent: every way to close again returns at once.
+  const start = performance.now();
+  loop.closeSync({ timeout: 10_000 });
+  await within(Promise.all([loop.close({ timeout: 10_000 }), loop.close(), loop.terminate()]), 'closing again');
+  assert.ok(performance.now() - start < WAKE_LIMIT_MS);
+  assert.equal(loop.exitError, undefined);
+}
+
+test('closeSync({ timeout: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
+  const loop = startLoop(t);
+  const calls = startRace(loop);
+  const start = performance.now();
+  loop.closeSync({ timeout: 200 });
+  assert.ok(performance.now() - start < WAKE_LIMIT_MS, 'closeSync took too long');
+  // No caller is left waiting once closeSync has returned.
+  assert.deepEqual(
+    calls.filter((c) => !c.future.done()).map((c) => c.i),
+    [],
+  );
+  await assertRaceOutcomes(calls, false);
+  await assertClosedForGood(loop);
+});
+
+test('close({ timeout: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
+  const loop = startLoop(t);
+  const calls = startRace(loop);
+  // Let the calls reach the loop thread first, so that some are in flight when close begins.
+  await within(
+    loop.run(() => undefined),
+    'a call behind the others',
+  );
+  const start = performance.now();
+  await within(loop.close({ timeout: 200 }), 'close()');
+  assert.ok(performance.now() - start < WAKE_LIMIT_MS, 'close took too long');
+  assert.deepEqual(
+    calls.filter((c) => !c.future.done()).map((c) => c.i),
+    [],
+  );
+  await assertRaceOutcomes(calls, true);
+  await assertClosedForGood(loop);
+});
+
+test('concurrent close() calls all resolve once the thread has stopped', async (t) => {
+  const loop = startLoop(t);
+  const remote = loop.importSync<Remote>(remoteURL);
+  const cooperative = loop.run(remote.cooperative, 0, 60_000);
+  const closes = [loop.close({ timeout: 10_000 }), loop.close(), loop.close({ timeout: 1 })];
+  loop.closeSync();
+  await within(Promise.all(closes), 'the close() calls');
+  assert.deepEqual(await within(cooperative, 'the cooperative call'), { i: 0, stopped: 'ClosedError' });
+  await assertClosedForGood(loop);
+});
+
+test('closeSync() while a close() is under way blocks until the close is done', async (t) => {
+  const loop = startLoop(t);
+  const remote = loop.importSync<Remote>(remoteURL);
+  const cooperative = loop.run(remote.cooperative, 0, 60_000);
+  const stubborn = loop.run(remote.stubborn, 1, 60_000);
+  await within(
+    loop.run(() => undefined),
+    'a call behind the others',
+  );
+  const closing = loop.close({ timeout: 200 });
+  loop.closeSync();
+  // closeSync "closes and blocks until done": nothing may still be waiting when it returns.
+  const pending = [cooperative, stubborn].filter((f) => !f.done()).length;
+  await within(closing, 'close()');
+  assert.equal(pending, 0, 'futures still pending after closeSync() returned');
+});
+
+test('closeSync() of an idle LoopThread returns without waiting out its timeout', (t) => {
+  const loop = startLoop(t);
+  assert.equal(
+    loop.runSync((x: number) => x + 1, 1),
+    2,
+  );
+  const start = performance.now();
+  loop.closeSync({ timeout: 10_000 });
+  const took = performance.now() - start;
+  assert.ok(took < WAKE_LIMIT_MS, `closeSync took ${String(Math.round(took))} ms`);
+});
+
+test('close() returns once the calls in flight have finished, not after its timeout', async (t) => {
+  const loop = startLoop(t);
+  const remote = loop.importSync<Remote>(remoteURL);
+  const cooperative = loop.run(remote.cooperative, 7, 60_000);
+  await within(
+    loop.run(() => undefined),
+    'a call behind the cooperative one',
+  );
+  const start = performance.now();
+  await within(loop.close({ timeout: 10_000 }), 'close()');
+  const took = performance.now() - start;
+  assert.ok(took < WAKE_LIMIT_MS, `close took ${String(Math.round(took))} ms`);
+  assert.deepEqual(await within(cooperative, 'the cooperative call'), { i: 7, stopped: 'ClosedError' });
+});
+
+test('`using` closes the LoopThread at the end of its block (Symbol.dispose)', async (t) => {
+  let escaped: LoopThread | undefined;
+  let future: AnyFuture | undefined;
+  {
+    using loop = startLoop(t);
+    escaped = loop;
+    assert.equal(
+      loop.runSync((x: number) => x + 1, 1),
+      2,
+    );
+    future = loop.run(loop.importSync<Remote>(remoteURL).cooperative, 1, 60_000);
+  }
+  assert.ok(future !== undefined && escaped !== undefined);
+  assert.equal(future.done(), true);
+  // Closed before or after the call reached the loop thread: either way it is settled.
+  const [outcome] = await within(Promise.allSettled([future]), 'the future');
+  if (outcome?.status === 'fulfilled') assert.deepEqual(outcome.value, { i: 1, stopped: 'ClosedError' });
+  else assert.ok(outcome?.reason instanceof ClosedError, String(outcome?.reason));
+  await assertClosedForGood(escaped);
+});
+
+test('`await using` closes the LoopThread at the end of its block (Symbol.asyncDispose)', async (t) => {
+  let escaped: LoopThread | undefined;
+  let future: AnyFuture | undefined;
+  {
+    await using loop = startLoop(t);
+    escaped = loop;
+    future = loop.run(loop.importSync<Remote>(remoteURL).cooperative, 2, 60_000);
+    await within(
+      loop.run(() => undefined),
+      'a call behind the cooperative one',
+    );
+  }
+  assert.ok(future !== undefined && escaped !== undefined);
+  assert.equal(future.done(), true);
+  assert.deepEqual(await within(future, 'the future'), { i: 2, stopped: 'ClosedError' });
+  await assertClosedForGood(escaped);
+});
+
+// ---- 9. generated sequences ------------------------------------------------------------------
+
+type Op =
+  | { kind: 'sync'; ms: number; respect: boolean }
+  | { kind: 'syncTimeout'; ms: number; timeout: number; respect: boolean }
+  | { kind: 'async'; ms: number; respect: boolean }
+  | { kind: 'asyncTimeout'; ms: number; timeout: number; respect: boolean }
+  | { kind: 'asyncSignal'; ms: number; respect: boolean }
+  | { kind: 'cancel'; pick: number }
+  | { kind: 'abort'; pick: number }
+  | { kind: 'wait'; pick: number }
+  | { kind: 'turn' };
+
+type Ending = 'closeSync' | 'close' | 'terminate';
+
+const ms = fc.integer({ min: 0, max: 20 });
+const callTimeout = fc.integer({ min: 1, max: 30 });
+const pick = fc.nat({ max: 19 });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant('sync' as const), ms, respect: fc.boolean() }),
+  fc.record({ kind: fc.constant('syncTimeout' as const), ms, timeout: callTimeout, respect: fc.boolean() }),
+  fc.record({ kind: fc.constant('async' as const), ms, respect: fc.boolean() }),
+  fc.record({ kind: fc.constant('asyncTimeout' as const), ms, timeout: callTimeout, respect: fc.boolean() }),
+  fc.record({ kind: fc.constant('asyncSignal' as const), ms, respect: fc.boolean() }),
+  fc.record({ kind: fc.constant('cancel' as const), pick }),
+  fc.record({ kind: fc.constant('abort' as const), pick }),
+  fc.record({ kind: fc.constant('wait' as const), pick }),
+  fc.record({ kind: fc.constant('turn' as const) }),
+);
+
+interface AsyncCall {
+  i: number;
+  future: Future<{ i: number }>;
+  timeout: boolean;
+  controller: AbortController | undefined;
+  /** cancel() or an abort took the future while it was not done: it must end cancelled. */
+  mustBeCancelled: boolean;
+  doneCallbacks: number;
+  /** What resultSync gave, when an op waited on it. */
+  waited?: { ok: true; value: unknown } | { ok: false; error: unknown };
+}
+
+/** Runs one generated sequence on a LoopThread of its own, then ends it as `ending` says. */
+async function runSequence(ops: Op[], ending: Ending, closeTimeout: number): Promise<void> {
+  const loop = new LoopThread({ name: 'generated sequence' });
+  started.push(loop);
+  try {
+    const remote = loop.importSync<Remote>(remoteURL);
+    const calls: AsyncCall[] = [];
+    const syncValues = new Set<number>();
+    let next = 0;
+    for (const op of ops) {
+      const i = next++;
+      switch (op.kind) {
+        case 'sync': {
+          assert.deepEqual(loop.runSync(remote.echo, i, op.ms, op.respect), { i }, `sync call ${String(i)}`);
+          syncValues.add(i);
+          break;
+        }
+        case 'syncTimeout': {
+          try {
+            assert.deepEqual(
+              loop.with({ timeout: op.timeout }).runSync(remote.echo, i, op.ms, op.respect),
+              { i },
+              `sync call ${String(i)}`,
+            );
+            syncValues.add(i);
+          } catch (error) {
+            assert.ok(error instanceof TimeoutError, `sync call ${String(i)}: ${String(error)}`);
+          }
+          break;
+        }
+        case 'async':
+        case 'asyncTimeout':
+        case 'asyncSignal': {
+          const controller = op.kind === 'asyncSignal' ? new AbortController() : undefined;
+          const options = op.kind === 'asyncTimeout' ? { timeout: op.timeout } : { signal: controller?.signal };
+          const future = loop.with(options).run(remote.echo, i, op.ms, op.respect);
+          const call: AsyncCall = {
+            i,
+            future,
+            timeout: op.kind === 'asyncTimeout',
+            controller,
+            mustBeCancelled: false,
+            doneCallbacks: 0,
+          };
+          future.addDoneCallback(() => {
+            call.doneCallbacks++;
+          });
+          calls.push(call);
+          break;
+        }
+        case 'cancel': {
+          const call = calls[op.pick % Math.max(1, calls.length)];
+          if (call === undefined) break;
+          const wasDone = call.future.done();
+          const cancelled = call.future.cancel();
+          if (!wasDone) {
+            assert.equal(cancelled, true, `cancel() of pending call ${String(call.i)}`);
+            call.mustBeCancelled = true;
+          } else {
+            assert.equal(cancelled, call.future.cancelled(), `cancel() of done call ${String(call.i)}`);
+          }
+          break;
+        }
+        case 'abort': {
+          const call = calls[op.pick % Math.max(1, calls.length)];
+          if (call?.controller === undefined) break;
+          if (!call.future.done()) call.mustBeCancelled = true;
+          call.controller.abort();
+          break;
+        }
+        case 'wait': {
+          const call = calls[op.pick % Math.max(1, calls.length)];
+          if (call === undefined) break;
+          const start = performance.now();
+          try {
+            call.waited = { ok: true, value: call.future.resultSync({ timeout: SETTLE_LIMIT_MS }) };
+          } catch (error) {
+            call.waited = { ok: false, error };
+          }
+          assert.ok(performance.now() - start < WAKE_LIMIT_MS, `resultSync of call ${String(call.i)} took too long`);
+          assert.equal(call.future.done(), true, `call ${String(call.i)} after resultSync`);
+          break;
+        }
+        case 'turn':
+          await new Promise((resolve) => setImmediate(resolve));
+          break;
+      }
+    }
+
+    // No call ran twice; every sync call that returned a value ran once.
+    const runs = new Map(loop.runSync(remote.echoRuns));
+    for (const [i, count] of runs) assert.ok(count <= 1, `call ${String(i)} ran ${String(count)} times`);
+    for (const i of syncValues) assert.equal(runs.get(i), 1, `sync call ${String(i)} returned without running`);
+
+    if (ending === 'closeSync') loop.closeSync({ timeout: closeTimeout });
+    else if (ending === 'close') await within(loop.close({ timeout: closeTimeout }), 'close()');
+    else await within(loop.terminate(), 'terminate()');
+    // Once closing has returned, no future is still waiting.
+    assert.deepEqual(
+      calls.filter((c) => !c.future.done()).map((c) => c.i),
+      [],
+      `futures still pending after ${ending}`,
+    );
+
+    const outcomes = await within(Promise.allSettled(calls.map((c) => c.future)), 'the futures');
+    await within(Promise.all(calls.map((c) => c.future.settled)), 'future.settled');
+    await new Promise((resolve) => setImmediate(resolve));
+    outcomes.forEach((outcome, k) => {
+      const call = calls[k]!;
+      const label = `async call ${String(call.i)}`;
+      assert.equal(call.doneCallbacks, 1, `${label}: done callbacks run`);
+      if (call.mustBeCancelled) {
+        assert.equal(call.future.cancelled(), true, `${label} must be cancelled`);
+        assert.equal(outcome.status, 'rejected', label);
+      }
+      if (outcome.status === 'fulfilled') {
+        assert.deepEqual(outcome.value, { i: call.i }, `${label} got another call's result`);
+        assert.equal(call.future.state, 'finished', label);
+      } else {
+        const error: unknown = outcome.reason;
+        const allowed =
+          error instanceof ClosedError ||
+          (error instanceof CancelledError && call.future.cancelled()) ||
+          (error instanceof TimeoutError && call.timeout);
+        assert.ok(allowed, `${label}: ${String(error)}`);
+        assert.equal(call.future.cancelled(), error instanceof CancelledError, label);
+      }
+      // resultSync gave the very outcome the future ended with.
+      if (call.waited !== undefined) {
+        if (call.waited.ok) {
+          assert.equal(outcome.status, 'fulfilled', label);
+          assert.deepEqual(call.waited.value, { i: call.i }, label);
+        } else {
+          assert.equal(outcome.status, 'rejected', label);
+          assert.equal(call.waited.error, outcome.reason, label);
+        }
+      }
+    });
+    await within(loop.closed, 'loop.closed');
+    assert.ok(thrown(() => loop.runSync(() => 1)) instanceof ClosedError);
+    assert.ok((await rejection(loop.run(() => 1))) instanceof ClosedError);
+  } finally {
+    await within(loop.terminate(), 'terminate()');
+  }
+}
+
+test('generated sequences of calls, timeouts, cancels and a close: every future settles once with its own result or a typed error', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(opArb, { maxLength: 20 }),
+      fc.constantFrom<Ending>('closeSync', 'close', 'terminate'),
+      fc.constantFrom(0, 20, 100),
+      runSequence,
+    ),
+    { numRuns: 25 },
+  );
+});
+
+// ---- nothing left running -----------------------------------------------------------------------
+
+test('every LoopThread these tests started has stopped', async () => {
+  assert.ok(started.length > 0);
+  await within(Promise.all(started.map((loop) => loop.closed)), 'loop.closed of every LoopThread');
+});
