@@ -174,9 +174,7 @@ export class PortalClient {
       while (!mailbox.isFree()) {
         const ack = Atomics.load(words, mailbox.ackIndex);
         if (mailbox.isFree()) break;
-        if (
-          !waitForChange(words, mailbox.ackIndex, ack, until, this.checkAlive, undefined, mailbox.writerSleepsIndex)
-        ) {
+        if (!waitForChange(words, mailbox.ackIndex, ack, until, this.checkAlive, 0, mailbox.writerSleepsIndex)) {
           throw new TimeoutError(`${this.name} did not take the request in time (it is busy)`);
         }
       }
@@ -224,7 +222,7 @@ export class PortalClient {
           this.seenReply,
           deadline,
           this.checkAlive,
-          this.spin,
+          this.spin.next(),
           mailbox.readerSleepsIndex,
         );
       if (!changed) {
@@ -241,6 +239,7 @@ export class PortalClient {
         mailbox.consume();
       }
       if (reply.id !== id) continue; // a late reply to a call that timed out: dropped
+      this.spin.observe(mailbox.publishedAt() - this.line.request.publishedAt());
       if (reply.ok) return reply.value;
       throw stitch(reply.value, this.name, api);
     }

@@ -133,6 +133,8 @@ export class HostConnection {
   armed = false;
   chained = 0;
   readonly spin = new SpinBudget();
+  /** A blocking reply went out since the last request was taken. */
+  replied = false;
 
   constructor(
     readonly line: Line,
@@ -219,6 +221,9 @@ export class PortalHost {
     }
     conn.seenRequest = seq;
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
+    // How long the caller took to call again after our last reply: worth spinning for, or not.
+    if (conn.replied) conn.spin.observe(mailbox.publishedAt() - conn.line.reply.publishedAt());
+    conn.replied = false;
     const bytes = conn.assembler.take(mailbox);
     if (bytes === undefined) {
       this.idle(conn);
@@ -392,14 +397,13 @@ export class PortalHost {
     const published = conn.outbox.send((w) => {
       writeReply(w, id, ok, value);
     });
+    conn.replied = published;
     if (!spin) return;
     if (published && spinFor(words, conn.line.request.seqIndex, conn.seenRequest, budget)) {
-      conn.spin.hit();
       conn.chained++;
       this.takeRequest(conn);
       return;
     }
-    conn.spin.miss();
     this.idle(conn);
   }
 

@@ -5,7 +5,8 @@
  *   word 0  host state (HostState)         word 1  async-reply counter (bumped after each port reply)
  *   word 2  exit code, when the host died
  *   words 4-9 request mailbox              words 10-15 reply mailbox
- *   bytes 64.. request data, then reply data
+ *   bytes 64-79  when each mailbox last published (ms, on the clock all threads share)
+ *   bytes 128.. request data, then reply data
  */
 import { MAILBOX_WORDS, Mailbox } from './mailbox.js';
 
@@ -22,7 +23,7 @@ export const ASYNC_SEQ = 1;
 export const EXIT_CODE = 2;
 const REQUEST_BASE = 4;
 const REPLY_BASE = REQUEST_BASE + MAILBOX_WORDS;
-const HEADER_BYTES = 64;
+const HEADER_BYTES = 128;
 
 /** Big enough that a 64 KiB string and most real payloads cross in one piece. */
 export const DEFAULT_CAPACITY = 256 * 1024;
@@ -35,10 +36,11 @@ export class Line {
 
   constructor(sab: SharedArrayBuffer) {
     this.sab = sab;
-    this.words = new Int32Array(sab, 0, HEADER_BYTES / 4);
+    this.words = new Int32Array(sab, 0, 16);
+    const stamps = new Float64Array(sab, 64, 2);
     const capacity = (sab.byteLength - HEADER_BYTES) / 2;
-    this.request = new Mailbox(this.words, REQUEST_BASE, Buffer.from(sab, HEADER_BYTES, capacity));
-    this.reply = new Mailbox(this.words, REPLY_BASE, Buffer.from(sab, HEADER_BYTES + capacity, capacity));
+    this.request = new Mailbox(this.words, REQUEST_BASE, Buffer.from(sab, HEADER_BYTES, capacity), stamps, 0);
+    this.reply = new Mailbox(this.words, REPLY_BASE, Buffer.from(sab, HEADER_BYTES + capacity, capacity), stamps, 1);
   }
 
   static create(capacity = DEFAULT_CAPACITY): Line {

@@ -7,6 +7,9 @@
  * never shows a torn or repeated message. A message larger than the slot crosses in chunks, each
  * flagged MORE but the last.
  */
+/** Milliseconds on a clock that all threads of the process share (performance.now() does not). */
+export const now = (): number => performance.timeOrigin + performance.now();
+
 export const SEQ = 0;
 export const ACK = 1;
 const LEN = 2;
@@ -30,7 +33,14 @@ export class Mailbox {
     readonly base: number,
     /** The slot's bytes: a view of shared memory. */
     readonly data: Buffer,
+    private readonly stamps: Float64Array,
+    private readonly stampIndex: number,
   ) {}
+
+  /** When the last chunk was published, in ms on the clock all threads share (see `now`). */
+  publishedAt(): number {
+    return this.stamps[this.stampIndex] as number;
+  }
 
   get seqIndex(): number {
     return this.base + SEQ;
@@ -54,6 +64,7 @@ export class Mailbox {
     const w = this.words;
     w[this.base + LEN] = length;
     w[this.base + FLAGS] = more ? MORE : 0;
+    this.stamps[this.stampIndex] = now();
     Atomics.add(w, this.base + SEQ, 1);
   }
 

@@ -5,67 +5,54 @@
  */
 import { availableParallelism } from 'node:os';
 
-const hrtime = (): bigint => process.hrtime.bigint();
-
 /** Spinning helps only when the other thread runs at the same time as this one. */
 const CAN_SPIN = availableParallelism() > 1;
 /** The longest spin: more than a wake-up from sleep costs on an idle machine (up to ~100 us here). */
-const MAX_SPIN_NS = 100_000;
+const MAX_SPIN_MS = 0.1;
 /** A spin short enough to cost nothing much, long enough to catch an answer already on its way. */
-const PROBE_SPIN_NS = 2_000;
-const FIRST_BACKOFF = 8;
-const MAX_BACKOFF = 1024;
+const PROBE_SPIN_MS = 0.002;
+/** Answers slower than this, while sleeping, mean waking up is dear here (idle cores): spin. */
+const DEAR_WAKE_MS = 0.03;
 
 /**
- * How long to spin before sleeping, learnt from whether spinning paid off. While answers come
- * within the window (both threads hot), spin the whole window. After two misses in a row, only
- * probe briefly: spinning then only takes the CPU the other thread needs (a loaded machine, slow
- * calls). Every so often, with a back-off that doubles after each failed trial, spin the whole
- * window again to find out whether answers have become fast.
+ * How long to spin before sleeping, from how long the other thread took to answer lately (its
+ * time to publish, stamped in shared memory, so this thread's own sleep does not count).
+ *
+ * Spinning pays when both threads run at once and a wake-up from sleep is dear, as on an idle
+ * machine whose cores doze (some 50-100 us here). It is harmful when they share a core with
+ * other work, since the spinner then takes the time the other thread needs. So: while spinning,
+ * two answers in a row slower than the window end it. While sleeping, answers that come quickly
+ * show wake-ups are cheap (cores are busy anyway) and keep it so; two in a row that would have
+ * been caught by a spin but took more than a cheap wake-up start it again.
  */
 export class SpinBudget {
   private spinning = true;
-  private misses = 0;
-  private skip = 0;
-  private backoff = FIRST_BACKOFF;
+  private streak = 0;
 
-  /** The spin budget in nanoseconds for the next wait. */
+  /** The spin budget in milliseconds for the next wait. */
   next(): number {
     if (!CAN_SPIN) return 0;
-    if (this.spinning) return MAX_SPIN_NS;
-    if (this.skip > 0) {
-      this.skip--;
-      return PROBE_SPIN_NS;
-    }
-    return MAX_SPIN_NS;
+    return this.spinning ? MAX_SPIN_MS : PROBE_SPIN_MS;
   }
 
-  /** The awaited word moved while spinning. */
-  hit(): void {
-    this.spinning = true;
-    this.misses = 0;
-    this.backoff = FIRST_BACKOFF;
-  }
-
-  /** The spin ran out: the thread had to sleep. */
-  miss(): void {
-    if (this.spinning) {
-      if (++this.misses < 2) return;
-      this.spinning = false;
-    } else if (this.skip === 0) {
-      this.backoff = Math.min(MAX_BACKOFF, this.backoff * 2);
+  /** The other thread answered `ms` after it was asked. */
+  observe(ms: number): void {
+    const flip = this.spinning ? ms >= MAX_SPIN_MS : ms >= DEAR_WAKE_MS && ms < MAX_SPIN_MS;
+    this.streak = flip ? this.streak + 1 : 0;
+    if (this.streak >= 2) {
+      this.spinning = !this.spinning;
+      this.streak = 0;
     }
-    this.skip = this.backoff;
   }
 }
 
-/** Spins up to `ns` nanoseconds for words[index] to differ from `seen`. True if it did. */
-export function spinFor(words: Int32Array, index: number, seen: number, ns: number): boolean {
-  if (ns <= 0) return Atomics.load(words, index) !== seen;
-  const end = hrtime() + BigInt(ns);
+/** Spins up to `ms` milliseconds for words[index] to differ from `seen`. True if it did. */
+export function spinFor(words: Int32Array, index: number, seen: number, ms: number): boolean {
+  if (ms <= 0) return Atomics.load(words, index) !== seen;
+  const end = performance.now() + ms;
   for (;;) {
     for (let i = 0; i < 64; i++) if (Atomics.load(words, index) !== seen) return true;
-    if (hrtime() > end) return false;
+    if (performance.now() > end) return false;
   }
 }
 
@@ -82,16 +69,10 @@ export function waitForChange(
   seen: number,
   deadline: number,
   checkAlive: () => number,
-  spin?: SpinBudget,
+  spinMs = 0,
   sleepFlag?: number,
 ): boolean {
-  if (spin !== undefined) {
-    if (spinFor(words, index, seen, spin.next())) {
-      spin.hit();
-      return true;
-    }
-    spin.miss();
-  }
+  if (spinFor(words, index, seen, spinMs)) return true;
   for (;;) {
     if (Atomics.load(words, index) !== seen) return true;
     const left = deadline - performance.now();
