@@ -28,3 +28,5 @@ export type {
   SyncFunction,
   AsyncFunction,
 } from './index.js';
+export { Portal } from './index.js';
+export type { PortalHandle, PortalOptions, PortalClientOf } from './index.js';

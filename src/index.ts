@@ -20,3 +20,4 @@ export {
   TimeoutError,
   DataCloneError,
 } from './errors.js';
+export { Portal, type PortalHandle, type PortalOptions, type PortalClientOf } from './portal/portal.js';

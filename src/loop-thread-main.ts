@@ -8,12 +8,15 @@ import { encodeValue } from './codec/encode.js';
 import { Writer } from './codec/writer.js';
 import { HostState, Line } from './protocol/line.js';
 import { PortalHost } from './portal/host.js';
+import { adoptWaitTable } from './protocol/wait-for.js';
 
 export interface LoopThreadData {
   line: SharedArrayBuffer;
   port: MessagePort;
   notes: MessagePort;
   name: string;
+  /** Who waits for whom, shared by the threads of the process (see protocol/wait-for). */
+  waits: SharedArrayBuffer;
 }
 
 /** The last words of a dying loop thread, read by its owner when it wakes to find it gone. */
@@ -55,7 +58,10 @@ function writeThrough(stream: NodeJS.WriteStream, fd: number): void {
 writeThrough(process.stdout, 1);
 writeThrough(process.stderr, 2);
 
+adoptWaitTable(data.waits);
+
 const host = new PortalHost({
+  keepAlive: true,
   load: (specifier) => import(specifier) as Promise<object>,
   async onCloseRequest(timeout) {
     await host.close(timeout);

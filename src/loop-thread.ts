@@ -17,6 +17,7 @@ import { ClosedError, WorkerCrashedError } from './errors.js';
 import { Future } from './future.js';
 import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './protocol/wait.js';
+import { adoptWaitTable, waitTable } from './protocol/wait-for.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
 import type { Asyncified, Syncified } from './portal/proxy.js';
 import type { ConnectRequest } from './portal/host.js';
@@ -91,6 +92,7 @@ export interface LoopThreadHandle {
   readonly threadId: number;
   readonly line: SharedArrayBuffer;
   readonly port: MessagePort;
+  readonly waits: SharedArrayBuffer;
 }
 
 /** A connection to a LoopThread from another thread (see LoopThread.connect). */
@@ -158,7 +160,13 @@ export class LoopThread implements Disposable, AsyncDisposable {
     this.#line = Line.create(options.bufferSize);
     const calls = new MessageChannel();
     const notes = new MessageChannel();
-    const data: LoopThreadData = { line: this.#line.sab, port: calls.port2, notes: notes.port2, name: this.name };
+    const data: LoopThreadData = {
+      line: this.#line.sab,
+      port: calls.port2,
+      notes: notes.port2,
+      name: this.name,
+      waits: waitTable(),
+    };
     this.#worker = new Worker(join(__dirname, 'loop-thread-main.js'), {
       name: this.name,
       workerData: data,
@@ -216,7 +224,14 @@ export class LoopThread implements Disposable, AsyncDisposable {
     const request: ConnectRequest = { connect: { line: line.sab, port: channel.port2 } };
     this.#calls.postMessage(request, [channel.port2]);
     this.#handleLines.push(line);
-    return { kind: 'loopthread.handle', name: this.name, threadId: this.threadId, line: line.sab, port: channel.port1 };
+    return {
+      kind: 'loopthread.handle',
+      name: this.name,
+      threadId: this.threadId,
+      line: line.sab,
+      port: channel.port1,
+      waits: waitTable(),
+    };
   }
 
   /** Connects to a LoopThread from the thread that received its handle. */
@@ -224,6 +239,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
     if (handle?.kind !== 'loopthread.handle' || !(handle.line instanceof SharedArrayBuffer)) {
       throw new TypeError('LoopThread.connect expects a handle made by loop.createHandle()');
     }
+    adoptWaitTable(handle.waits);
     const port = handle.port;
     const client = new PortalClient(new Line(handle.line), port, `LoopThread "${handle.name}"`, handle.threadId, {
       onBusy: (busy) => {

@@ -19,6 +19,7 @@ import { Future, type FutureControl } from '../future.js';
 import { ASYNC_SEQ, HostState, type Line } from '../protocol/line.js';
 import { Assembler, nextChunk } from '../protocol/mailbox.js';
 import { SpinBudget, waitForChange } from '../protocol/wait.js';
+import { beginWait } from '../protocol/wait-for.js';
 import type { ExportShape } from './exports.js';
 import {
   Kind,
@@ -64,6 +65,9 @@ interface PendingCall {
 
 type Write = (w: Writer, id: number) => void;
 
+/** Lines connected on this thread: a handle is one connection, and two clients on one line would mix their replies. */
+const claimed = new WeakSet<SharedArrayBuffer>();
+
 /** How long a blocked caller sleeps between checks that the serving thread is still there. */
 const DEFAULT_SLICE_MS = 20;
 
@@ -90,6 +94,10 @@ export class PortalClient {
     private readonly hostThreadId: number,
     private readonly hooks: ClientHooks = {},
   ) {
+    if (claimed.has(line.sab)) {
+      throw new TypeError('this handle is already connected: make one handle per thread (createHandle())');
+    }
+    claimed.add(line.sab);
     this.seenReply = line.reply.seq();
     port.on('message', (p: PortPacket) => {
       this.onPortMessage(p);
@@ -207,6 +215,22 @@ export class PortalClient {
     if (options.signal?.aborted === true) {
       throw new CancelledError('the call was cancelled before it started', { cause: options.signal.reason });
     }
+    const endWait = beginWait(this.hostThreadId, this.describeThread);
+    try {
+      return this.exchange(write, options, api);
+    } finally {
+      endWait();
+    }
+  }
+
+  private describeThread = (t: number): string =>
+    t === this.hostThreadId
+      ? `thread ${t} (${this.name})`
+      : t === threadId
+        ? `thread ${t} (this thread)`
+        : `thread ${t}`;
+
+  private exchange(write: Write, options: CallOptions, api: (...args: never[]) => unknown): unknown {
     const id = ++this.nextId;
     const timeout = options.timeout;
     const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
@@ -254,6 +278,24 @@ export class PortalClient {
       options,
       api,
     );
+  }
+
+  /** A blocking call of a known target (a portal's function); `marker` starts the caller's stack. */
+  invokeSync(target: Target, args: unknown[], options: CallOptions, marker: (...args: never[]) => unknown): unknown {
+    return this.roundTrip(
+      (w, id) => {
+        writeCall(w, id, target, args, sendTo(this.name));
+      },
+      options,
+      marker,
+    );
+  }
+
+  /** A non-blocking call of a known target. */
+  invoke<T>(target: Target, args: unknown[], options: CallOptions): Future<T> {
+    return this.sendAsync<T>((w, id) => {
+      writeCall(w, id, target, args, sendTo(this.name));
+    }, options);
   }
 
   importSync(specifier: string | URL, options: CallOptions, api: (...args: never[]) => unknown): object {
@@ -355,6 +397,15 @@ export class PortalClient {
   /** Blocks until `isDone()`, receiving port replies meanwhile: the blocking wait of a Future. */
   private blockForPort = (isDone: () => boolean, deadline: number): void => {
     this.guard();
+    const endWait = beginWait(this.hostThreadId, this.describeThread);
+    try {
+      this.waitForPort(isDone, deadline);
+    } finally {
+      endWait();
+    }
+  };
+
+  private waitForPort(isDone: () => boolean, deadline: number): void {
     const words = this.line.words;
     for (;;) {
       const seen = Atomics.load(words, ASYNC_SEQ);
@@ -367,7 +418,7 @@ export class PortalClient {
       }
       if (!waitForChange(words, ASYNC_SEQ, seen, deadline, this.checkAlive)) return;
     }
-  };
+  }
 
   private cancelRemote(id: number, reason: CancelReason): void {
     const w = heapWriter();

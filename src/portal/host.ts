@@ -26,8 +26,13 @@ import {
 } from './messages.js';
 
 export interface HostOptions {
-  /** Loads a module for `import` requests. */
-  load(specifier: string): Promise<object>;
+  /** Loads a module for `import` requests; without it they are refused. */
+  load?(specifier: string): Promise<object>;
+  /**
+   * Keep this thread's event loop alive while waiting for calls (a LoopThread's own thread). A
+   * portal opened on a thread that has other work does not hold that thread's loop open.
+   */
+  keepAlive?: boolean;
   /** Called for a close request from a connection allowed to close the host. */
   onCloseRequest?(timeout: number): Promise<void>;
 }
@@ -157,7 +162,9 @@ export class PortalHost {
   /** Keeps this thread's loop alive while it waits for calls, and only then (see onLoopIdle). */
   private readonly keepAlive = setInterval(() => undefined, 1 << 30);
 
-  constructor(private readonly options: HostOptions) {}
+  constructor(private readonly options: HostOptions) {
+    if (options.keepAlive !== true) this.keepAlive.unref();
+  }
 
   get pendingCalls(): number {
     return this.pending;
@@ -179,10 +186,22 @@ export class PortalHost {
     port.on('message', (p: PortPacket | ConnectRequest) => {
       this.onPortMessage(conn, p);
     });
+    // The calling thread is gone (exited or crashed): its calls have no one to answer to.
+    port.on('close', () => {
+      this.drop(conn);
+    });
     port.unref();
     line.announce(this.state === 'running' ? HostState.Running : HostState.Closing);
     this.idle(conn);
     return conn;
+  }
+
+  private drop(conn: HostConnection): void {
+    if (!this.connections.delete(conn)) return;
+    for (const call of conn.inflight.values()) {
+      call.abandoned = true;
+      call.context.abort(new ClosedError('the calling thread is gone'));
+    }
   }
 
   private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
@@ -286,6 +305,7 @@ export class PortalHost {
   private async importModule(specifier: string): Promise<unknown> {
     let id = this.moduleIds.get(specifier);
     if (id === undefined) {
+      if (this.options.load === undefined) throw new TypeError('this portal does not load modules');
       const ns = await this.options.load(specifier);
       id = this.moduleIds.get(specifier) ?? this.addModule(ns);
       this.moduleIds.set(specifier, id);
@@ -419,7 +439,7 @@ export class PortalHost {
   }
 
   private updateKeepAlive(): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.options.keepAlive !== true) return;
     if (this.pending === 0 || this.busyOutboxes > 0 || this.waitingWhileIdle) this.keepAlive.ref();
     else this.keepAlive.unref();
   }

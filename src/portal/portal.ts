@@ -1,0 +1,159 @@
+/**
+ * Portal: any thread's event loop (the main thread's too) opened for calls from other threads,
+ * blocking or awaited: asyncio.run_coroutine_threadsafe for Node. The thread that opens a portal
+ * hosts an object of functions; each other thread connects with a handle of its own.
+ */
+import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads';
+import { ClosedError } from '../errors.js';
+import type { Future } from '../future.js';
+import { HostState, Line } from '../protocol/line.js';
+import { adoptWaitTable, waitTable } from '../protocol/wait-for.js';
+import { PortalClient, type CallOptions } from './client.js';
+import { describeExports, type ExportShape } from './exports.js';
+import { PortalHost } from './host.js';
+import type { Target } from './messages.js';
+import type { AsyncFunction, SyncFunction } from './proxy.js';
+
+type AnyFunction = (...args: never[]) => unknown;
+
+/** The functions of `Api` as a connected thread sees them: `fn` returns a Future, `fnSync` blocks. */
+export type PortalClientOf<Api> = {
+  readonly [K in keyof Api as Api[K] extends AnyFunction ? K & string : never]: AsyncFunction<Api[K]>;
+} & {
+  readonly [K in keyof Api as Api[K] extends AnyFunction ? `${K & string}Sync` : never]: SyncFunction<Api[K]>;
+} & Disposable;
+
+/**
+ * What another thread needs to call a portal. Send it with its port in the transfer list
+ * (`new Worker(file, { workerData: { handle }, transferList: [handle.port] })`). One handle is one
+ * connection, for one thread: make one per thread.
+ */
+export interface PortalHandle<Api = unknown> {
+  readonly kind: 'loopthread.portal';
+  readonly name: string;
+  readonly threadId: number;
+  readonly line: SharedArrayBuffer;
+  readonly port: MessagePort;
+  readonly waits: SharedArrayBuffer;
+  readonly shape: Record<string, ExportShape>;
+  /** Only carries the type of the api. */
+  readonly api?: Api;
+}
+
+export interface PortalOptions {
+  /** Shown in errors. Default "portal on thread n". */
+  name?: string;
+}
+
+const clients = new WeakMap<object, { client: PortalClient; port: MessagePort; handle: PortalHandle }>();
+
+export class Portal<Api extends object> implements AsyncDisposable {
+  readonly name: string;
+  readonly #host = new PortalHost({});
+  readonly #shape: Record<string, ExportShape>;
+  readonly #lines: Line[] = [];
+  #state: 'open' | 'closing' | 'closed' = 'open';
+
+  private constructor(api: Api, options: PortalOptions) {
+    this.name = options.name ?? `portal on thread ${threadId}`;
+    this.#host.addModule(api);
+    this.#shape = describeExports(api);
+  }
+
+  /** Opens `api` (an object of functions, or a module namespace) on this thread's event loop. */
+  static open<Api extends object>(api: Api, options: PortalOptions = {}): Portal<Api> {
+    if (api === null || typeof api !== 'object') throw new TypeError('Portal.open expects an object of functions');
+    return new Portal(api, options);
+  }
+
+  /** A new connection for one other thread (send it with `[handle.port]` as its transfer list). */
+  createHandle(): PortalHandle<Api> {
+    if (this.#state !== 'open') throw new ClosedError(`${this.name} is closed`);
+    const line = Line.create();
+    const channel = new MessageChannel();
+    this.#lines.push(line);
+    this.#host.serve(line, channel.port2, false);
+    return {
+      kind: 'loopthread.portal',
+      name: this.name,
+      threadId,
+      line: line.sab,
+      port: channel.port1,
+      waits: waitTable(),
+      shape: this.#shape,
+    };
+  }
+
+  /**
+   * Connects to a portal from the thread that received its handle. `options` (timeout, signal)
+   * apply to every call made through this client; `Portal.with` gives one with other options.
+   */
+  static connect<Api>(handle: PortalHandle<Api>, options: CallOptions = {}): PortalClientOf<Api> {
+    if (handle?.kind !== 'loopthread.portal' || !(handle.line instanceof SharedArrayBuffer)) {
+      throw new TypeError('Portal.connect expects a handle made by portal.createHandle()');
+    }
+    adoptWaitTable(handle.waits);
+    const port = handle.port;
+    const client = new PortalClient(new Line(handle.line), port, handle.name, handle.threadId, {
+      onBusy: (busy) => {
+        if (busy) port.ref();
+        else port.unref();
+      },
+    });
+    return Portal.#bind<Api>(client, port, handle, options);
+  }
+
+  static #bind<Api>(client: PortalClient, port: MessagePort, handle: PortalHandle, options: CallOptions) {
+    const out: Record<string, unknown> = {};
+    for (const [name, entry] of Object.entries(handle.shape)) {
+      if (entry[0] !== 'function') continue;
+      const target: Target = [0, 0, [name]];
+      out[name] = (...args: unknown[]): Future<unknown> => client.invoke(target, args, options);
+      const sync = (...args: unknown[]): unknown => client.invokeSync(target, args, options, sync);
+      out[`${name}Sync`] = sync;
+    }
+    Object.defineProperty(out, Symbol.dispose, {
+      value: () => {
+        Portal.disconnect(out);
+      },
+    });
+    clients.set(out, { client, port, handle });
+    return Object.freeze(out) as PortalClientOf<Api>;
+  }
+
+  /** The same connection with other call options (timeout, signal) for the calls made through it. */
+  static with<Api>(connected: PortalClientOf<Api>, options: CallOptions): PortalClientOf<Api> {
+    const entry = clients.get(connected);
+    if (entry === undefined) throw new TypeError('Portal.with expects a client made by Portal.connect()');
+    return Portal.#bind<Api>(entry.client, entry.port, entry.handle, options);
+  }
+
+  /** Ends a connection: its calls then fail with ClosedError. */
+  static disconnect(connected: object): void {
+    const entry = clients.get(connected);
+    if (entry === undefined) return;
+    entry.client.fail(new ClosedError(`this connection to ${entry.handle.name} is closed`));
+    entry.port.close();
+  }
+
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /**
+   * Closes the portal: new calls fail with ClosedError, the signals of calls in flight abort and
+   * they get `timeout` ms (default 5000) to finish; then every connected thread, blocked or not,
+   * is told the portal is closed.
+   */
+  async close(options: { timeout?: number } = {}): Promise<void> {
+    if (this.#state !== 'open') return;
+    this.#state = 'closing';
+    await this.#host.close(options.timeout ?? 5_000);
+    this.#host.shutDown(HostState.Closed);
+    this.#state = 'closed';
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
