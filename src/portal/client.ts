@@ -23,7 +23,8 @@ import { beginWait } from '../protocol/wait-for.js';
 import type { ExportShape } from './exports.js';
 import {
   Kind,
-  heapWriter,
+  portWriter,
+  releaseWriter,
   packet,
   readMessage,
   readPacket,
@@ -421,7 +422,7 @@ export class PortalClient {
   }
 
   private cancelRemote(id: number, reason: CancelReason): void {
-    const w = heapWriter();
+    const w = portWriter();
     writeCancel(w, id, reason);
     const [p, transfer] = packet(w);
     try {
@@ -450,10 +451,11 @@ export class PortalClient {
       control.settle();
       return future;
     }
-    const w = heapWriter();
+    const w = portWriter();
     try {
       write(w, id);
     } catch (error) {
+      releaseWriter(w);
       control.reject(error);
       control.settle();
       return future;

@@ -13,7 +13,7 @@ import { CallContext, runInContext } from './call-context.js';
 import { describeExports } from './exports.js';
 import {
   Kind,
-  heapWriter,
+  portWriter,
   packet,
   readMessage,
   readPacket,
@@ -76,6 +76,8 @@ export class HostConnection {
   readonly spin = new SpinBudget();
   /** A blocking reply went out since the last request was taken. */
   replied = false;
+  /** When this connection's last blocking request was taken (performance.now()). */
+  lastRequestAt = -Infinity;
 
   constructor(
     readonly line: Line,
@@ -141,7 +143,7 @@ export class PortalHost {
   }
 
   private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
-    if ('connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
+    if (typeof p !== 'string' && 'connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
     else this.dispatch(conn, readPacket(p), true);
   }
 
@@ -175,6 +177,7 @@ export class PortalHost {
       return;
     }
     conn.seenRequest = seq;
+    conn.lastRequestAt = performance.now();
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
     // How long the caller took to call again after our last reply: worth spinning for, or not.
     if (conn.replied) conn.spin.observe(mailbox.publishedAt() - conn.line.reply.publishedAt());
@@ -336,7 +339,7 @@ export class PortalHost {
 
   private reply(conn: HostConnection, id: number, viaPort: boolean, ok: boolean, value: unknown): void {
     if (viaPort) {
-      const w = heapWriter();
+      const w = portWriter();
       writeReply(w, id, ok, value);
       const [p, transfer] = packet(w);
       conn.port.postMessage(p, transfer);
@@ -347,7 +350,7 @@ export class PortalHost {
     // A blocking caller is likely to call again at once: look for its next request before
     // sleeping, and tell it meanwhile that it need not wake this thread.
     const words = conn.line.words;
-    const budget = conn.chained < MAX_CHAINED_REQUESTS ? conn.spin.next() : 0;
+    const budget = conn.chained < MAX_CHAINED_REQUESTS && !this.othersCalling(conn) ? conn.spin.next() : 0;
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
@@ -361,6 +364,17 @@ export class PortalHost {
       return;
     }
     this.idle(conn);
+  }
+
+  /**
+   * Whether other connections made blocking calls just now: then this thread must not spin for
+   * one caller while the others wait for it (nor take cores from their threads).
+   */
+  private othersCalling(conn: HostConnection): boolean {
+    if (this.connections.size < 2) return false;
+    const recently = performance.now() - 1;
+    for (const other of this.connections) if (other !== conn && other.lastRequestAt > recently) return true;
+    return false;
   }
 
   private cancel(conn: HostConnection, id: number, reason: CancelReason): void {
@@ -405,7 +419,7 @@ export class PortalHost {
     }
     for (const conn of free) {
       if (conn.inflight.size === 0) continue;
-      const w = heapWriter();
+      const w = portWriter();
       writeIdle(w);
       const [p, transfer] = packet(w);
       conn.port.postMessage(p, transfer);

@@ -130,25 +130,59 @@ export function readMessage(buf: Buffer, start: number, end: number, beside?: re
   }
 }
 
-/** A message in a heap buffer of its own, ready to be transferred over a MessagePort. */
-export function heapWriter(): Writer {
-  return new Writer(Buffer.allocUnsafeSlow(512), 0, []);
+/** A message in a heap buffer of its own (one that waits in a queue). */
+export function ownedWriter(): Writer {
+  return new Writer(Buffer.allocUnsafeSlow(512));
 }
 
-export interface PortPacket {
-  bytes: ArrayBuffer;
-  length: number;
-  /** MessagePorts and SharedArrayBuffers of the message, posted beside the bytes. */
-  beside: unknown[];
+/** Port messages are encoded here, then copied out by `packet` before the next one. */
+const scratch = Buffer.allocUnsafeSlow(64 * 1024);
+/** The writer encoding into the scratch now, if any (a getter run by the encoder may send another message). */
+let scratchOwner: Writer | undefined;
+
+/** A message for a MessagePort; MessagePorts and SharedArrayBuffers in it travel beside the bytes. */
+export function portWriter(): Writer {
+  if (scratchOwner !== undefined) return new Writer(Buffer.allocUnsafeSlow(512), 0, []);
+  scratchOwner = new Writer(scratch, 0, []);
+  return scratchOwner;
 }
+
+/** Done with a writer from portWriter, whether its message was sent or not. */
+export function releaseWriter(w: Writer): void {
+  if (scratchOwner === w) scratchOwner = undefined;
+}
+
+/** Up to this size a message travels as a string: posting a string costs a fraction of a typed array. */
+const STRING_PACKET_BYTES = 1024 * 1024;
+
+/** What goes over a MessagePort: the bytes as a latin1 string, or in a transferred buffer. */
+export type PortPacket =
+  | string
+  | {
+      bytes: ArrayBuffer;
+      length: number;
+      beside: unknown[];
+    };
 
 export function packet(w: Writer): [PortPacket, Transferable[]] {
-  const bytes = w.buf.buffer as ArrayBuffer;
+  releaseWriter(w);
   const beside = w.beside ?? [];
+  if (beside.length === 0 && w.pos <= STRING_PACKET_BYTES) return [w.buf.toString('latin1', 0, w.pos), []];
+  // A large message, or one with objects beside it: its buffer is transferred, never the scratch.
+  let own = w.buf;
+  if (own === scratch) {
+    own = Buffer.allocUnsafeSlow(w.pos);
+    scratch.copy(own, 0, 0, w.pos);
+  }
+  const bytes = own.buffer as ArrayBuffer;
   const ports = beside.filter((o): o is MessagePort => o instanceof MessagePort);
   return [{ bytes, length: w.pos, beside }, [bytes, ...ports]];
 }
 
 export function readPacket(p: PortPacket): Message {
+  if (typeof p === 'string') {
+    const bytes = Buffer.from(p, 'latin1');
+    return readMessage(bytes, 0, bytes.length);
+  }
   return readMessage(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside);
 }

@@ -5,7 +5,7 @@
 import { Writer } from '../codec/writer.js';
 import { nextChunk, type Mailbox } from '../protocol/mailbox.js';
 import { changed } from '../protocol/wait.js';
-import { heapWriter } from './messages.js';
+import { ownedWriter } from './messages.js';
 
 export class Outbox {
   private readonly queue: { bytes: Buffer; length: number; offset: number }[] = [];
@@ -28,7 +28,7 @@ export class Outbox {
       }
       this.queue.push({ bytes: w.buf, length: w.pos, offset: 0 });
     } else {
-      const w = heapWriter();
+      const w = ownedWriter();
       write(w);
       this.queue.push({ bytes: w.buf, length: w.pos, offset: 0 });
     }
