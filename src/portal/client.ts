@@ -25,6 +25,7 @@ import {
   Kind,
   portWriter,
   releaseWriter,
+  WAKE,
   packet,
   readMessage,
   readPacket,
@@ -189,7 +190,7 @@ export class PortalClient {
       }
     };
     const wakeHost = (): void => {
-      mailbox.notify();
+      if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) this.port.postMessage(WAKE);
     };
     waitFree(deadline);
     const w = new Writer(mailbox.data);
@@ -255,6 +256,7 @@ export class PortalClient {
         throw new TimeoutError(`the call to ${this.name} timed out after ${String(timeout)} ms`);
       }
       this.seenReply = mailbox.seq();
+      mailbox.markTaken();
       const bytes = this.assembler.take(mailbox);
       if (bytes === undefined) continue;
       let reply: Reply;
@@ -264,7 +266,8 @@ export class PortalClient {
         mailbox.consume();
       }
       if (reply.id !== id) continue; // a late reply to a call that timed out: dropped
-      this.spin.observe(mailbox.publishedAt() - this.line.request.publishedAt());
+      const request = this.line.request;
+      this.spin.observe(request.takenAt() - request.publishedAt(), mailbox.publishedAt() - request.takenAt());
       if (reply.ok) return reply.value;
       throw stitch(reply.value, this.name, api);
     }
@@ -347,6 +350,7 @@ export class PortalClient {
   }
 
   private onPortMessage(p: PortPacket): void {
+    if (p === WAKE) return;
     const reply = readPacket(p);
     if (reply.kind === Kind.Idle) {
       this.onHostIdle();

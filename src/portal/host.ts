@@ -7,7 +7,7 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { ClosedError, NeverSettledError, TimeoutError, CancelledError } from '../errors.js';
 import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
 import { Assembler } from '../protocol/mailbox.js';
-import { changed, spinFor, SpinBudget } from '../protocol/wait.js';
+import { spinFor, SpinBudget } from '../protocol/wait.js';
 import { Outbox } from './outbox.js';
 import { CallContext, runInContext } from './call-context.js';
 import { describeExports } from './exports.js';
@@ -19,6 +19,7 @@ import {
   readPacket,
   writeIdle,
   writeReply,
+  WAKE,
   type CancelReason,
   type Message,
   type PortPacket,
@@ -71,7 +72,6 @@ export class HostConnection {
   readonly outbox: Outbox;
   readonly assembler = new Assembler();
   seenRequest = 0;
-  armed = false;
   chained = 0;
   readonly spin = new SpinBudget();
   /** A blocking reply went out since the last request was taken. */
@@ -143,30 +143,28 @@ export class PortalHost {
   }
 
   private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
+    if (p === WAKE) {
+      conn.chained = 0;
+      this.takeRequest(conn);
+      return;
+    }
     if (typeof p !== 'string' && 'connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
     else this.dispatch(conn, readPacket(p), true);
   }
 
   /** The connection is waiting for the next blocking request. */
+  /**
+   * The connection waits for its next blocking request. The flag tells the caller to wake this
+   * thread with a WAKE message on the port (a posted message wakes an event loop sooner than
+   * Atomics.waitAsync does); setting it and then looking once more means no request is missed.
+   */
   private idle(conn: HostConnection): void {
-    const words = conn.line.words;
-    Atomics.store(words, conn.line.request.readerSleepsIndex, 1);
+    Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 1);
     if (conn.line.request.seq() !== conn.seenRequest) {
       setImmediate(() => {
         this.takeRequest(conn);
       });
-      return;
     }
-    if (conn.armed) return;
-    const wake = changed(words, conn.line.request.seqIndex, conn.seenRequest);
-    conn.armed = true;
-    const take = (): void => {
-      conn.armed = false;
-      conn.chained = 0;
-      this.takeRequest(conn);
-    };
-    if (wake === undefined) setImmediate(take);
-    else void wake.then(take);
   }
 
   private takeRequest(conn: HostConnection): void {
@@ -179,8 +177,10 @@ export class PortalHost {
     conn.seenRequest = seq;
     conn.lastRequestAt = performance.now();
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
-    // How long the caller took to call again after our last reply: worth spinning for, or not.
-    if (conn.replied) conn.spin.observe(mailbox.publishedAt() - conn.line.reply.publishedAt());
+    mailbox.markTaken();
+    // How the caller took our last reply and called again: worth spinning for next time, or not.
+    const reply = conn.line.reply;
+    if (conn.replied) conn.spin.observe(reply.takenAt() - reply.publishedAt(), mailbox.publishedAt() - reply.takenAt());
     conn.replied = false;
     const bytes = conn.assembler.take(mailbox);
     if (bytes === undefined) {

@@ -155,6 +155,9 @@ export function releaseWriter(w: Writer): void {
 /** Up to this size a message travels as a string: posting a string costs a fraction of a typed array. */
 const STRING_PACKET_BYTES = 1024 * 1024;
 
+/** Posted by a blocking caller whose host sleeps: a request waits in the mailbox. */
+export const WAKE = '';
+
 /** What goes over a MessagePort: the bytes as a latin1 string, or in a transferred buffer. */
 export type PortPacket =
   | string

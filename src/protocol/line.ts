@@ -5,7 +5,8 @@
  *   word 0  host state (HostState)         word 1  async-reply counter (bumped after each port reply)
  *   word 2  exit code, when the host died
  *   words 4-9 request mailbox              words 10-15 reply mailbox
- *   bytes 64-79  when each mailbox last published (ms, on the clock all threads share)
+ *   bytes 64-95  per mailbox: when its writer last published, when its reader took that (ms, on
+ *                the clock all threads share)
  *   bytes 128.. request data, then reply data
  */
 import { MAILBOX_WORDS, Mailbox } from './mailbox.js';
@@ -37,10 +38,10 @@ export class Line {
   constructor(sab: SharedArrayBuffer) {
     this.sab = sab;
     this.words = new Int32Array(sab, 0, 16);
-    const stamps = new Float64Array(sab, 64, 2);
+    const stamps = new Float64Array(sab, 64, 4);
     const capacity = (sab.byteLength - HEADER_BYTES) / 2;
     this.request = new Mailbox(this.words, REQUEST_BASE, Buffer.from(sab, HEADER_BYTES, capacity), stamps, 0);
-    this.reply = new Mailbox(this.words, REPLY_BASE, Buffer.from(sab, HEADER_BYTES + capacity, capacity), stamps, 1);
+    this.reply = new Mailbox(this.words, REPLY_BASE, Buffer.from(sab, HEADER_BYTES + capacity, capacity), stamps, 2);
   }
 
   static create(capacity = DEFAULT_CAPACITY): Line {

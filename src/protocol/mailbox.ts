@@ -42,6 +42,16 @@ export class Mailbox {
     return this.stamps[this.stampIndex] as number;
   }
 
+  /** When the reader took the last chunk (see `markTaken`). */
+  takenAt(): number {
+    return this.stamps[this.stampIndex + 1] as number;
+  }
+
+  /** Reader: note when it began to take what was published, so the writer can tell its wake-up time. */
+  markTaken(): void {
+    this.stamps[this.stampIndex + 1] = now();
+  }
+
   get seqIndex(): number {
     return this.base + SEQ;
   }

@@ -9,21 +9,22 @@ import { availableParallelism } from 'node:os';
 const CAN_SPIN = availableParallelism() > 1;
 /** The longest spin: more than a wake-up from sleep costs on an idle machine (up to ~100 us here). */
 const MAX_SPIN_MS = 0.1;
-/** A spin short enough to cost nothing much, long enough to catch an answer already on its way. */
-const PROBE_SPIN_MS = 0.002;
+/** No spin at all once spinning does not pay. */
+const PROBE_SPIN_MS = 0;
 /** Answers slower than this, while sleeping, mean waking up is dear here (idle cores): spin. */
 const DEAR_WAKE_MS = 0.03;
 
 /**
- * How long to spin before sleeping, from how long the other thread took to answer lately (its
- * time to publish, stamped in shared memory, so this thread's own sleep does not count).
+ * How long to spin before sleeping, learnt from the other thread's last answers: how long it took
+ * to wake up and take the request, and how long its work took then (both stamped in shared
+ * memory, so this thread's own sleep does not count).
  *
- * Spinning pays when both threads run at once and a wake-up from sleep is dear, as on an idle
- * machine whose cores doze (some 50-100 us here). It is harmful when they share a core with
- * other work, since the spinner then takes the time the other thread needs. So: while spinning,
- * two answers in a row slower than the window end it. While sleeping, answers that come quickly
- * show wake-ups are cheap (cores are busy anyway) and keep it so; two in a row that would have
- * been caught by a spin but took more than a cheap wake-up start it again.
+ * Spinning pays when both threads run at once and waking from sleep is dear, as on an idle
+ * machine whose cores doze (some 50-100 us here). It is harmful when they share a core with other
+ * work, since the spinner takes the time the other thread needs. So: while spinning, two answers
+ * in a row that take longer than the window end it. While not, two answers in a row whose
+ * wake-up was dear and whose work fits the window start it again; cheap wake-ups (cores busy
+ * anyway) or long work keep it off.
  */
 export class SpinBudget {
   private spinning = true;
@@ -35,9 +36,9 @@ export class SpinBudget {
     return this.spinning ? MAX_SPIN_MS : PROBE_SPIN_MS;
   }
 
-  /** The other thread answered `ms` after it was asked. */
-  observe(ms: number): void {
-    const flip = this.spinning ? ms >= MAX_SPIN_MS : ms >= DEAR_WAKE_MS && ms < MAX_SPIN_MS;
+  /** The other thread took `wakeMs` to take the request and `workMs` more to answer it. */
+  observe(wakeMs: number, workMs: number): void {
+    const flip = this.spinning ? wakeMs + workMs >= MAX_SPIN_MS : wakeMs >= DEAR_WAKE_MS && workMs < MAX_SPIN_MS;
     this.streak = flip ? this.streak + 1 : 0;
     if (this.streak >= 2) {
       this.spinning = !this.spinning;
