@@ -121,6 +121,7 @@ export class LoopThreadConnection extends LoopThreadCaller implements Disposable
 let count = 0;
 const STARTUP_SLICE_MS = 1;
 const RUNNING_SLICE_MS = 20;
+const NATIVE_CHECK_MS = 10;
 /** Longer than a thread ever takes from having an isolate to running its event loop. */
 const BOOT_GAP_MS = 500;
 
@@ -149,6 +150,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
   /** The worker's resource limits before its thread began: they change once its isolate exists. */
   #limitsAtStart: string | undefined;
   #isolateSeenAt: number | undefined;
+  #nextNativeCheck = 0;
 
   constructor(options: LoopThreadOptions = {}) {
     this.name = options.name ?? `LoopThread #${String(++count)}`;
@@ -381,11 +383,19 @@ export class LoopThread implements Disposable, AsyncDisposable {
   /** Between sleep slices of a blocked caller: is the worker still there? */
   #probe(): number {
     const state = this.#line.state;
-    if (state !== HostState.Starting) this.#seenAlive = true;
-    if (state === HostState.Crashed || this.#threadStopped()) {
-      throw this.#crash(undefined);
+    if (state === HostState.Crashed) throw this.#crash(undefined);
+    if (state !== HostState.Starting) {
+      this.#seenAlive = true;
+      // Asking the native handle takes a lock: a blocked caller asks at most every few ms, not
+      // before each of its sleeps.
+      const now = performance.now();
+      if (now >= this.#nextNativeCheck) {
+        this.#nextNativeCheck = now + NATIVE_CHECK_MS;
+        if (this.#threadStopped()) throw this.#crash(undefined);
+      }
+      return RUNNING_SLICE_MS;
     }
-    if (state !== HostState.Starting) return RUNNING_SLICE_MS;
+    if (this.#threadStopped()) throw this.#crash(undefined);
     if (this.#handle !== undefined && this.#handle.loopIdleTime() >= 0) this.#seenAlive = true;
     // A thread that fails in its bootstrap (a --require that throws) may live too briefly to be
     // seen running, but its isolate has filled in its resource limits. Filled in, and still not
