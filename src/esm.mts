@@ -30,3 +30,14 @@ export type {
 } from './index.js';
 export { Portal } from './index.js';
 export type { PortalHandle, PortalOptions, PortalClientOf } from './index.js';
+export { Channel } from './index.js';
+export type {
+  ChannelOptions,
+  ChannelConnectOptions,
+  ChannelHandle,
+  ChannelWaitOptions,
+  ChannelSyncOptions,
+  ChannelPutOptions,
+  ChannelCloseOptions,
+  TryGetResult,
+} from './index.js';

@@ -21,3 +21,14 @@ export {
   DataCloneError,
 } from './errors.js';
 export { Portal, type PortalHandle, type PortalOptions, type PortalClientOf } from './portal/portal.js';
+export {
+  Channel,
+  type ChannelOptions,
+  type ChannelConnectOptions,
+  type ChannelHandle,
+  type ChannelWaitOptions,
+  type ChannelSyncOptions,
+  type ChannelPutOptions,
+  type ChannelCloseOptions,
+  type TryGetResult,
+} from './channel/channel.js';

@@ -1,0 +1,236 @@
+// Benchmark: Channel throughput between a worker thread and the main event loop, both ways, for
+// small values and 64 KiB Uint8Arrays, against a plain MessagePort.postMessage pipe and a
+// ringbuf.js single-producer single-consumer ring in the same run.
+// Run with `npm run bench:channel` (builds first) or `npx tsc -p . && node bench/channel.mjs`.
+//
+// Each case sends N items and is timed from the start signal until the consumer has them all;
+// ROUNDS rounds, cases taking turns; the median is printed. ringbuf.js has no waiting: its
+// consumer polls (the worker spins; the main loop yields with setImmediate when the ring is
+// empty), and values go through it as hand-framed bytes (TextEncoder), which flatters it.
+import { createRequire } from 'node:module';
+import { availableParallelism, cpus } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { once } from 'node:events';
+import { setImmediate } from 'node:timers';
+import { TextDecoder, TextEncoder } from 'node:util';
+import { Channel } from 'loopthread';
+import { RingBuffer } from 'ringbuf.js';
+
+const require = createRequire(import.meta.url);
+const entry = require.resolve('loopthread');
+const ringbufEntry = require.resolve('ringbuf.js');
+
+const ROUNDS = 5;
+const RING_BYTES = 1 << 20;
+const PAYLOADS = [
+  { label: 'small value (8-char string)', kind: 'small', n: 100_000 },
+  { label: '64 KiB Uint8Array', kind: 'big', n: 3_000 },
+];
+const SMALL = 'abcdefgh';
+const BIG = new Uint8Array(64 * 1024).fill(7);
+
+// One worker script for every role; it reports { ready } then { done }.
+const workerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { Channel } = require(workerData.entry);
+const { RingBuffer } = require(workerData.ringbufEntry);
+const { role, kind, n, handle } = workerData;
+const value = kind === 'small' ? 'abcdefgh' : new Uint8Array(64 * 1024).fill(7);
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+function frame(v) {
+  const bytes = typeof v === 'string' ? enc.encode(v) : v;
+  const out = new Uint8Array(4 + bytes.length);
+  new DataView(out.buffer).setUint32(0, bytes.length, true);
+  out.set(bytes, 4);
+  return out;
+}
+async function main() {
+  if (role === 'chan-produce') {
+    const ch = Channel.connect(handle);
+    parentPort.postMessage({ ready: true });
+    await new Promise((r) => parentPort.once('message', r));
+    for (let i = 0; i < n; i++) ch.putSync(value);
+  } else if (role === 'chan-consume') {
+    const ch = Channel.connect(handle);
+    parentPort.postMessage({ ready: true });
+    for (let i = 0; i < n; i++) ch.getSync();
+    parentPort.postMessage({ done: true });
+  } else if (role === 'port-produce') {
+    parentPort.postMessage({ ready: true });
+    await new Promise((r) => parentPort.once('message', r));
+    for (let i = 0; i < n; i++) parentPort.postMessage(value);
+  } else if (role === 'port-consume') {
+    let got = 0;
+    parentPort.on('message', () => { if (++got === n) parentPort.postMessage({ done: true }); });
+    parentPort.postMessage({ ready: true });
+  } else if (role === 'ring-produce') {
+    const ring = new RingBuffer(handle, Uint8Array);
+    parentPort.postMessage({ ready: true });
+    await new Promise((r) => parentPort.once('message', r));
+    for (let i = 0; i < n; i++) {
+      const f = frame(value);
+      while (ring.availableWrite() < f.length);
+      ring.push(f);
+    }
+  } else if (role === 'ring-consume') {
+    const ring = new RingBuffer(handle, Uint8Array);
+    parentPort.postMessage({ ready: true });
+    const header = new Uint8Array(4);
+    const view = new DataView(header.buffer);
+    let body = new Uint8Array(64 * 1024);
+    for (let i = 0; i < n; i++) {
+      while (ring.availableRead() < 4);
+      ring.pop(header);
+      const len = view.getUint32(0, true);
+      if (body.length < len) body = new Uint8Array(len);
+      ring.pop(body, len);
+      if (kind === 'small') dec.decode(body.subarray(0, len)); else body.slice(0, len);
+    }
+    parentPort.postMessage({ done: true });
+  }
+}
+main();
+`;
+
+function startWorker(workerData) {
+  const worker = new Worker(workerSource, { eval: true, workerData: { entry, ringbufEntry, ...workerData } });
+  return worker;
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Each case returns the seconds it took to move n items. */
+const CASES = {
+  'Channel (loopthread)': {
+    async toMain(kind, n) {
+      const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES });
+      const w = startWorker({ role: 'chan-produce', kind, n, handle: ch.handle });
+      await once(w, 'message');
+      const t0 = performance.now();
+      w.postMessage('go');
+      let got = 0;
+      for await (const v of ch) {
+        void v;
+        if (++got === n) break;
+      }
+      const s = (performance.now() - t0) / 1000;
+      await w.terminate();
+      return s;
+    },
+    async toWorker(kind, n) {
+      const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES });
+      const w = startWorker({ role: 'chan-consume', kind, n, handle: ch.handle });
+      await once(w, 'message');
+      const value = kind === 'small' ? SMALL : BIG;
+      const done = once(w, 'message');
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) await ch.put(value);
+      await done;
+      const s = (performance.now() - t0) / 1000;
+      await w.terminate();
+      return s;
+    },
+  },
+  'MessagePort.postMessage': {
+    async toMain(kind, n) {
+      const w = startWorker({ role: 'port-produce', kind, n });
+      await once(w, 'message');
+      let got = 0;
+      const done = new Promise((resolve) =>
+        w.on('message', () => {
+          if (++got === n) resolve();
+        }),
+      );
+      const t0 = performance.now();
+      w.postMessage('go');
+      await done;
+      const s = (performance.now() - t0) / 1000;
+      await w.terminate();
+      return s;
+    },
+    async toWorker(kind, n) {
+      const w = startWorker({ role: 'port-consume', kind, n });
+      await once(w, 'message');
+      const value = kind === 'small' ? SMALL : BIG;
+      const done = once(w, 'message');
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) w.postMessage(value);
+      await done;
+      const s = (performance.now() - t0) / 1000;
+      await w.terminate();
+      return s;
+    },
+  },
+  'ringbuf.js SPSC ring (polling)': {
+    async toMain(kind, n) {
+      const sab = RingBuffer.getStorageForCapacity(RING_BYTES, Uint8Array);
+      const ring = new RingBuffer(sab, Uint8Array);
+      const w = startWorker({ role: 'ring-produce', kind, n, handle: sab });
+      await once(w, 'message');
+      const header = new Uint8Array(4);
+      const view = new DataView(header.buffer);
+      const dec = new TextDecoder();
+      const t0 = performance.now();
+      w.postMessage('go');
+      for (let i = 0; i < n; i++) {
+        while (ring.availableRead() < 4) await turn();
+        ring.pop(header);
+        const len = view.getUint32(0, true);
+        const body = new Uint8Array(len);
+        ring.pop(body, len);
+        if (kind === 'small') dec.decode(body);
+      }
+      const s = (performance.now() - t0) / 1000;
+      await w.terminate();
+      return s;
+    },
+    async toWorker(kind, n) {
+      const sab = RingBuffer.getStorageForCapacity(RING_BYTES, Uint8Array);
+      const ring = new RingBuffer(sab, Uint8Array);
+      const w = startWorker({ role: 'ring-consume', kind, n, handle: sab });
+      await once(w, 'message');
+      const enc = new TextEncoder();
+      const done = once(w, 'message');
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const bytes = kind === 'small' ? enc.encode(SMALL) : BIG;
+        const f = new Uint8Array(4 + bytes.length);
+        new DataView(f.buffer).setUint32(0, bytes.length, true);
+        f.set(bytes, 4);
+        while (ring.availableWrite() < f.length) await turn();
+        ring.push(f);
+      }
+      await done;
+      const s = (performance.now() - t0) / 1000;
+      await w.terminate();
+      return s;
+    },
+  },
+};
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M/s` : `${(x / 1e3).toFixed(1)} k/s`);
+
+console.log(
+  `Channel throughput, ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, Node ${process.version}`,
+);
+console.log(`median of ${ROUNDS} rounds; items per second (higher is better)\n`);
+const results = [];
+for (const payload of PAYLOADS) {
+  for (const direction of ['toMain', 'toWorker']) {
+    const times = Object.fromEntries(Object.keys(CASES).map((name) => [name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, c] of Object.entries(CASES)) times[name].push(await c[direction](payload.kind, payload.n));
+    }
+    const label = `${payload.label}, ${direction === 'toMain' ? 'worker -> main loop' : 'main loop -> worker'}`;
+    console.log(label);
+    const base = payload.n / median(times['MessagePort.postMessage']);
+    for (const name of Object.keys(CASES)) {
+      const rate = payload.n / median(times[name]);
+      results.push({ payload: payload.label, direction, name, itemsPerSecond: Math.round(rate) });
+      console.log(`  ${name.padEnd(32)} ${fmt(rate).padStart(11)}  ${(rate / base).toFixed(2)}x MessagePort`);
+    }
+    console.log('');
+  }
+}

@@ -1,0 +1,516 @@
+/**
+ * Channel: a queue shared by threads, with blocking ends (putSync, getSync, iterSync) for worker
+ * threads and sync code, and async ends (put, get, for await) that never block a loop. Any number
+ * of threads put and get. The queue lives in one SharedArrayBuffer (see layout.ts and ring.ts);
+ * values cross by copy through the codec, or as raw bytes in bytes mode.
+ */
+import { isMainThread } from 'node:worker_threads';
+import { decodeValue } from '../codec/decode.js';
+import { encodeOrExplain, encodeValue } from '../codec/encode.js';
+import { Reader, Writer } from '../codec/writer.js';
+import { CancelledError, ClosedError, DeadlockError, TimeoutError } from '../errors.js';
+import { holdLoop, releaseLoop } from './keep-alive.js';
+import {
+  BYTES,
+  CAPACITY,
+  CLOSED_NOW,
+  COUNT,
+  DONE_SEQ,
+  GET_SEQ,
+  GET_WAITERS,
+  HEADER_WORDS,
+  MODE,
+  OPEN,
+  PUT_SEQ,
+  PUT_WAITERS,
+  RING_BYTES,
+  STATE,
+  UNFINISHED,
+  VALUES,
+} from './layout.js';
+import { EMPTY, ENDED, PutResult, Ring } from './ring.js';
+
+export interface ChannelOptions {
+  /** The most items the channel holds; a put waits while it is full. Default: no limit but bufferSize. */
+  capacity?: number;
+  /** Bytes of shared memory for the items (encoded, 4 bytes of header each). Default 1 MiB. */
+  bufferSize?: number;
+  /** Bytes mode: items are Uint8Arrays, copied as they are (no encoding). */
+  bytes?: boolean;
+  /** Allow the blocking methods on the main thread of this process (they freeze its event loop). */
+  allowBlockingMainThread?: boolean;
+}
+
+export interface ChannelConnectOptions {
+  /** Allow the blocking methods on the main thread of this process (they freeze its event loop). */
+  allowBlockingMainThread?: boolean;
+}
+
+/** What a thread needs to connect to a channel; send it with postMessage or workerData. */
+export interface ChannelHandle {
+  readonly kind: 'loopthread.channel';
+  readonly buffer: SharedArrayBuffer;
+}
+
+export interface ChannelWaitOptions {
+  /** Aborting it rejects the wait with CancelledError (whose cause is the signal's reason). */
+  signal?: AbortSignal | undefined;
+  /** Milliseconds to wait at most; then a TimeoutError. 0 means do not wait. */
+  timeout?: number | undefined;
+}
+
+export interface ChannelSyncOptions {
+  /** Milliseconds to block at most; then a TimeoutError. 0 means do not wait. */
+  timeout?: number | undefined;
+  /** Allow this call to block the main thread (see ChannelOptions.allowBlockingMainThread). */
+  allowMainThread?: boolean | undefined;
+}
+
+export interface ChannelPutOptions {
+  /**
+   * ArrayBuffers to hand over as postMessage does: after the put they are detached here. Their
+   * bytes are still copied once into shared memory (nothing else can cross it).
+   */
+  transfer?: readonly ArrayBuffer[] | undefined;
+}
+
+export type TryGetResult<T> = { ok: true; value: T } | { ok: false };
+
+export interface ChannelCloseOptions {
+  /** Drop the items left instead of letting getters drain them. */
+  immediate?: boolean;
+}
+
+const DEFAULT_BUFFER = 1 << 20;
+const MAX_BUFFER = 1 << 30;
+const NO_LIMIT = 0x7fffffff;
+/** No waiter count to keep (join: taskDone and close always notify). */
+const NONE = -1;
+/** Blocking sleeps are cut in slices this long (a wake-up is never needed, but costs nothing). */
+const SLICE_MS = 1000;
+/** A blocking wait spins this long first when another core may answer at once. */
+const SPIN_MS = 0.02;
+
+/** Buffers reused for encoding, one per thread (a nested put, from a getter on a value, takes a new one). */
+let scratch: Buffer | undefined = Buffer.allocUnsafeSlow(4096);
+let readScratch = Buffer.allocUnsafeSlow(4096);
+
+/** Channel.connect() passes this to the constructor. */
+class Attach {
+  constructor(
+    readonly handle: ChannelHandle,
+    readonly options: ChannelConnectOptions,
+  ) {}
+}
+
+function checkTimeout(timeout: number | undefined): number {
+  if (timeout === undefined) return Infinity;
+  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
+    throw new TypeError(`timeout must be a number of milliseconds >= 0, got ${String(timeout)}`);
+  }
+  return performance.now() + timeout;
+}
+
+function cancelled(signal: AbortSignal): CancelledError {
+  return new CancelledError('the channel operation was cancelled', { cause: signal.reason });
+}
+
+export class Channel<T = unknown> implements AsyncIterable<T> {
+  readonly #ring: Ring;
+  readonly #words: Int32Array;
+  readonly #bytes: boolean;
+  readonly #allowMain: boolean;
+  readonly #handle: ChannelHandle;
+
+  constructor(options: ChannelOptions = {}) {
+    if (options instanceof Attach) {
+      this.#handle = options.handle;
+      this.#ring = new Ring(options.handle.buffer);
+      this.#words = this.#ring.words;
+      this.#bytes = Atomics.load(this.#words, MODE) === BYTES;
+      this.#allowMain = options.options.allowBlockingMainThread === true;
+      return;
+    }
+    const capacity = options.capacity ?? NO_LIMIT;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > NO_LIMIT) {
+      throw new RangeError(`capacity must be an integer from 1 to ${NO_LIMIT}, got ${String(capacity)}`);
+    }
+    const requested = options.bufferSize ?? DEFAULT_BUFFER;
+    if (!Number.isInteger(requested) || requested < 16 || requested > MAX_BUFFER) {
+      throw new RangeError(`bufferSize must be an integer from 16 to ${MAX_BUFFER}, got ${String(requested)}`);
+    }
+    const size = (requested + 3) & ~3;
+    const buffer = new SharedArrayBuffer(HEADER_WORDS * 4 + size);
+    const words = new Int32Array(buffer, 0, HEADER_WORDS);
+    words[CAPACITY] = capacity;
+    words[RING_BYTES] = size;
+    words[MODE] = options.bytes === true ? BYTES : VALUES;
+    this.#handle = Object.freeze({ kind: 'loopthread.channel', buffer });
+    this.#ring = new Ring(buffer);
+    this.#words = this.#ring.words;
+    this.#bytes = options.bytes === true;
+    this.#allowMain = options.allowBlockingMainThread === true;
+  }
+
+  /** Connects to a channel made in another thread, from its `handle`. */
+  static connect<T = unknown>(handle: ChannelHandle, options: ChannelConnectOptions = {}): Channel<T> {
+    const buffer = (handle as Partial<ChannelHandle> | null)?.buffer;
+    if (
+      handle?.kind !== 'loopthread.channel' ||
+      !(buffer instanceof SharedArrayBuffer) ||
+      buffer.byteLength < HEADER_WORDS * 4
+    ) {
+      throw new TypeError('Channel.connect() needs the handle of a Channel (channel.handle)');
+    }
+    return new Channel<T>(new Attach(handle, options) as ChannelOptions);
+  }
+
+  /** Send this to another thread (postMessage, workerData) and call Channel.connect() there. */
+  get handle(): ChannelHandle {
+    return this.#handle;
+  }
+
+  /** What to pass as transferList beside the handle: nothing, since shared memory is shared. */
+  get transferList(): [] {
+    return [];
+  }
+
+  /** Items in the channel now. */
+  get size(): number {
+    return Atomics.load(this.#words, COUNT);
+  }
+
+  /** The most items the channel holds. */
+  get capacity(): number {
+    return Atomics.load(this.#words, CAPACITY);
+  }
+
+  /** Bytes of shared memory for items; one item may take all but 4 of them. */
+  get bufferSize(): number {
+    return this.#ring.size;
+  }
+
+  /** True once close() was called by any thread. */
+  get closed(): boolean {
+    return Atomics.load(this.#words, STATE) !== OPEN;
+  }
+
+  /** Items put and not yet marked done with taskDone(). */
+  get unfinished(): number {
+    return Atomics.load(this.#words, UNFINISHED);
+  }
+
+  // ---- encoding ----
+
+  #encode(value: T): Uint8Array {
+    let bytes: Uint8Array;
+    if (this.#bytes) {
+      if (!(value instanceof Uint8Array)) {
+        throw new TypeError(`a channel in bytes mode takes Uint8Arrays, got ${typeof value}`);
+      }
+      bytes = value;
+    } else {
+      const target = scratch ?? Buffer.allocUnsafeSlow(256);
+      scratch = undefined;
+      const w = new Writer(target, 0);
+      try {
+        encodeOrExplain('the item', 'into a channel', () => {
+          encodeValue(w, value);
+        });
+      } finally {
+        scratch = w.buf.length <= this.#ring.size ? w.buf : target;
+      }
+      bytes = w.buf.subarray(0, w.pos);
+    }
+    if (bytes.byteLength > this.#ring.maxItemBytes) {
+      throw new RangeError(
+        `an item of ${bytes.byteLength} bytes${this.#bytes ? '' : ' (encoded)'} does not fit this channel, ` +
+          `whose buffer holds items of at most ${this.#ring.maxItemBytes} bytes: make bufferSize larger`,
+      );
+    }
+    return bytes;
+  }
+
+  /** Takes one item now: the item, EMPTY or ENDED. */
+  #take(): { value: T } | typeof EMPTY | typeof ENDED {
+    if (this.#bytes) {
+      let out: Uint8Array | undefined;
+      const n = this.#ring.get((length) => (out = new Uint8Array(length)));
+      if (n < 0) return n as typeof EMPTY | typeof ENDED;
+      return { value: out as T };
+    }
+    const n = this.#ring.get((length) => {
+      if (readScratch.length < length) readScratch = Buffer.allocUnsafeSlow(Math.max(length, readScratch.length * 2));
+      return readScratch;
+    });
+    if (n < 0) return n as typeof EMPTY | typeof ENDED;
+    const buf = readScratch;
+    return { value: decodeValue(new Reader(buf, 0, n)) as T };
+  }
+
+  #putBytes(bytes: Uint8Array, options: ChannelPutOptions | undefined): PutResult {
+    const result = this.#ring.put(bytes);
+    if (result === PutResult.Done && options?.transfer !== undefined && options.transfer.length > 0) {
+      structuredClone(options.transfer, { transfer: options.transfer as ArrayBuffer[] });
+    }
+    return result;
+  }
+
+  // ---- non-waiting ----
+
+  /** Puts `value` if there is room now: true if it did, false if full. ClosedError after close. */
+  tryPut(value: T, options?: ChannelPutOptions): boolean {
+    const result = this.#putBytes(this.#encode(value), options);
+    if (result === PutResult.Closed) throw this.#closedError('put');
+    return result === PutResult.Done;
+  }
+
+  /** Takes an item if there is one now: `{ ok: true, value }`, or `{ ok: false }` if empty. ClosedError once closed and drained. */
+  tryGet(): TryGetResult<T> {
+    const got = this.#take();
+    if (got === EMPTY) return { ok: false };
+    if (got === ENDED) throw this.#closedError('get');
+    return { ok: true, value: got.value };
+  }
+
+  // ---- blocking ----
+
+  #checkBlocking(options: ChannelSyncOptions | undefined, what: string): void {
+    if (isMainThread && !this.#allowMain && options?.allowMainThread !== true) {
+      throw new DeadlockError(
+        `channel.${what}() would block the main thread, freezing its event loop (and deadlocking if the ` +
+          `async end it waits for runs there). Use the async ${what.replace('Sync', '')}(), or pass ` +
+          '{ allowMainThread: true } (or allowBlockingMainThread to the Channel) if you mean it.',
+      );
+    }
+  }
+
+  /** Sleeps until words[index] moves past `seen` or the deadline; spins briefly first. */
+  #sleep(index: number, waiters: number, seen: number, deadline: number): void {
+    const w = this.#words;
+    const spinEnd = performance.now() + SPIN_MS;
+    do {
+      for (let i = 0; i < 64; i++) if (Atomics.load(w, index) !== seen) return;
+    } while (performance.now() < spinEnd);
+    const left = deadline - performance.now();
+    if (left <= 0) return;
+    if (waiters >= 0) Atomics.add(w, waiters, 1);
+    try {
+      Atomics.wait(w, index, seen, Math.min(left, SLICE_MS));
+    } finally {
+      if (waiters >= 0) Atomics.sub(w, waiters, 1);
+    }
+  }
+
+  /** Puts `value`, blocking while the channel is full. ClosedError after close, TimeoutError on timeout. */
+  putSync(value: T, options?: ChannelSyncOptions & ChannelPutOptions): void {
+    this.#checkBlocking(options, 'putSync');
+    const bytes = this.#encode(value);
+    const deadline = checkTimeout(options?.timeout);
+    const w = this.#words;
+    for (;;) {
+      const seen = Atomics.load(w, GET_SEQ);
+      const result = this.#putBytes(bytes, options);
+      if (result === PutResult.Done) return;
+      if (result === PutResult.Closed) throw this.#closedError('put');
+      if (performance.now() >= deadline) throw this.#timeoutError('putSync', options?.timeout);
+      this.#sleep(GET_SEQ, PUT_WAITERS, seen, deadline);
+    }
+  }
+
+  /** Takes an item, blocking while the channel is empty. ClosedError once closed and drained. */
+  getSync(options?: ChannelSyncOptions): T {
+    this.#checkBlocking(options, 'getSync');
+    const deadline = checkTimeout(options?.timeout);
+    const w = this.#words;
+    for (;;) {
+      const seen = Atomics.load(w, PUT_SEQ);
+      const got = this.#take();
+      if (got === ENDED) throw this.#closedError('get');
+      if (got !== EMPTY) return got.value;
+      if (performance.now() >= deadline) throw this.#timeoutError('getSync', options?.timeout);
+      this.#sleep(PUT_SEQ, GET_WAITERS, seen, deadline);
+    }
+  }
+
+  /** Blocking iteration: each item until the channel is closed and drained. `timeout` applies to each item. */
+  iterSync(options?: ChannelSyncOptions): Generator<T, void, undefined> {
+    this.#checkBlocking(options, 'iterSync');
+    return this.#iterSync(options);
+  }
+
+  *#iterSync(options: ChannelSyncOptions | undefined): Generator<T, void, undefined> {
+    for (;;) {
+      let value: T;
+      try {
+        value = this.getSync(options);
+      } catch (error) {
+        if (error instanceof ClosedError) return;
+        throw error;
+      }
+      yield value;
+    }
+  }
+
+  // ---- async ----
+
+  /** Waits without blocking until words[index] moves past `seen`, the deadline, or the signal aborts. */
+  async #wait(index: number, waiters: number, seen: number, deadline: number, signal: AbortSignal | undefined) {
+    const w = this.#words;
+    const left = deadline - performance.now();
+    if (left <= 0) return;
+    // Counted before the wait starts, so that a put between the two cannot skip its notify.
+    if (waiters >= 0) Atomics.add(w, waiters, 1);
+    const result = Atomics.waitAsync(w, index, seen, Math.min(left, SLICE_MS));
+    if (!result.async) {
+      if (waiters >= 0) Atomics.sub(w, waiters, 1);
+      return;
+    }
+    holdLoop();
+    let onAbort: (() => void) | undefined;
+    try {
+      if (signal === undefined) await result.value;
+      else {
+        await Promise.race([
+          result.value,
+          new Promise<void>((resolve) => {
+            onAbort = () => {
+              resolve();
+            };
+            signal.addEventListener('abort', onAbort, { once: true });
+          }),
+        ]);
+      }
+    } finally {
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+      if (waiters >= 0) Atomics.sub(w, waiters, 1);
+      releaseLoop();
+    }
+  }
+
+  /** Puts `value`, waiting (without blocking) while the channel is full. */
+  async put(value: T, options?: ChannelWaitOptions & ChannelPutOptions): Promise<void> {
+    // The encoded bytes sit in this thread's scratch buffer (or are the caller's array): a put that has to wait keeps a copy,
+    // since other puts of this thread reuse the buffer meanwhile.
+    let bytes = this.#encode(value);
+    let own = false;
+    const signal = options?.signal;
+    const deadline = checkTimeout(options?.timeout);
+    const w = this.#words;
+    for (;;) {
+      if (signal?.aborted === true) throw cancelled(signal);
+      const seen = Atomics.load(w, GET_SEQ);
+      const result = this.#putBytes(bytes, options);
+      if (result === PutResult.Done) return;
+      if (result === PutResult.Closed) throw this.#closedError('put');
+      if (performance.now() >= deadline) throw this.#timeoutError('put', options?.timeout);
+      if (!own) {
+        bytes = new Uint8Array(bytes);
+        own = true;
+      }
+      await this.#wait(GET_SEQ, PUT_WAITERS, seen, deadline, signal);
+    }
+  }
+
+  /** Takes an item, waiting (without blocking) while the channel is empty. ClosedError once closed and drained. */
+  get(options?: ChannelWaitOptions): Promise<T> {
+    if (options?.signal === undefined && options?.timeout === undefined) {
+      // Fast path: an item already there costs no async function.
+      const got = this.#take();
+      if (got === ENDED) return Promise.reject(this.#closedError('get'));
+      if (got !== EMPTY) return Promise.resolve(got.value);
+    }
+    return this.#getAsync(options);
+  }
+
+  async #getAsync(options: ChannelWaitOptions | undefined): Promise<T> {
+    const signal = options?.signal;
+    const deadline = checkTimeout(options?.timeout);
+    const w = this.#words;
+    for (;;) {
+      if (signal?.aborted === true) throw cancelled(signal);
+      const seen = Atomics.load(w, PUT_SEQ);
+      const got = this.#take();
+      if (got === ENDED) throw this.#closedError('get');
+      if (got !== EMPTY) return got.value;
+      if (performance.now() >= deadline) throw this.#timeoutError('get', options?.timeout);
+      await this.#wait(PUT_SEQ, GET_WAITERS, seen, deadline, signal);
+    }
+  }
+
+  /** Each item until the channel is closed and drained. */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    const done: IteratorResult<T> = { done: true, value: undefined };
+    return {
+      next: (): Promise<IteratorResult<T>> =>
+        this.get().then(
+          (value) => ({ done: false, value }),
+          (error: unknown) => {
+            if (error instanceof ClosedError) return done;
+            throw error;
+          },
+        ),
+      return: (): Promise<IteratorResult<T>> => Promise.resolve(done),
+    };
+  }
+
+  // ---- close and tasks ----
+
+  /**
+   * Closes the channel for every thread (Python 3.13 Queue.shutdown): puts fail with ClosedError;
+   * getters drain what is left and then get ClosedError, iterations end. With `immediate`, what is
+   * left is dropped and every waiter wakes at once. Idempotent; `immediate` may follow a plain close.
+   */
+  close(options: ChannelCloseOptions = {}): void {
+    this.#ring.close(options.immediate === true);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Marks one item got earlier as processed (Python's Queue.task_done). */
+  taskDone(): void {
+    if (!this.#ring.taskDone()) throw new RangeError('taskDone() was called more times than items were put');
+  }
+
+  /** Resolves once every item put has been marked done with taskDone() (Python's Queue.join). */
+  async join(options?: ChannelWaitOptions): Promise<void> {
+    const signal = options?.signal;
+    const deadline = checkTimeout(options?.timeout);
+    const w = this.#words;
+    for (;;) {
+      if (signal?.aborted === true) throw cancelled(signal);
+      const seen = Atomics.load(w, DONE_SEQ);
+      if (Atomics.load(w, UNFINISHED) === 0) return;
+      if (performance.now() >= deadline) throw this.#timeoutError('join', options?.timeout);
+      await this.#wait(DONE_SEQ, NONE, seen, deadline, signal);
+    }
+  }
+
+  /** Blocks until every item put has been marked done with taskDone(). */
+  joinSync(options?: ChannelSyncOptions): void {
+    this.#checkBlocking(options, 'joinSync');
+    const deadline = checkTimeout(options?.timeout);
+    const w = this.#words;
+    for (;;) {
+      const seen = Atomics.load(w, DONE_SEQ);
+      if (Atomics.load(w, UNFINISHED) === 0) return;
+      if (performance.now() >= deadline) throw this.#timeoutError('joinSync', options?.timeout);
+      this.#sleep(DONE_SEQ, NONE, seen, deadline);
+    }
+  }
+
+  #closedError(what: 'put' | 'get'): ClosedError {
+    if (what === 'put') return new ClosedError('the channel is closed: it takes no more items');
+    return new ClosedError(
+      Atomics.load(this.#words, STATE) === CLOSED_NOW
+        ? 'the channel was closed at once (immediate): its items were dropped'
+        : 'the channel is closed and drained',
+    );
+  }
+
+  #timeoutError(what: string, timeout: number | undefined): TimeoutError {
+    return new TimeoutError(`channel.${what}() timed out after ${String(timeout)} ms`);
+  }
+}

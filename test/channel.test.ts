@@ -1,0 +1,567 @@
+/**
+ * Channel (issue 6): a queue shared by threads with blocking and async ends. Workers run the
+ * tasks of test/fixtures/channel-worker.mts; they are terminated after the tests that use them.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { after, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import * as fc from 'fast-check';
+import {
+  CancelledError,
+  Channel,
+  ClosedError,
+  DataCloneError,
+  DeadlockError,
+  TimeoutError,
+  type ChannelHandle,
+} from 'loopthread';
+import type { Item, Outcome, Task } from './fixtures/channel-worker.mjs';
+
+const fixture = new URL('./fixtures/channel-worker.mjs', pathToFileURL(__filename));
+const entry = require.resolve('loopthread');
+
+/** Header words the tests look at (src/channel/layout.ts). */
+const GET_WAITERS = 11;
+const PUT_WAITERS = 12;
+
+const workers = new Set<Worker>();
+after(async () => {
+  await Promise.all([...workers].map((w) => w.terminate()));
+});
+
+function spawn(): Worker {
+  const worker = new Worker(fixture);
+  workers.add(worker);
+  worker.once('exit', () => workers.delete(worker));
+  return worker;
+}
+
+/** Runs one task in `worker`; resolves with its outcome. */
+async function send(worker: Worker, task: Task): Promise<Outcome> {
+  worker.postMessage(task);
+  for (;;) {
+    const [message] = (await once(worker, 'message')) as [{ done?: Outcome }];
+    if (message.done !== undefined) return message.done;
+  }
+}
+
+/** Resolves once `predicate` holds, checking at each turn of the event loop (a condition, not a delay). */
+async function until(predicate: () => boolean): Promise<void> {
+  while (!predicate()) await new Promise((resolve) => setImmediate(resolve));
+}
+
+const waiters = (handle: ChannelHandle, index: number): number => Atomics.load(new Int32Array(handle.buffer), index);
+
+/** A promise's outcome without awaiting it: 'pending' if it has not settled by the next turn. */
+async function state(promise: Promise<unknown>): Promise<string> {
+  const pending = {};
+  const result = await Promise.race([
+    promise.then(
+      () => 'fulfilled',
+      () => 'rejected',
+    ),
+    new Promise((resolve) => setImmediate(resolve, pending)),
+  ]);
+  return result === pending ? 'pending' : (result as string);
+}
+
+describe('Channel on one thread', () => {
+  test('items come out in the order they went in, through the async ends', async () => {
+    const ch = new Channel<unknown>({ capacity: 8 });
+    const values = [1, 'two', { three: [3] }, new Map([[4, 'four']]), null, undefined, 7n, new Date(8)];
+    for (const v of values) await ch.put(v);
+    assert.equal(ch.size, 8);
+    assert.equal(ch.capacity, 8);
+    const got = [];
+    while (got.length < values.length) got.push(await ch.get());
+    assert.deepEqual(got, values);
+    assert.equal(ch.size, 0);
+  });
+
+  test('values are copies', async () => {
+    const ch = new Channel<{ a: number[] }>();
+    const v = { a: [1] };
+    await ch.put(v);
+    v.a.push(2);
+    const got = await ch.get();
+    assert.deepEqual(got, { a: [1] });
+    assert.notEqual(got, v);
+  });
+
+  test('tryPut returns false when the item count is at capacity, tryGet { ok: false } when empty', () => {
+    const ch = new Channel<number>({ capacity: 2 });
+    assert.deepEqual(ch.tryGet(), { ok: false });
+    assert.equal(ch.tryPut(1), true);
+    assert.equal(ch.tryPut(2), true);
+    assert.equal(ch.tryPut(3), false);
+    assert.deepEqual(ch.tryGet(), { ok: true, value: 1 });
+    assert.equal(ch.tryPut(3), true);
+    assert.deepEqual(ch.tryGet(), { ok: true, value: 2 });
+    assert.deepEqual(ch.tryGet(), { ok: true, value: 3 });
+    assert.deepEqual(ch.tryGet(), { ok: false });
+  });
+
+  test('tryPut returns false when the buffer has no room for the bytes, and records wrap around it', () => {
+    const ch = new Channel<Uint8Array>({ bytes: true, bufferSize: 64 });
+    assert.equal(ch.bufferSize, 64);
+    const item = (k: number): Uint8Array => new Uint8Array(20).fill(k);
+    // 24 bytes per record: two fit in 64, a third does not.
+    assert.equal(ch.tryPut(item(1)), true);
+    assert.equal(ch.tryPut(item(2)), true);
+    assert.equal(ch.tryPut(item(3)), false);
+    for (let k = 3; k < 40; k++) {
+      const got = ch.tryGet();
+      assert.ok(got.ok);
+      assert.deepEqual(got.value, item(k - 2));
+      assert.equal(ch.tryPut(item(k)), true);
+    }
+  });
+
+  test('an item larger than the buffer fails at once with a RangeError that names bufferSize', async () => {
+    const ch = new Channel<string>({ bufferSize: 64 });
+    assert.throws(() => ch.tryPut('x'.repeat(100)), /does not fit this channel.*bufferSize/);
+    await assert.rejects(ch.put('x'.repeat(100)), RangeError);
+    const bytes = new Channel<Uint8Array>({ bytes: true, bufferSize: 64 });
+    assert.equal(bytes.tryPut(new Uint8Array(60)), true);
+    assert.throws(() => bytes.tryPut(new Uint8Array(61)), RangeError);
+  });
+
+  test('bad input: options, handles, values and timeouts are refused with clear errors', async () => {
+    assert.throws(() => new Channel({ capacity: 0 }), RangeError);
+    assert.throws(() => new Channel({ capacity: 1.5 }), RangeError);
+    assert.throws(() => new Channel({ bufferSize: 8 }), RangeError);
+    assert.throws(() => Channel.connect({} as ChannelHandle), TypeError);
+    assert.throws(() => Channel.connect(null as unknown as ChannelHandle), TypeError);
+    const ch = new Channel<unknown>();
+    assert.throws(
+      () => ch.tryPut({ f: () => 1 }),
+      (e: unknown) => e instanceof DataCloneError && e.path === 'the item at .f',
+    );
+    assert.equal(ch.size, 0);
+    await assert.rejects(ch.get({ timeout: -1 }), TypeError);
+    const bytes = new Channel<unknown>({ bytes: true });
+    assert.throws(() => bytes.tryPut('text'), /bytes mode takes Uint8Arrays/);
+  });
+
+  test('close() lets the items left drain, then gets fail with ClosedError and iterations end', async () => {
+    const ch = new Channel<number>();
+    await ch.put(1);
+    await ch.put(2);
+    ch.close();
+    assert.equal(ch.closed, true);
+    await assert.rejects(ch.put(3), ClosedError);
+    assert.throws(() => ch.tryPut(3), ClosedError);
+    assert.equal(await ch.get(), 1);
+    const rest = [];
+    for await (const v of ch) rest.push(v);
+    assert.deepEqual(rest, [2]);
+    await assert.rejects(ch.get(), ClosedError);
+    assert.throws(() => ch.tryGet(), ClosedError);
+    ch.close();
+    ch.close({ immediate: true });
+  });
+
+  test('close({ immediate: true }) drops the items left', async () => {
+    const ch = new Channel<number>();
+    await ch.put(1);
+    await ch.put(2);
+    ch.close({ immediate: true });
+    assert.equal(ch.size, 0);
+    await assert.rejects(ch.get(), /dropped/);
+    const rest = [];
+    for await (const v of ch) rest.push(v);
+    assert.deepEqual(rest, []);
+  });
+
+  test('an immediate close after a plain close drops what was still draining', async () => {
+    const ch = new Channel<number>();
+    await ch.put(1);
+    ch.close();
+    ch.close({ immediate: true });
+    await assert.rejects(ch.get(), ClosedError);
+  });
+
+  test('close wakes every blocked async getter with ClosedError', async () => {
+    const ch = new Channel<number>();
+    const getters = [ch.get(), ch.get(), ch.get({ timeout: 60_000 })];
+    await until(() => waiters(ch.handle, GET_WAITERS) === 3);
+    assert.deepEqual(await Promise.all(getters.map(state)), ['pending', 'pending', 'pending']);
+    ch.close();
+    for (const g of getters) await assert.rejects(g, ClosedError);
+    assert.equal(waiters(ch.handle, GET_WAITERS), 0);
+  });
+
+  test('close wakes every blocked async putter with ClosedError, the items already in stay', async () => {
+    const ch = new Channel<number>({ capacity: 1 });
+    await ch.put(0);
+    const putters = [ch.put(1), ch.put(2)];
+    await until(() => waiters(ch.handle, PUT_WAITERS) === 2);
+    ch.close();
+    for (const p of putters) await assert.rejects(p, ClosedError);
+    assert.equal(await ch.get(), 0);
+  });
+
+  test('a put wakes a waiting async getter, a get wakes a waiting async putter', async () => {
+    const ch = new Channel<number>({ capacity: 1 });
+    const getter = ch.get();
+    await until(() => waiters(ch.handle, GET_WAITERS) === 1);
+    await ch.put(5);
+    assert.equal(await getter, 5);
+    await ch.put(6);
+    const putter = ch.put(7);
+    await until(() => waiters(ch.handle, PUT_WAITERS) === 1);
+    assert.equal(await ch.get(), 6);
+    await putter;
+    assert.equal(await ch.get(), 7);
+  });
+
+  test('async timeouts: get on empty and put on full fail with TimeoutError; timeout 0 does not wait', async () => {
+    const ch = new Channel<number>({ capacity: 1 });
+    await assert.rejects(
+      ch.get({ timeout: 20 }),
+      (e: unknown) => e instanceof TimeoutError && e.name === 'TimeoutError',
+    );
+    await assert.rejects(ch.get({ timeout: 0 }), TimeoutError);
+    await ch.put(1);
+    await assert.rejects(ch.put(2, { timeout: 20 }), TimeoutError);
+    assert.equal(ch.size, 1);
+    assert.equal(waiters(ch.handle, GET_WAITERS) + waiters(ch.handle, PUT_WAITERS), 0);
+  });
+
+  test('an AbortSignal cancels a waiting get or put with CancelledError carrying the reason', async () => {
+    const ch = new Channel<number>({ capacity: 1 });
+    const controller = new AbortController();
+    const getter = ch.get({ signal: controller.signal });
+    await until(() => waiters(ch.handle, GET_WAITERS) === 1);
+    controller.abort('stop');
+    await assert.rejects(getter, (e: unknown) => e instanceof CancelledError && e.cause === 'stop');
+    await assert.rejects(ch.get({ signal: AbortSignal.abort('early') }), CancelledError);
+    await ch.put(1);
+    const c2 = new AbortController();
+    const putter = ch.put(2, { signal: c2.signal });
+    await until(() => waiters(ch.handle, PUT_WAITERS) === 1);
+    c2.abort();
+    await assert.rejects(putter, CancelledError);
+    // The cancelled put left nothing behind; the next get is the first item.
+    assert.equal(await ch.get(), 1);
+    assert.equal(ch.size, 0);
+  });
+
+  test('the blocking methods refuse the main thread unless allowed, with DeadlockError', () => {
+    const ch = new Channel<number>();
+    assert.throws(() => {
+      ch.putSync(1);
+    }, DeadlockError);
+    assert.throws(() => ch.getSync(), /would block the main thread/);
+    assert.throws(() => ch.iterSync(), DeadlockError);
+    ch.putSync(1, { allowMainThread: true });
+    assert.equal(ch.getSync({ allowMainThread: true }), 1);
+    assert.throws(() => ch.getSync({ allowMainThread: true, timeout: 10 }), TimeoutError);
+    const allowed = new Channel<number>({ allowBlockingMainThread: true });
+    allowed.putSync(2);
+    allowed.close();
+    assert.deepEqual([...allowed.iterSync()], [2]);
+    const connected = Channel.connect<number>(ch.handle, { allowBlockingMainThread: true });
+    connected.putSync(3);
+    assert.equal(connected.getSync(), 3);
+  });
+
+  test('join() waits until taskDone() was called for every item; taskDone() too often is a RangeError', async () => {
+    const ch = new Channel<number>();
+    await ch.join();
+    await ch.put(1);
+    await ch.put(2);
+    const joined = ch.join();
+    assert.equal(await state(joined), 'pending');
+    await ch.get();
+    ch.taskDone();
+    assert.equal(ch.unfinished, 1);
+    assert.equal(await state(joined), 'pending');
+    await ch.get();
+    ch.taskDone();
+    await joined;
+    assert.throws(() => {
+      ch.taskDone();
+    }, RangeError);
+    await ch.put(3);
+    await assert.rejects(ch.join({ timeout: 10 }), TimeoutError);
+    assert.throws(() => {
+      ch.joinSync({ allowMainThread: true, timeout: 10 });
+    }, TimeoutError);
+  });
+
+  test('an immediate close releases join() for the items it dropped', async () => {
+    const ch = new Channel<number>();
+    await ch.put(1);
+    const joined = ch.join();
+    ch.close({ immediate: true });
+    await joined;
+    assert.equal(ch.unfinished, 0);
+  });
+
+  test('the transfer option detaches the ArrayBuffers listed, and the item still arrives', async () => {
+    const ch = new Channel<Uint8Array>({ bytes: true });
+    const ab = new ArrayBuffer(8);
+    new Uint8Array(ab).fill(9);
+    await ch.put(new Uint8Array(ab), { transfer: [ab] });
+    assert.equal(ab.byteLength, 0);
+    assert.deepEqual(await ch.get(), new Uint8Array(8).fill(9));
+  });
+
+  test('Symbol.dispose closes', () => {
+    let kept: Channel<number> | undefined;
+    {
+      using ch = new Channel<number>();
+      kept = ch;
+    }
+    assert.equal(kept.closed, true);
+  });
+});
+
+describe('Channel across threads', () => {
+  const [a, b] = [spawn(), spawn()];
+  after(async () => {
+    await Promise.all([a.terminate(), b.terminate()]);
+  });
+
+  test('a worker puts with putSync, the main loop gets with for await', async () => {
+    const ch = new Channel<Item>({ capacity: 3, bufferSize: 256 });
+    const producing = send(a, { op: 'produce', handle: ch.handle, producer: 0, count: 200, sync: true });
+    const got: Item[] = [];
+    for await (const v of ch) {
+      got.push(v);
+      if (got.length === 200) ch.close();
+    }
+    assert.deepEqual(await producing, { ok: true, value: 200 });
+    assert.deepEqual(
+      got.map((v) => v.i),
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+  });
+
+  test('the main loop puts with put, a worker gets with iterSync', async () => {
+    const ch = new Channel<number>({ capacity: 2 });
+    const consuming = send(a, { op: 'iterSync', handle: ch.handle });
+    for (let i = 0; i < 100; i++) await ch.put(i);
+    ch.close();
+    assert.deepEqual(await consuming, { ok: true, value: Array.from({ length: 100 }, (_, i) => i) });
+  });
+
+  test('bytes mode carries Uint8Arrays between threads', async () => {
+    const ch = new Channel<Uint8Array>({ bytes: true });
+    const consuming = send(a, { op: 'getSync', handle: ch.handle });
+    await ch.put(new Uint8Array([1, 2, 3]));
+    const outcome = await consuming;
+    assert.ok(outcome.ok);
+    assert.deepEqual(outcome.value, new Uint8Array([1, 2, 3]));
+  });
+
+  test('close from another thread wakes a getter blocked in getSync with ClosedError', async () => {
+    const ch = new Channel<number>();
+    const blocked = send(a, { op: 'getSync', handle: ch.handle });
+    await until(() => waiters(ch.handle, GET_WAITERS) === 1);
+    await send(b, { op: 'close', handle: ch.handle, immediate: false });
+    assert.deepEqual(await blocked, { ok: false, name: 'ClosedError', message: 'the channel is closed and drained' });
+  });
+
+  test('close wakes a putter blocked in putSync with ClosedError', async () => {
+    const ch = new Channel<number>({ capacity: 1 });
+    await ch.put(0);
+    const blocked = send(a, { op: 'putSync', handle: ch.handle, value: 1 });
+    await until(() => waiters(ch.handle, PUT_WAITERS) === 1);
+    ch.close({ immediate: true });
+    const outcome = await blocked;
+    assert.equal(outcome.ok ? 'ok' : outcome.name, 'ClosedError');
+  });
+
+  test('getSync and putSync time out with TimeoutError', async () => {
+    const ch = new Channel<number>({ capacity: 1 });
+    const got = await send(a, { op: 'getSync', handle: ch.handle, timeout: 20 });
+    assert.equal(got.ok ? 'ok' : got.name, 'TimeoutError');
+    await ch.put(1);
+    const put = await send(a, { op: 'putSync', handle: ch.handle, value: 2, timeout: 20 });
+    assert.equal(put.ok ? 'ok' : put.name, 'TimeoutError');
+    assert.equal(ch.size, 1);
+  });
+
+  test('a sync getter is woken by a put from the main loop', async () => {
+    const ch = new Channel<string>();
+    const blocked = send(b, { op: 'getSync', handle: ch.handle });
+    await until(() => waiters(ch.handle, GET_WAITERS) === 1);
+    await ch.put('hello');
+    assert.deepEqual(await blocked, { ok: true, value: 'hello' });
+  });
+});
+
+describe('Channel when a thread dies', () => {
+  test('a worker terminated while blocked in getSync does not break the channel for the others', async () => {
+    const ch = new Channel<number>();
+    const w = spawn();
+    void send(w, { op: 'getSync', handle: ch.handle }).catch(() => undefined);
+    await until(() => waiters(ch.handle, GET_WAITERS) === 1);
+    await w.terminate();
+    await ch.put(1);
+    assert.equal(await ch.get(), 1);
+    const getter = ch.get();
+    await ch.put(2);
+    assert.equal(await getter, 2);
+  });
+
+  test('a worker that crashes after getting an item takes only that item', async () => {
+    const ch = new Channel<number>();
+    const w = spawn();
+    w.on('error', () => undefined);
+    const exited = new Promise<number>((resolve) => w.once('exit', resolve));
+    void send(w, { op: 'blockThenCrash', handle: ch.handle }).catch(() => undefined);
+    await until(() => waiters(ch.handle, GET_WAITERS) === 1);
+    await ch.put(1);
+    await ch.put(2);
+    assert.equal(await exited, 1);
+    assert.equal(await ch.get(), 2);
+  });
+
+  test('a worker terminated while holding the lock: the others take it over and go on', async () => {
+    const ch = new Channel<number>();
+    await ch.put(1);
+    const w = spawn();
+    w.postMessage({ op: 'holdLock', handle: ch.handle } satisfies Task);
+    await once(w, 'message');
+    await w.terminate();
+    // The lock is still marked as held by the dead thread: the next operation waits out the
+    // liveness rule (about a second), then takes it over.
+    assert.equal(await ch.get(), 1);
+    assert.equal(ch.tryPut(2), true);
+    assert.deepEqual(ch.tryGet(), { ok: true, value: 2 });
+  });
+});
+
+test('a pending async get keeps the event loop alive until an item comes; an idle channel does not', () => {
+  const script = `
+    const { Channel } = require(${JSON.stringify(entry)});
+    const { Worker } = require('node:worker_threads');
+    const ch = new Channel();
+    const w = new Worker(\`
+      const { workerData } = require('node:worker_threads');
+      const { Channel } = require(workerData.entry);
+      const ch = Channel.connect(workerData.handle);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      ch.putSync(42);\`, { eval: true, workerData: { handle: ch.handle, entry: ${JSON.stringify(entry)} } });
+    w.unref();
+    ch.get().then((v) => { console.log('got', v); new Channel(); });`;
+  const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(result.stdout.trim(), 'got 42');
+  assert.equal(result.status, 0);
+});
+
+describe('Channel: generated interleavings', () => {
+  const pool = [spawn(), spawn(), spawn()];
+  after(async () => {
+    await Promise.all(pool.map((w) => w.terminate()));
+  });
+
+  type Role = { kind: 'producer'; count: number; sync: boolean } | { kind: 'consumer'; sync: boolean } | null;
+  const role: fc.Arbitrary<Role> = fc.oneof(
+    fc.constant(null),
+    fc.record({ kind: fc.constant('producer' as const), count: fc.integer({ min: 0, max: 40 }), sync: fc.boolean() }),
+    fc.record({ kind: fc.constant('consumer' as const), sync: fc.boolean() }),
+  );
+  const scenario = fc.record({
+    capacity: fc.integer({ min: 1, max: 6 }),
+    bufferSize: fc.constantFrom(128, 200, 512, 4096),
+    workerRoles: fc.tuple(role, role, role),
+    mainProducers: fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 2 }),
+    mainConsumers: fc.integer({ min: 0, max: 2 }),
+    close: fc.constantFrom('after producers', 'racing', 'racing immediate'),
+    closeAfterTurns: fc.integer({ min: 0, max: 30 }),
+  });
+
+  test('every item put before close is got exactly once, in per-producer order, and nobody stays blocked', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async (s) => {
+        const ch = new Channel<Item>({ capacity: s.capacity, bufferSize: s.bufferSize });
+        const producers: Promise<number>[] = [];
+        const consumers: Promise<Item[]>[] = [];
+        let producerId = 0;
+        const unwrap = async (p: Promise<Outcome>): Promise<unknown> => {
+          const o = await p;
+          if (!o.ok) throw new Error(`${o.name}: ${o.message}`);
+          return o.value;
+        };
+        s.workerRoles.forEach((r, k) => {
+          const worker = pool[k]!;
+          if (r?.kind === 'producer') {
+            const task = { op: 'produce', handle: ch.handle, producer: producerId++, count: r.count, sync: r.sync };
+            producers.push(unwrap(send(worker, task as Task)) as Promise<number>);
+          } else if (r?.kind === 'consumer') {
+            consumers.push(unwrap(send(worker, { op: 'consume', handle: ch.handle, sync: r.sync })) as Promise<Item[]>);
+          }
+        });
+        for (const count of s.mainProducers) {
+          const p = producerId++;
+          producers.push(
+            (async () => {
+              let put = 0;
+              try {
+                for (let i = 0; i < count; i++) {
+                  await ch.put({ p, i, pad: 'x'.repeat((i * 7 + p * 3) % 41) });
+                  put++;
+                }
+              } catch (error) {
+                if (!(error instanceof ClosedError)) throw error;
+              }
+              return put;
+            })(),
+          );
+        }
+        let mainConsumers = s.mainConsumers;
+        if (consumers.length === 0 && mainConsumers === 0) mainConsumers = 1;
+        for (let c = 0; c < mainConsumers; c++) {
+          consumers.push(
+            (async () => {
+              const got: Item[] = [];
+              for await (const v of ch) got.push(v);
+              return got;
+            })(),
+          );
+        }
+        let puts: number[];
+        let gots: Item[][];
+        try {
+          if (s.close === 'after producers') {
+            await Promise.all(producers);
+            ch.close();
+          } else {
+            for (let t = 0; t < s.closeAfterTurns; t++) await new Promise((resolve) => setImmediate(resolve));
+            ch.close({ immediate: s.close === 'racing immediate' });
+          }
+          puts = await Promise.all(producers);
+          gots = await Promise.all(consumers);
+        } finally {
+          // Whatever failed, no task may outlive this run and answer the next one.
+          ch.close({ immediate: true });
+          await Promise.allSettled([...producers, ...consumers]);
+        }
+        const seen = new Set<string>();
+        for (const got of gots) {
+          const last = new Map<number, number>();
+          for (const v of got) {
+            const key = `${v.p}:${v.i}`;
+            assert.ok(!seen.has(key), `duplicated ${key}`);
+            seen.add(key);
+            assert.ok(v.i < (puts[v.p] ?? 0), `${key} was never put`);
+            assert.ok((last.get(v.p) ?? -1) < v.i, `producer ${v.p} out of order`);
+            last.set(v.p, v.i);
+            assert.equal(v.pad, 'x'.repeat((v.i * 7 + v.p * 3) % 41));
+          }
+        }
+        const total = puts.reduce((x, y) => x + y, 0);
+        if (s.close !== 'racing immediate') assert.equal(seen.size, total, 'items lost');
+        assert.equal(waiters(ch.handle, GET_WAITERS) + waiters(ch.handle, PUT_WAITERS), 0);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
