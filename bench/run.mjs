@@ -1,11 +1,15 @@
 // Benchmark: a trivial async identity function called synchronously, through loopthread and its peers.
-// Run with `npm run bench` (builds first) or `npx tsc -p . && node bench/run.mjs`.
+// Run with `npm run bench` (builds first) or `npx tsc -p . && node bench/run.mjs [--idle-only | --loaded-only]`.
+//
+// Two sections, each with fresh threads: an idle machine, then one core kept busy by another process
+// (a bounded busy loop in a child process), which makes thread wake-ups cheap and spinning costly.
 //
 // Every case is warmed up, then timed over ROUNDS rounds, the cases taking turns. The number of calls
 // per round is chosen from the warm-up speed so that each round takes about ROUND_MS, which keeps fast
 // and slow cases within the same time budget. Each call is timestamped, so p99 comes for free; the
 // timer's own cost is in every number and is what the native baseline shows.
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { LoopThread } from 'loopthread';
@@ -19,6 +23,18 @@ const WARMUP_MS = 250;
 // Bounds on calls per round: enough samples for a p99, and a cap so the native baseline stays small.
 const MIN_CALLS = 50;
 const MAX_CALLS = 200_000;
+
+const SECTIONS = [
+  { key: 'idle', title: 'idle machine', load: false },
+  { key: 'loaded', title: 'with one core kept busy by another process', load: true },
+];
+const flags = process.argv.slice(2);
+const unknown = flags.filter((f) => f !== '--idle-only' && f !== '--loaded-only');
+if (unknown.length > 0 || flags.length > 1) {
+  console.error(`usage: node bench/run.mjs [--idle-only | --loaded-only] (got: ${flags.join(' ')})`);
+  process.exit(2);
+}
+const sections = SECTIONS.filter((s) => flags.length === 0 || flags[0] === (s.load ? '--loaded-only' : '--idle-only'));
 
 const PAYLOADS = [
   { label: '8 B', value: 'abcdefgh' },
@@ -126,6 +142,61 @@ function cpuUseSince(start, wallMs) {
   return { own, others: Math.max(0, machine - own) };
 }
 
+/** CPU milliseconds a process has used so far, from /proc (Linux); undefined where that is not available. */
+function processCpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15, in ticks of 10 ms.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts a process that keeps one core busy for at most `ms` and resolves once it is spinning. It can
+ * not outlive the bench: it is killed when its section ends or this process exits; Ctrl-C reaches it
+ * too (same process group); and it stops by itself at its deadline or as soon as its parent is gone.
+ * No signal handlers here: they would only run between sections, so they would delay Ctrl-C instead.
+ */
+async function startBusyProcess(ms) {
+  const source = `
+    require('node:fs').writeSync(1, 'ready\\n');
+    const parent = process.ppid;
+    const end = Date.now() + ${Math.round(ms)};
+    for (let i = 1; Date.now() < end; i++) if (i % 1e6 === 0 && process.ppid !== parent) break;`;
+  // Taken before the child starts its clock, so the child surely runs until then.
+  const deadline = Date.now() + ms;
+  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill);
+  const stop = async () => {
+    process.off('exit', kill);
+    // No pid: it never started (and will not emit 'exit').
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    kill();
+    await exited;
+  };
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the busy process did not start within 10 s')), 10_000);
+      child.stdout.once('data', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.once('error', reject);
+      child.once('exit', (code, signal) => reject(new Error(`the busy process exited early (${code ?? signal})`)));
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  child.stdout.resume();
+  return { pid: child.pid, deadline, stop };
+}
+
 /** Checks the case, warms it up and picks how many calls a round makes. */
 function prepare(call, value) {
   // One checked call first: a broken case must fail loudly, not look fast.
@@ -134,98 +205,148 @@ function prepare(call, value) {
   return Math.max(MIN_CALLS, Math.min(MAX_CALLS, Math.round((ROUND_MS * 1000) / warmUs)));
 }
 
-// Set every case up first, then interleave their rounds: this machine's speed drifts (other processes,
-// CPU wake-up latency), and interleaving spreads the drift over all cases rather than favouring whichever
-// happened to run in a quiet moment. Idle workers sleep, so they do not slow the case being timed.
-const started = performance.now();
-const cpuAtStart = { machine: machineTimes(), own: process.cpuUsage() };
-const setups = [];
-const runs = [];
-try {
-  for (const c of CASES) {
-    const impl = c.setup();
-    setups.push(impl);
-    for (const p of PAYLOADS) runs.push({ c, p, call: impl.call });
+/**
+ * Runs every case of a section. Every case is set up first, then their rounds interleave: this machine's
+ * speed drifts (other processes, CPU wake-up latency), and interleaving spreads the drift over all cases
+ * rather than favouring whichever happened to run in a quiet moment. Idle workers sleep, so they do not
+ * slow the case being timed.
+ */
+async function runSection(section) {
+  let busy;
+  if (section.load) {
+    // Long enough for the section, with room for slow setups; the section checks that it was.
+    const expectedMs = CASES.length * PAYLOADS.length * (WARMUP_MS + ROUNDS * ROUND_MS) + 5_000;
+    busy = await startBusyProcess(expectedMs * 1.5);
   }
-  for (const run of runs) {
-    run.calls = prepare(run.call, run.p.value);
-    run.roundMeans = [];
-    run.samples = new Float64Array(run.calls * ROUNDS);
-  }
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const run of runs) {
-      // A few untimed calls: the first call after another case ran pays for waking this case's thread.
-      for (let i = 0; i < 20; i++) run.call(run.p.value);
-      const durations = timeRound(run.call, run.p.value, run.calls);
-      run.samples.set(durations, r * run.calls);
-      run.roundMeans.push(durations.reduce((a, b) => a + b, 0) / run.calls);
+  const started = performance.now();
+  const cpuAtStart = { machine: machineTimes(), own: process.cpuUsage() };
+  const busyCpuAtStart = busy && processCpuMs(busy.pid);
+  const setups = [];
+  const runs = [];
+  let busyCores;
+  let busyOutlasted = true;
+  try {
+    for (const c of CASES) {
+      const impl = c.setup();
+      setups.push(impl);
+      for (const p of PAYLOADS) runs.push({ c, p, call: impl.call });
     }
-    process.stderr.write('.');
+    for (const run of runs) {
+      run.calls = prepare(run.call, run.p.value);
+      run.roundMeans = [];
+      run.samples = new Float64Array(run.calls * ROUNDS);
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const run of runs) {
+        // A few untimed calls: the first call after another case ran pays for waking this case's thread.
+        for (let i = 0; i < 20; i++) run.call(run.p.value);
+        const durations = timeRound(run.call, run.p.value, run.calls);
+        run.samples.set(durations, r * run.calls);
+        run.roundMeans.push(durations.reduce((a, b) => a + b, 0) / run.calls);
+      }
+      process.stderr.write('.');
+    }
+    if (busy) {
+      busyOutlasted = Date.now() < busy.deadline;
+      const busyCpuNow = processCpuMs(busy.pid);
+      if (busyCpuAtStart !== undefined && busyCpuNow !== undefined) {
+        busyCores = (busyCpuNow - busyCpuAtStart) / (performance.now() - started);
+      }
+    }
+  } finally {
+    for (const impl of setups) impl.close();
+    await busy?.stop();
   }
-} finally {
-  for (const impl of setups) impl.close();
-}
-process.stderr.write('\n');
-const cpuUse = cpuUseSince(cpuAtStart, performance.now() - started);
+  process.stderr.write('\n');
+  const cpuUse = cpuUseSince(cpuAtStart, performance.now() - started);
+  if (busyCores !== undefined) cpuUse.busyProcess = busyCores;
 
-const results = runs.map(({ c, p, calls, roundMeans, samples }) => {
-  roundMeans.sort((a, b) => a - b);
-  samples.sort();
-  return {
-    case: c.name,
-    kind: c.kind,
-    payload: p.label,
-    callsPerRound: calls,
-    medianUs: median(roundMeans),
-    minRoundUs: roundMeans[0],
-    maxRoundUs: roundMeans[roundMeans.length - 1],
-    p99Us: percentile(samples, 99),
-  };
-});
+  const results = runs.map(({ c, p, calls, roundMeans, samples }) => {
+    roundMeans.sort((a, b) => a - b);
+    samples.sort();
+    return {
+      case: c.name,
+      kind: c.kind,
+      payload: p.label,
+      callsPerRound: calls,
+      medianUs: median(roundMeans),
+      minRoundUs: roundMeans[0],
+      maxRoundUs: roundMeans[roundMeans.length - 1],
+      p99Us: percentile(samples, 99),
+    };
+  });
 
-// Ratio = peer time / loopthread inline time for the same payload: how many times faster loopthread is.
-const reference = new Map(
-  results.filter((r) => r.case === 'loopthread runSync inline').map((r) => [r.payload, r.medianUs]),
-);
-for (const r of results) {
-  r.callsPerSecond = 1e6 / r.medianUs;
-  r.ratioVsLoopthreadInline = r.kind === 'baseline' ? null : r.medianUs / reference.get(r.payload);
+  // Ratio = peer time / loopthread inline time for the same payload: how many times faster loopthread is.
+  const reference = new Map(
+    results.filter((r) => r.case === 'loopthread runSync inline').map((r) => [r.payload, r.medianUs]),
+  );
+  for (const r of results) {
+    r.callsPerSecond = 1e6 / r.medianUs;
+    r.ratioVsLoopthreadInline = r.kind === 'baseline' ? null : r.medianUs / reference.get(r.payload);
+  }
+  return { cpuUse, busyOutlasted, seconds: (performance.now() - started) / 1000, results };
 }
 
 const fmt = (n, digits = 2) => n.toFixed(digits);
-const rows = [
-  ['case', 'payload', 'median us/call', 'rounds min-max', 'p99 us', 'calls/s', 'peer / loopthread'],
-  ...results.map((r) => [
-    r.case,
-    r.payload,
-    fmt(r.medianUs),
-    `${fmt(r.minRoundUs)}-${fmt(r.maxRoundUs)}`,
-    fmt(r.p99Us),
-    Math.round(r.callsPerSecond).toLocaleString('en-US'),
-    r.ratioVsLoopthreadInline === null ? '-' : `${fmt(r.ratioVsLoopthreadInline)}x`,
-  ]),
-];
-const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-// Text columns align left, numbers right.
-const line = (row) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
 
+function printSection(section, { cpuUse, busyOutlasted, results }) {
+  const rows = [
+    ['case', 'payload', 'median us/call', 'rounds min-max', 'p99 us', 'calls/s', 'peer / loopthread'],
+    ...results.map((r) => [
+      r.case,
+      r.payload,
+      fmt(r.medianUs),
+      `${fmt(r.minRoundUs)}-${fmt(r.maxRoundUs)}`,
+      fmt(r.p99Us),
+      Math.round(r.callsPerSecond).toLocaleString('en-US'),
+      r.ratioVsLoopthreadInline === null ? '-' : `${fmt(r.ratioVsLoopthreadInline)}x`,
+    ]),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  // Text columns align left, numbers right.
+  const line = (row) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+
+  // Other processes' load beyond the bench's own busy process skews the numbers, so say how much there was.
+  const busyCores = cpuUse.busyProcess;
+  const stray = section.load ? cpuUse.others - (busyCores ?? 1) : cpuUse.others;
+  console.log(`\n== ${section.title} ==`);
+  console.log(
+    `CPU use, in cores: this process ${fmt(cpuUse.own)}, other processes ${fmt(cpuUse.others)}` +
+      (section.load ? ` (the busy process ${busyCores === undefined ? 'unmeasured' : fmt(busyCores)})` : ''),
+  );
+  console.log('');
+  console.log(line(rows[0]));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows.slice(1)) console.log(line(row));
+
+  // A peer beating loopthread is the result this bench exists to catch, so say it plainly.
+  const beaten = results.filter((r) => r.kind === 'peer' && r.ratioVsLoopthreadInline < 1);
+  if (beaten.length > 0) {
+    console.log(
+      `\nWARNING: faster than loopthread inline: ${beaten.map((r) => `${r.case} (${r.payload})`).join(', ')}`,
+    );
+  }
+  if (stray > 0.25) {
+    console.log(
+      `\nWARNING: other processes kept ${fmt(stray)} cores busy${section.load ? ' besides the busy process' : ''}: these numbers are skewed`,
+    );
+  }
+  if (!busyOutlasted)
+    console.log('\nWARNING: the busy process ended before the last round: the load did not cover the whole section');
+}
+
+const started = performance.now();
 const cpuModel = cpus()[0]?.model ?? 'unknown';
 console.log(
   `Node ${process.version}, ${availableParallelism()} CPUs (${cpuModel}), ${process.platform}/${process.arch}`,
 );
-console.log(`CPU use during the run, in cores: this process ${fmt(cpuUse.own)}, other processes ${fmt(cpuUse.others)}`);
-console.log(`${ROUNDS} rounds of ~${ROUND_MS} ms per case after ${WARMUP_MS} ms warm-up; median of round means\n`);
-console.log(line(rows[0]));
-console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-for (const row of rows.slice(1)) console.log(line(row));
-
-// A peer beating loopthread is the result this bench exists to catch, so say it plainly.
-const beaten = results.filter((r) => r.kind === 'peer' && r.ratioVsLoopthreadInline < 1);
-if (beaten.length > 0) {
-  console.log(`\nWARNING: faster than loopthread inline: ${beaten.map((r) => `${r.case} (${r.payload})`).join(', ')}`);
-}
-if (cpuUse.others > 0.25) {
-  console.log(`\nWARNING: other processes kept ${fmt(cpuUse.others)} cores busy: these numbers are skewed by load`);
+console.log(`${ROUNDS} rounds of ~${ROUND_MS} ms per case after ${WARMUP_MS} ms warm-up; median of round means`);
+const report = {};
+for (const section of sections) {
+  process.stderr.write(`${section.title} `);
+  const outcome = await runSection(section);
+  printSection(section, outcome);
+  report[section.key] = { title: section.title, ...outcome };
 }
 console.log(`\ntotal ${fmt((performance.now() - started) / 1000, 1)} s`);
 
@@ -237,19 +358,19 @@ writeFileSync(
       node: process.version,
       cpus: availableParallelism(),
       cpuModel,
-      cpuUse,
       rounds: ROUNDS,
       roundMs: ROUND_MS,
       warmupMs: WARMUP_MS,
-      results,
+      sections: report,
     },
     null,
     2,
   ) + '\n',
 );
 
-// Every LoopThread is closed and the peers' workers are unref'd, so the process should exit by itself;
-// if a peer left a handle alive anyway, do not hang (the timer is unref'd, so it never delays a clean exit).
+// Every LoopThread is closed, the busy process is gone and the peers' workers are unref'd, so the process
+// should exit by itself; if a peer left a handle alive anyway, do not hang (the timer is unref'd, so it
+// never delays a clean exit).
 setTimeout(() => {
   console.error('a handle kept the process alive after the bench; exiting');
   process.exit(0);
