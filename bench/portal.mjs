@@ -27,6 +27,7 @@ import {
   workerData,
 } from 'node:worker_threads';
 import { LoopThread, Portal } from 'loopthread';
+import { machineTimes } from './machine.mjs';
 
 const VALUE = 'abcdefgh'; // 8 bytes
 const WARMUP_MS = 400;
@@ -267,17 +268,6 @@ class BenchWorker {
     await this.worker.terminate();
     for (const port of this.ports) port.close();
   }
-}
-
-/** Busy and total milliseconds of all CPUs of the machine so far. */
-function machineTimes() {
-  let busy = 0;
-  let total = 0;
-  for (const { times } of cpus()) {
-    busy += times.user + times.nice + times.sys + times.irq;
-    total += times.user + times.nice + times.sys + times.irq + times.idle;
-  }
-  return { busy, total };
 }
 
 /** A snapshot to measure CPU use from: the machine's, this process's (all its threads) and the main loop's. */

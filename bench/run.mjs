@@ -16,6 +16,7 @@ import { LoopThread } from 'loopthread';
 import { createSyncFn } from 'synckit';
 import makeSynchronized from 'make-synchronized';
 import makeSynchronous from 'make-synchronous';
+import { machineTimes } from './machine.mjs';
 
 const ROUNDS = 5;
 const ROUND_MS = 250;
@@ -117,17 +118,6 @@ function timeRound(call, value, calls) {
 
 const median = (sorted) => sorted[Math.floor((sorted.length - 1) / 2)];
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-
-/** Busy and total milliseconds of all CPUs of the machine so far. */
-function machineTimes() {
-  let busy = 0;
-  let total = 0;
-  for (const { times } of cpus()) {
-    busy += times.user + times.nice + times.sys + times.irq;
-    total += times.user + times.nice + times.sys + times.irq + times.idle;
-  }
-  return { busy, total };
-}
 
 /**
  * How many cores this process and all other processes kept busy since `start`. A blocking call waits
