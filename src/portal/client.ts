@@ -313,15 +313,7 @@ export class PortalClient {
       api,
     ) as [number, Record<string, ExportShape>];
     // The stub itself marks where the caller's frames start in a stitched error stack.
-    return buildProxy(shape, moduleId, this, (target, args, stub) =>
-      this.roundTrip(
-        (w, id) => {
-          writeCall(w, id, target, args, sendTo(this.name));
-        },
-        options,
-        stub,
-      ),
-    );
+    return buildProxy(shape, moduleId, this, (target, args, stub) => this.invokeSync(target, args, options, stub));
   }
 
   /** Asks the host to close; blocks until it has (or the deadline passed: returns false). */
@@ -512,11 +504,7 @@ export class PortalClient {
     const [moduleId, shape] = await this.sendAsync<[number, Record<string, ExportShape>]>((w, id) => {
       writeImport(w, id, spec);
     }, options);
-    return buildProxy(shape, moduleId, this, (target, args) =>
-      this.sendAsync((w, id) => {
-        writeCall(w, id, target, args, sendTo(this.name));
-      }, options),
-    );
+    return buildProxy(shape, moduleId, this, (target, args) => this.invoke(target, args, options));
   }
 
   closeAsync(timeout: number): Future<unknown> {
