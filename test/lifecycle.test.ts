@@ -43,3 +43,12 @@ test('a LoopThread runs on a thread of its own and names itself in errors', asyn
     });
   }, /LoopThread "named"/);
 });
+
+test('the env option gives the loop thread its own environment', async () => {
+  await using loop = new LoopThread({ env: { LOOPTHREAD_TEST: 'from the option' } });
+  assert.equal(
+    loop.runSync(async () => process.env.LOOPTHREAD_TEST),
+    'from the option',
+  );
+  assert.equal(process.env.LOOPTHREAD_TEST, undefined);
+});
