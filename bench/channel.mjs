@@ -4,7 +4,10 @@
 // Run with `npm run bench:channel` (builds first) or `npx tsc -p . && node bench/channel.mjs`.
 //
 // Each case sends N items and is timed from the start signal until the consumer has them all;
-// ROUNDS rounds, cases taking turns; the median is printed. ringbuf.js has no waiting: its
+// ROUNDS rounds, cases taking turns; the median is printed. In every round each case moves its N
+// items twice, through the same worker and the same pipe or channel, and only the second pass is
+// timed: the first warms up the JIT of both threads (for every contender alike), so that the
+// figures are steady-state throughput rather than start-up. ringbuf.js has no waiting: its
 // consumer polls (the worker spins; the main loop yields with setImmediate when the ring is
 // empty), and values go through it as hand-framed bytes (TextEncoder), which flatters it.
 import { createRequire } from 'node:module';
@@ -21,6 +24,8 @@ const entry = require.resolve('loopthread');
 const ringbufEntry = require.resolve('ringbuf.js');
 
 const ROUNDS = 5;
+/** Passes of n items per round and case: the first warms up, the last is timed. */
+const PASSES = 2;
 const RING_BYTES = 1 << 20;
 const PAYLOADS = [
   { label: 'small value (8-char string)', kind: 'small', n: 100_000 },
@@ -35,6 +40,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { Channel } = require(workerData.entry);
 const { RingBuffer } = require(workerData.ringbufEntry);
 const { role, kind, n, handle } = workerData;
+const PASSES = ${PASSES};
 const value = kind === 'small' ? 'abcdefgh' : new Uint8Array(64 * 1024).fill(7);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -46,32 +52,51 @@ function frame(v) {
   return out;
 }
 async function main() {
+  const go = () => new Promise((r) => parentPort.once('message', r));
   if (role === 'chan-produce') {
     const ch = Channel.connect(handle);
     parentPort.postMessage({ ready: true });
-    await new Promise((r) => parentPort.once('message', r));
-    for (let i = 0; i < n; i++) ch.putSync(value);
+    for (let pass = 0; pass < PASSES; pass++) {
+      await go();
+      for (let i = 0; i < n; i++) ch.putSync(value);
+    }
   } else if (role === 'chan-consume') {
     const ch = Channel.connect(handle);
     parentPort.postMessage({ ready: true });
-    for (let i = 0; i < n; i++) ch.getSync();
-    parentPort.postMessage({ done: true });
+    for (let pass = 0; pass < PASSES; pass++) {
+      let got = 0;
+      if (workerData.iter) {
+        for (const v of ch.iterSync()) if (++got === n) break;
+      } else {
+        for (; got < n; got++) ch.getSync();
+      }
+      parentPort.postMessage({ done: true });
+    }
   } else if (role === 'port-produce') {
     parentPort.postMessage({ ready: true });
-    await new Promise((r) => parentPort.once('message', r));
-    for (let i = 0; i < n; i++) parentPort.postMessage(value);
+    for (let pass = 0; pass < PASSES; pass++) {
+      await go();
+      for (let i = 0; i < n; i++) parentPort.postMessage(value);
+    }
   } else if (role === 'port-consume') {
     let got = 0;
-    parentPort.on('message', () => { if (++got === n) parentPort.postMessage({ done: true }); });
+    parentPort.on('message', () => {
+      if (++got === n) {
+        got = 0;
+        parentPort.postMessage({ done: true });
+      }
+    });
     parentPort.postMessage({ ready: true });
   } else if (role === 'ring-produce') {
     const ring = new RingBuffer(handle, Uint8Array);
     parentPort.postMessage({ ready: true });
-    await new Promise((r) => parentPort.once('message', r));
-    for (let i = 0; i < n; i++) {
-      const f = frame(value);
-      while (ring.availableWrite() < f.length);
-      ring.push(f);
+    for (let pass = 0; pass < PASSES; pass++) {
+      await go();
+      for (let i = 0; i < n; i++) {
+        const f = frame(value);
+        while (ring.availableWrite() < f.length);
+        ring.push(f);
+      }
     }
   } else if (role === 'ring-consume') {
     const ring = new RingBuffer(handle, Uint8Array);
@@ -79,15 +104,17 @@ async function main() {
     const header = new Uint8Array(4);
     const view = new DataView(header.buffer);
     let body = new Uint8Array(64 * 1024);
-    for (let i = 0; i < n; i++) {
-      while (ring.availableRead() < 4);
-      ring.pop(header);
-      const len = view.getUint32(0, true);
-      if (body.length < len) body = new Uint8Array(len);
-      ring.pop(body, len);
-      if (kind === 'small') dec.decode(body.subarray(0, len)); else body.slice(0, len);
+    for (let pass = 0; pass < PASSES; pass++) {
+      for (let i = 0; i < n; i++) {
+        while (ring.availableRead() < 4);
+        ring.pop(header);
+        const len = view.getUint32(0, true);
+        if (body.length < len) body = new Uint8Array(len);
+        ring.pop(body, len);
+        if (kind === 'small') dec.decode(body.subarray(0, len)); else body.slice(0, len);
+      }
+      parentPort.postMessage({ done: true });
     }
-    parentPort.postMessage({ done: true });
   }
 }
 main();
@@ -100,36 +127,43 @@ function startWorker(workerData) {
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-/** Each case returns the seconds it took to move n items. */
+/** Runs `pass` (which moves n items) PASSES times; returns the seconds the last one took. */
+async function timed(pass) {
+  let s = 0;
+  for (let i = 0; i < PASSES; i++) {
+    const t0 = performance.now();
+    await pass();
+    s = (performance.now() - t0) / 1000;
+  }
+  return s;
+}
+
+/** Each case returns the seconds it took to move n items (steady state: see timed()). */
 const CASES = {
   'Channel (loopthread)': {
     async toMain(kind, n) {
       const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES });
       const w = startWorker({ role: 'chan-produce', kind, n, handle: ch.handle });
       await once(w, 'message');
-      const t0 = performance.now();
-      w.postMessage('go');
-      let got = 0;
-      for await (const v of ch) {
-        void v;
-        if (++got === n) break;
-      }
-      const s = (performance.now() - t0) / 1000;
+      const s = await timed(async () => {
+        w.postMessage('go');
+        let got = 0;
+        for await (const v of ch) {
+          void v;
+          if (++got === n) break;
+        }
+      });
       await w.terminate();
       return s;
     },
     async toWorker(kind, n) {
-      const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES });
-      const w = startWorker({ role: 'chan-consume', kind, n, handle: ch.handle });
-      await once(w, 'message');
-      const value = kind === 'small' ? SMALL : BIG;
-      const done = once(w, 'message');
-      const t0 = performance.now();
-      for (let i = 0; i < n; i++) await ch.put(value);
-      await done;
-      const s = (performance.now() - t0) / 1000;
-      await w.terminate();
-      return s;
+      return chanToWorker(kind, n, true);
+    },
+  },
+  'Channel, worker getSync loop': {
+    toMain: null,
+    async toWorker(kind, n) {
+      return chanToWorker(kind, n, false);
     },
   },
   'MessagePort.postMessage': {
@@ -137,15 +171,16 @@ const CASES = {
       const w = startWorker({ role: 'port-produce', kind, n });
       await once(w, 'message');
       let got = 0;
-      const done = new Promise((resolve) =>
-        w.on('message', () => {
-          if (++got === n) resolve();
-        }),
-      );
-      const t0 = performance.now();
-      w.postMessage('go');
-      await done;
-      const s = (performance.now() - t0) / 1000;
+      let done;
+      w.on('message', () => {
+        if (++got === n) done();
+      });
+      const s = await timed(async () => {
+        got = 0;
+        const all = new Promise((resolve) => (done = resolve));
+        w.postMessage('go');
+        await all;
+      });
       await w.terminate();
       return s;
     },
@@ -153,11 +188,11 @@ const CASES = {
       const w = startWorker({ role: 'port-consume', kind, n });
       await once(w, 'message');
       const value = kind === 'small' ? SMALL : BIG;
-      const done = once(w, 'message');
-      const t0 = performance.now();
-      for (let i = 0; i < n; i++) w.postMessage(value);
-      await done;
-      const s = (performance.now() - t0) / 1000;
+      const s = await timed(async () => {
+        const done = once(w, 'message');
+        for (let i = 0; i < n; i++) w.postMessage(value);
+        await done;
+      });
       await w.terminate();
       return s;
     },
@@ -171,17 +206,17 @@ const CASES = {
       const header = new Uint8Array(4);
       const view = new DataView(header.buffer);
       const dec = new TextDecoder();
-      const t0 = performance.now();
-      w.postMessage('go');
-      for (let i = 0; i < n; i++) {
-        while (ring.availableRead() < 4) await turn();
-        ring.pop(header);
-        const len = view.getUint32(0, true);
-        const body = new Uint8Array(len);
-        ring.pop(body, len);
-        if (kind === 'small') dec.decode(body);
-      }
-      const s = (performance.now() - t0) / 1000;
+      const s = await timed(async () => {
+        w.postMessage('go');
+        for (let i = 0; i < n; i++) {
+          while (ring.availableRead() < 4) await turn();
+          ring.pop(header);
+          const len = view.getUint32(0, true);
+          const body = new Uint8Array(len);
+          ring.pop(body, len);
+          if (kind === 'small') dec.decode(body);
+        }
+      });
       await w.terminate();
       return s;
     },
@@ -191,23 +226,38 @@ const CASES = {
       const w = startWorker({ role: 'ring-consume', kind, n, handle: sab });
       await once(w, 'message');
       const enc = new TextEncoder();
-      const done = once(w, 'message');
-      const t0 = performance.now();
-      for (let i = 0; i < n; i++) {
-        const bytes = kind === 'small' ? enc.encode(SMALL) : BIG;
-        const f = new Uint8Array(4 + bytes.length);
-        new DataView(f.buffer).setUint32(0, bytes.length, true);
-        f.set(bytes, 4);
-        while (ring.availableWrite() < f.length) await turn();
-        ring.push(f);
-      }
-      await done;
-      const s = (performance.now() - t0) / 1000;
+      const s = await timed(async () => {
+        const done = once(w, 'message');
+        for (let i = 0; i < n; i++) {
+          const bytes = kind === 'small' ? enc.encode(SMALL) : BIG;
+          const f = new Uint8Array(4 + bytes.length);
+          new DataView(f.buffer).setUint32(0, bytes.length, true);
+          f.set(bytes, 4);
+          while (ring.availableWrite() < f.length) await turn();
+          ring.push(f);
+        }
+        await done;
+      });
       await w.terminate();
       return s;
     },
   },
 };
+
+/** The main loop puts with `await put()`; the worker takes with iterSync (`iter`) or a getSync loop. */
+async function chanToWorker(kind, n, iter) {
+  const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES });
+  const w = startWorker({ role: 'chan-consume', kind, n, handle: ch.handle, iter });
+  await once(w, 'message');
+  const value = kind === 'small' ? SMALL : BIG;
+  const s = await timed(async () => {
+    const done = once(w, 'message');
+    for (let i = 0; i < n; i++) await ch.put(value);
+    await done;
+  });
+  await w.terminate();
+  return s;
+}
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M/s` : `${(x / 1e3).toFixed(1)} k/s`);
@@ -221,12 +271,15 @@ for (const payload of PAYLOADS) {
   for (const direction of ['toMain', 'toWorker']) {
     const times = Object.fromEntries(Object.keys(CASES).map((name) => [name, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, c] of Object.entries(CASES)) times[name].push(await c[direction](payload.kind, payload.n));
+      for (const [name, c] of Object.entries(CASES)) {
+        if (c[direction] !== null) times[name].push(await c[direction](payload.kind, payload.n));
+      }
     }
     const label = `${payload.label}, ${direction === 'toMain' ? 'worker -> main loop' : 'main loop -> worker'}`;
     console.log(label);
     const base = payload.n / median(times['MessagePort.postMessage']);
     for (const name of Object.keys(CASES)) {
+      if (times[name].length === 0) continue;
       const rate = payload.n / median(times[name]);
       results.push({ payload: payload.label, direction, name, itemsPerSecond: Math.round(rate) });
       console.log(`  ${name.padEnd(32)} ${fmt(rate).padStart(11)}  ${(rate / base).toFixed(2)}x MessagePort`);

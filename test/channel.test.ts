@@ -81,6 +81,43 @@ describe('Channel on one thread', () => {
     assert.equal(ch.size, 0);
   });
 
+  test('strings and numbers round-trip exactly, whether or not they take the fast path', async () => {
+    const ch = new Channel<unknown>();
+    const values = [
+      '',
+      'a',
+      'abcdefgh',
+      'x'.repeat(16),
+      'y'.repeat(17),
+      'z'.repeat(64),
+      'w'.repeat(65),
+      'é',
+      'ab\u{1F600}',
+      '\ud800',
+      0,
+      -0,
+      1,
+      -1,
+      2 ** 31 - 1,
+      -(2 ** 31),
+      2 ** 31,
+      0.5,
+      NaN,
+      Infinity,
+      -Infinity,
+    ];
+    for (const v of values) await ch.put(v);
+    const got = [];
+    while (got.length < values.length) got.push(await ch.get());
+    assert.deepEqual(got, values);
+    assert.ok(Object.is(got[11], -0));
+    for (const v of values) ch.tryPut(v);
+    ch.close();
+    const iterated = [];
+    for await (const v of ch) iterated.push(v);
+    assert.deepEqual(iterated, values);
+  });
+
   test('values are copies', async () => {
     const ch = new Channel<{ a: number[] }>();
     const v = { a: [1] };
@@ -311,6 +348,69 @@ describe('Channel on one thread', () => {
     assert.deepEqual(await ch.get(), new Uint8Array(8).fill(9));
   });
 
+  test('an iteration stopped early gives back the items it took ahead, in order', async () => {
+    const ch = new Channel<number>();
+    for (let i = 0; i < 10; i++) await ch.put(i);
+    for await (const v of ch) {
+      assert.equal(v, 0);
+      break;
+    }
+    assert.equal(ch.size, 9);
+    const sync = Channel.connect<number>(ch.handle, { allowBlockingMainThread: true });
+    for (const v of sync.iterSync()) {
+      assert.equal(v, 1);
+      break;
+    }
+    assert.equal(ch.size, 8);
+    const rest = [];
+    for (let got = ch.tryGet(); got.ok; got = ch.tryGet()) rest.push(got.value);
+    assert.deepEqual(rest, [2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  test('items taken ahead that find no room to go back are handed out first by the same Channel object', async () => {
+    const ch = new Channel<number>({ bufferSize: 128 });
+    let put = 0;
+    while (ch.tryPut(put)) put++;
+    const it = ch[Symbol.asyncIterator]();
+    assert.deepEqual(await it.next(), { done: false, value: 0 });
+    // The iteration took the rest ahead; the ring fills up again behind it.
+    let more = put;
+    while (ch.tryPut(more)) more++;
+    await it.return?.();
+    const got = [];
+    for (let g = ch.tryGet(); g.ok; g = ch.tryGet()) got.push(g.value);
+    assert.deepEqual(
+      got,
+      Array.from({ length: more - 1 }, (_, i) => i + 1),
+    );
+  });
+
+  test('a plain close lets an iteration hand out what it took ahead; an immediate close drops it', async () => {
+    const ch = new Channel<number>();
+    for (let i = 0; i < 5; i++) await ch.put(i);
+    const got = [];
+    for await (const v of ch) {
+      got.push(v);
+      if (v === 0) ch.close();
+    }
+    assert.deepEqual(got, [0, 1, 2, 3, 4]);
+
+    const now = new Channel<number>();
+    for (let i = 0; i < 5; i++) await now.put(i);
+    const joined = now.join();
+    const dropped = [];
+    for await (const v of now) {
+      dropped.push(v);
+      now.close({ immediate: true });
+    }
+    assert.deepEqual(dropped, [0]);
+    // The dropped items count as done, as the ring's do; the one handed out waits for taskDone().
+    assert.equal(now.unfinished, 1);
+    now.taskDone();
+    await joined;
+    assert.equal(now.unfinished, 0);
+  });
+
   test('Symbol.dispose closes', () => {
     let kept: Channel<number> | undefined;
     {
@@ -478,90 +578,96 @@ describe('Channel: generated interleavings', () => {
     closeAfterTurns: fc.integer({ min: 0, max: 30 }),
   });
 
+  type Scenario = typeof scenario extends fc.Arbitrary<infer S> ? S : never;
+
+  async function check(s: Scenario): Promise<void> {
+    const ch = new Channel<Item>({ capacity: s.capacity, bufferSize: s.bufferSize });
+    const producers: Promise<number>[] = [];
+    const consumers: Promise<Item[]>[] = [];
+    let producerId = 0;
+    const unwrap = async (p: Promise<Outcome>): Promise<unknown> => {
+      const o = await p;
+      if (!o.ok) throw new Error(`${o.name}: ${o.message}`);
+      return o.value;
+    };
+    s.workerRoles.forEach((r, k) => {
+      const worker = pool[k]!;
+      if (r?.kind === 'producer') {
+        const task = { op: 'produce', handle: ch.handle, producer: producerId++, count: r.count, sync: r.sync };
+        producers.push(unwrap(send(worker, task as Task)) as Promise<number>);
+      } else if (r?.kind === 'consumer') {
+        consumers.push(unwrap(send(worker, { op: 'consume', handle: ch.handle, sync: r.sync })) as Promise<Item[]>);
+      }
+    });
+    for (const count of s.mainProducers) {
+      const p = producerId++;
+      producers.push(
+        (async () => {
+          let put = 0;
+          try {
+            for (let i = 0; i < count; i++) {
+              await ch.put({ p, i, pad: 'x'.repeat((i * 7 + p * 3) % 41) });
+              put++;
+            }
+          } catch (error) {
+            if (!(error instanceof ClosedError)) throw error;
+          }
+          return put;
+        })(),
+      );
+    }
+    let mainConsumers = s.mainConsumers;
+    if (consumers.length === 0 && mainConsumers === 0) mainConsumers = 1;
+    for (let c = 0; c < mainConsumers; c++) {
+      consumers.push(
+        (async () => {
+          const got: Item[] = [];
+          for await (const v of ch) got.push(v);
+          return got;
+        })(),
+      );
+    }
+    let puts: number[];
+    let gots: Item[][];
+    try {
+      if (s.close === 'after producers') {
+        await Promise.all(producers);
+        ch.close();
+      } else {
+        for (let t = 0; t < s.closeAfterTurns; t++) await new Promise((resolve) => setImmediate(resolve));
+        ch.close({ immediate: s.close === 'racing immediate' });
+      }
+      puts = await Promise.all(producers);
+      gots = await Promise.all(consumers);
+    } finally {
+      // Whatever failed, no task may outlive this run and answer the next one.
+      ch.close({ immediate: true });
+      await Promise.allSettled([...producers, ...consumers]);
+    }
+    const seen = new Set<string>();
+    for (const got of gots) {
+      const last = new Map<number, number>();
+      for (const v of got) {
+        const key = `${v.p}:${v.i}`;
+        assert.ok(!seen.has(key), `duplicated ${key}`);
+        seen.add(key);
+        assert.ok(v.i < (puts[v.p] ?? 0), `${key} was never put`);
+        assert.ok((last.get(v.p) ?? -1) < v.i, `producer ${v.p} out of order`);
+        last.set(v.p, v.i);
+        assert.equal(v.pad, 'x'.repeat((v.i * 7 + v.p * 3) % 41));
+      }
+    }
+    const total = puts.reduce((x, y) => x + y, 0);
+    if (s.close !== 'racing immediate') assert.equal(seen.size, total, 'items lost');
+    assert.equal(waiters(ch.handle, GET_WAITERS) + waiters(ch.handle, PUT_WAITERS), 0);
+  }
+
   test('every item put before close is got exactly once, in per-producer order, and nobody stays blocked', async () => {
-    await fc.assert(
-      fc.asyncProperty(scenario, async (s) => {
-        const ch = new Channel<Item>({ capacity: s.capacity, bufferSize: s.bufferSize });
-        const producers: Promise<number>[] = [];
-        const consumers: Promise<Item[]>[] = [];
-        let producerId = 0;
-        const unwrap = async (p: Promise<Outcome>): Promise<unknown> => {
-          const o = await p;
-          if (!o.ok) throw new Error(`${o.name}: ${o.message}`);
-          return o.value;
-        };
-        s.workerRoles.forEach((r, k) => {
-          const worker = pool[k]!;
-          if (r?.kind === 'producer') {
-            const task = { op: 'produce', handle: ch.handle, producer: producerId++, count: r.count, sync: r.sync };
-            producers.push(unwrap(send(worker, task as Task)) as Promise<number>);
-          } else if (r?.kind === 'consumer') {
-            consumers.push(unwrap(send(worker, { op: 'consume', handle: ch.handle, sync: r.sync })) as Promise<Item[]>);
-          }
-        });
-        for (const count of s.mainProducers) {
-          const p = producerId++;
-          producers.push(
-            (async () => {
-              let put = 0;
-              try {
-                for (let i = 0; i < count; i++) {
-                  await ch.put({ p, i, pad: 'x'.repeat((i * 7 + p * 3) % 41) });
-                  put++;
-                }
-              } catch (error) {
-                if (!(error instanceof ClosedError)) throw error;
-              }
-              return put;
-            })(),
-          );
-        }
-        let mainConsumers = s.mainConsumers;
-        if (consumers.length === 0 && mainConsumers === 0) mainConsumers = 1;
-        for (let c = 0; c < mainConsumers; c++) {
-          consumers.push(
-            (async () => {
-              const got: Item[] = [];
-              for await (const v of ch) got.push(v);
-              return got;
-            })(),
-          );
-        }
-        let puts: number[];
-        let gots: Item[][];
-        try {
-          if (s.close === 'after producers') {
-            await Promise.all(producers);
-            ch.close();
-          } else {
-            for (let t = 0; t < s.closeAfterTurns; t++) await new Promise((resolve) => setImmediate(resolve));
-            ch.close({ immediate: s.close === 'racing immediate' });
-          }
-          puts = await Promise.all(producers);
-          gots = await Promise.all(consumers);
-        } finally {
-          // Whatever failed, no task may outlive this run and answer the next one.
-          ch.close({ immediate: true });
-          await Promise.allSettled([...producers, ...consumers]);
-        }
-        const seen = new Set<string>();
-        for (const got of gots) {
-          const last = new Map<number, number>();
-          for (const v of got) {
-            const key = `${v.p}:${v.i}`;
-            assert.ok(!seen.has(key), `duplicated ${key}`);
-            seen.add(key);
-            assert.ok(v.i < (puts[v.p] ?? 0), `${key} was never put`);
-            assert.ok((last.get(v.p) ?? -1) < v.i, `producer ${v.p} out of order`);
-            last.set(v.p, v.i);
-            assert.equal(v.pad, 'x'.repeat((v.i * 7 + v.p * 3) % 41));
-          }
-        }
-        const total = puts.reduce((x, y) => x + y, 0);
-        if (s.close !== 'racing immediate') assert.equal(seen.size, total, 'items lost');
-        assert.equal(waiters(ch.handle, GET_WAITERS) + waiters(ch.handle, PUT_WAITERS), 0);
-      }),
-      { numRuns: 60 },
-    );
+    await fc.assert(fc.asyncProperty(scenario, check), { numRuns: 60 });
+  });
+
+  test('the same with capacities large enough that iterations take items in batches', async () => {
+    const batched = scenario.chain((s) => fc.constantFrom(32, 200, 0x7fffffff).map((capacity) => ({ ...s, capacity })));
+    await fc.assert(fc.asyncProperty(batched, check), { numRuns: 60 });
   });
 });

@@ -7,6 +7,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { decodeValue } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue } from '../codec/encode.js';
+import { Tag } from '../codec/tags.js';
 import { Reader, Writer } from '../codec/writer.js';
 import { CancelledError, ClosedError, DeadlockError, TimeoutError } from '../errors.js';
 import { holdLoop, releaseLoop } from './keep-alive.js';
@@ -28,7 +29,7 @@ import {
   UNFINISHED,
   VALUES,
 } from './layout.js';
-import { EMPTY, ENDED, PutResult, Ring } from './ring.js';
+import { Back, EMPTY, ENDED, PutResult, Ring } from './ring.js';
 
 export interface ChannelOptions {
   /** The most items the channel holds; a put waits while it is full. Default: no limit but bufferSize. */
@@ -93,7 +94,13 @@ const SPIN_MS = 0.02;
 
 /** Buffers reused for encoding, one per thread (a nested put, from a getter on a value, takes a new one). */
 let scratch: Buffer | undefined = Buffer.allocUnsafeSlow(4096);
-let readScratch = Buffer.allocUnsafeSlow(4096);
+/** Where the fast path encodes a short ASCII string or a number (no user code runs meanwhile). */
+const small = Buffer.allocUnsafeSlow(8 + 4 * 16);
+/** Strings up to this long take the fast paths. */
+const SHORT = 64;
+const RESOLVED = Promise.resolve();
+/** The length of what the last #encode() wrote (the array it returns may be longer). */
+let encodedLength = 0;
 
 /** Channel.connect() passes this to the constructor. */
 class Attach {
@@ -101,6 +108,35 @@ class Attach {
     readonly handle: ChannelHandle,
     readonly options: ChannelConnectOptions,
   ) {}
+}
+
+/** Iterations take up to this many items at a time. */
+const BATCH = 32;
+/**
+ * With a small capacity an iteration takes fewer ahead (none below 8), so that back-pressure stays
+ * tight; in bytes mode none (an item would be copied twice, and a lock is little beside a big copy).
+ */
+const batchFor = (capacity: number): number => Math.min(BATCH, capacity >> 2);
+
+/** Decodes the value whose `n` bytes start at `pos` in `buf`. */
+function decodeAt(buf: Buffer, pos: number, n: number): unknown {
+  const tag = buf[pos];
+  if (
+    tag === Tag.String &&
+    buf[pos + 4] === 0x80 &&
+    buf[pos + 2] === 0 &&
+    buf[pos + 3] === 0 &&
+    n === 5 + (buf[pos + 1] as number)
+  ) {
+    // The fast path's strings (short ASCII): the shortest by a loop, which beats a native call.
+    const end = pos + n;
+    if (n > 5 + 16) return buf.toString('latin1', pos + 5, end);
+    let s = '';
+    for (let i = pos + 5; i < end; i++) s += String.fromCharCode(buf[i] as number);
+    return s;
+  }
+  if (tag === Tag.Int32 && n === 5) return buf.readInt32LE(pos + 1);
+  return decodeValue(new Reader(buf, pos, pos + n));
 }
 
 function checkTimeout(timeout: number | undefined): number {
@@ -121,6 +157,15 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   readonly #bytes: boolean;
   readonly #allowMain: boolean;
   readonly #handle: ChannelHandle;
+  /** The item the last #take() took. */
+  #got: T | undefined;
+  /** Iterations take up to this many items in one lock (see #takeMany). */
+  readonly #batchMax: number;
+  /** The lengths of the batch's records, whose bytes lie one after another in the ring's `out`. */
+  readonly #batchLens = new Int32Array(BATCH);
+  #batchAt = 0;
+  #batchEnd = 0;
+  #batchPos = 0;
 
   constructor(options: ChannelOptions = {}) {
     if (options instanceof Attach) {
@@ -129,6 +174,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       this.#words = this.#ring.words;
       this.#bytes = Atomics.load(this.#words, MODE) === BYTES;
       this.#allowMain = options.options.allowBlockingMainThread === true;
+      this.#batchMax = this.#bytes ? 1 : batchFor(Atomics.load(this.#words, CAPACITY));
       return;
     }
     const capacity = options.capacity ?? NO_LIMIT;
@@ -150,6 +196,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     this.#words = this.#ring.words;
     this.#bytes = options.bytes === true;
     this.#allowMain = options.allowBlockingMainThread === true;
+    this.#batchMax = this.#bytes ? 1 : batchFor(capacity);
   }
 
   /** Connects to a channel made in another thread, from its `handle`. */
@@ -202,8 +249,41 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   // ---- encoding ----
 
+  /** Encodes `value`: the bytes are the first `encodedLength` of the array returned. */
   #encode(value: T): Uint8Array {
     let bytes: Uint8Array;
+    if (!this.#bytes) {
+      // Fast paths, writing what the codec would: short ASCII strings and numbers.
+      if (typeof value === 'string') {
+        const n = value.length;
+        if (n <= SHORT) {
+          const b = small;
+          let i = 0;
+          for (; i < n; i++) {
+            const c = value.charCodeAt(i);
+            if (c > 0x7f) break;
+            b[5 + i] = c;
+          }
+          if (i === n) {
+            b[0] = Tag.String;
+            b[1] = n;
+            b[2] = 0;
+            b[3] = 0;
+            b[4] = 0x80; // ASCII
+            return this.#fits(b, 5 + n);
+          }
+        }
+      } else if (typeof value === 'number') {
+        if ((value | 0) === value && !Object.is(value, -0)) {
+          small[0] = Tag.Int32;
+          small.writeInt32LE(value, 1);
+          return this.#fits(small, 5);
+        }
+        small[0] = Tag.Float64;
+        small.writeDoubleLE(value, 1);
+        return this.#fits(small, 9);
+      }
+    }
     if (this.#bytes) {
       if (!(value instanceof Uint8Array)) {
         throw new TypeError(`a channel in bytes mode takes Uint8Arrays, got ${typeof value}`);
@@ -222,34 +302,91 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       }
       bytes = w.buf.subarray(0, w.pos);
     }
-    if (bytes.byteLength > this.#ring.maxItemBytes) {
+    return this.#fits(bytes, bytes.byteLength);
+  }
+
+  #fits(bytes: Uint8Array, n: number): Uint8Array {
+    if (n > this.#ring.maxItemBytes) {
       throw new RangeError(
-        `an item of ${bytes.byteLength} bytes${this.#bytes ? '' : ' (encoded)'} does not fit this channel, ` +
+        `an item of ${n} bytes${this.#bytes ? '' : ' (encoded)'} does not fit this channel, ` +
           `whose buffer holds items of at most ${this.#ring.maxItemBytes} bytes: make bufferSize larger`,
       );
     }
+    encodedLength = n;
     return bytes;
   }
 
-  /** Takes one item now: the item, EMPTY or ENDED. */
-  #take(): { value: T } | typeof EMPTY | typeof ENDED {
+  /** Takes one item now (the batch's next first, if any): its length (and the item in #got), EMPTY or ENDED. */
+  #take(): number {
+    if (this.#batchAt < this.#batchEnd) return this.#fromBatch();
+    const ring = this.#ring;
     if (this.#bytes) {
-      let out: Uint8Array | undefined;
-      const n = this.#ring.get((length) => (out = new Uint8Array(length)));
-      if (n < 0) return n as typeof EMPTY | typeof ENDED;
-      return { value: out as T };
+      const n = ring.get(true);
+      if (n >= 0) {
+        this.#got = ring.outBytes as T;
+        ring.outBytes = undefined;
+      }
+      return n;
     }
-    const n = this.#ring.get((length) => {
-      if (readScratch.length < length) readScratch = Buffer.allocUnsafeSlow(Math.max(length, readScratch.length * 2));
-      return readScratch;
-    });
-    if (n < 0) return n as typeof EMPTY | typeof ENDED;
-    const buf = readScratch;
-    return { value: decodeValue(new Reader(buf, 0, n)) as T };
+    const n = ring.get(false);
+    if (n >= 0) this.#got = decodeAt(ring.out, 0, n) as T;
+    return n;
+  }
+
+  /**
+   * For iterations: hands out the next item of this thread's batch, or takes a new batch of up to
+   * #batchMax items in one lock (one item when the capacity is small). As #take().
+   */
+  #takeMany(): number {
+    if (this.#batchAt < this.#batchEnd) return this.#fromBatch();
+    if (this.#batchMax < 2) return this.#take();
+    const k = this.#ring.getBatch(this.#batchMax, this.#batchLens);
+    if (k < 0) return k;
+    this.#batchAt = 0;
+    this.#batchEnd = k;
+    this.#batchPos = 0;
+    return this.#fromBatch();
+  }
+
+  #fromBatch(): number {
+    if (Atomics.load(this.#words, STATE) === CLOSED_NOW) {
+      // An immediate close drops what this thread took ahead, as it dropped the ring's items.
+      const k = this.#batchEnd - this.#batchAt;
+      this.#batchAt = this.#batchEnd = 0;
+      this.#ring.dropped(k);
+      return this.#take();
+    }
+    const n = this.#batchLens[this.#batchAt++] as number;
+    const pos = this.#batchPos;
+    this.#batchPos = pos + n;
+    const buf = this.#ring.out;
+    this.#got = (this.#bytes ? new Uint8Array(buf.subarray(pos, pos + n)) : decodeAt(buf, pos, n)) as T;
+    return n;
+  }
+
+  /**
+   * An iteration stopped early: the items of the batch not handed out go back in front of the
+   * channel if it has the room; if not, this Channel object's next get hands them out.
+   */
+  #giveBack(): void {
+    if (this.#batchAt >= this.#batchEnd) return;
+    const from = this.#batchAt;
+    const to = this.#batchEnd;
+    const back = this.#ring.putBack(this.#batchLens, from, to, this.#batchPos);
+    if (back === Back.NoRoom) return;
+    this.#batchAt = this.#batchEnd = 0;
+    if (back === Back.Dropped) this.#ring.dropped(to - from);
+  }
+
+  /** The item #take() took. */
+  #value(): T {
+    const value = this.#got as T;
+    this.#got = undefined;
+    return value;
   }
 
   #putBytes(bytes: Uint8Array, options: ChannelPutOptions | undefined): PutResult {
-    const result = this.#ring.put(bytes);
+    const result = this.#ring.put(bytes, encodedLength);
     if (result === PutResult.Done && options?.transfer !== undefined && options.transfer.length > 0) {
       structuredClone(options.transfer, { transfer: options.transfer as ArrayBuffer[] });
     }
@@ -270,7 +407,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     const got = this.#take();
     if (got === EMPTY) return { ok: false };
     if (got === ENDED) throw this.#closedError('get');
-    return { ok: true, value: got.value };
+    return { ok: true, value: this.#value() };
   }
 
   // ---- blocking ----
@@ -306,30 +443,34 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   putSync(value: T, options?: ChannelSyncOptions & ChannelPutOptions): void {
     this.#checkBlocking(options, 'putSync');
     const bytes = this.#encode(value);
-    const deadline = checkTimeout(options?.timeout);
-    const w = this.#words;
+    const n = encodedLength;
+    let deadline = Infinity;
+    if (options?.timeout !== undefined) deadline = checkTimeout(options.timeout);
     for (;;) {
-      const seen = Atomics.load(w, GET_SEQ);
+      encodedLength = n;
       const result = this.#putBytes(bytes, options);
       if (result === PutResult.Done) return;
       if (result === PutResult.Closed) throw this.#closedError('put');
       if (performance.now() >= deadline) throw this.#timeoutError('putSync', options?.timeout);
-      this.#sleep(GET_SEQ, PUT_WAITERS, seen, deadline);
+      this.#sleep(GET_SEQ, PUT_WAITERS, this.#ring.seen, deadline);
     }
   }
 
   /** Takes an item, blocking while the channel is empty. ClosedError once closed and drained. */
   getSync(options?: ChannelSyncOptions): T {
     this.#checkBlocking(options, 'getSync');
-    const deadline = checkTimeout(options?.timeout);
-    const w = this.#words;
+    return this.#getSync(options, false);
+  }
+
+  #getSync(options: ChannelSyncOptions | undefined, many: boolean): T {
+    let deadline = Infinity;
+    if (options?.timeout !== undefined) deadline = checkTimeout(options.timeout);
     for (;;) {
-      const seen = Atomics.load(w, PUT_SEQ);
-      const got = this.#take();
+      const got = many ? this.#takeMany() : this.#take();
       if (got === ENDED) throw this.#closedError('get');
-      if (got !== EMPTY) return got.value;
+      if (got !== EMPTY) return this.#value();
       if (performance.now() >= deadline) throw this.#timeoutError('getSync', options?.timeout);
-      this.#sleep(PUT_SEQ, GET_WAITERS, seen, deadline);
+      this.#sleep(PUT_SEQ, GET_WAITERS, this.#ring.seen, deadline);
     }
   }
 
@@ -340,15 +481,19 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   }
 
   *#iterSync(options: ChannelSyncOptions | undefined): Generator<T, void, undefined> {
-    for (;;) {
-      let value: T;
-      try {
-        value = this.getSync(options);
-      } catch (error) {
-        if (error instanceof ClosedError) return;
-        throw error;
+    try {
+      for (;;) {
+        let value: T;
+        try {
+          value = this.#getSync(options, true);
+        } catch (error) {
+          if (error instanceof ClosedError) return;
+          throw error;
+        }
+        yield value;
       }
-      yield value;
+    } finally {
+      this.#giveBack();
     }
   }
 
@@ -389,26 +534,56 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   }
 
   /** Puts `value`, waiting (without blocking) while the channel is full. */
-  async put(value: T, options?: ChannelWaitOptions & ChannelPutOptions): Promise<void> {
+  put(value: T, options?: ChannelWaitOptions & ChannelPutOptions): Promise<void> {
+    if (options !== undefined) return this.#putAsync(value, options);
+    // Fast path: with room there, a put costs no async function.
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#encode(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const n = encodedLength;
+    const result = this.#ring.put(bytes, n);
+    if (result === PutResult.Done) return RESOLVED;
+    if (result === PutResult.Closed) return Promise.reject(this.#closedError('put'));
+    // Full: the bytes may sit in this thread's scratch buffer, which other puts reuse meanwhile, so
+    // the waiting put keeps a copy (a Buffer's slice() would not copy).
+    return this.#putAsync(new Uint8Array(bytes.subarray(0, n)), undefined, this.#ring.seen);
+  }
+
+  /** The waiting put: `value`, or the bytes of a put that found the ring full and the GET_SEQ it saw. */
+  async #putAsync(value: T | Uint8Array, options: ChannelWaitOptions & ChannelPutOptions = {}, seen?: number) {
+    let bytes: Uint8Array;
+    let n: number;
     // The encoded bytes sit in this thread's scratch buffer (or are the caller's array): a put that has to wait keeps a copy,
     // since other puts of this thread reuse the buffer meanwhile.
-    let bytes = this.#encode(value);
-    let own = false;
-    const signal = options?.signal;
-    const deadline = checkTimeout(options?.timeout);
-    const w = this.#words;
+    let own = seen !== undefined;
+    if (own) {
+      bytes = value as Uint8Array;
+      n = bytes.byteLength;
+    } else {
+      bytes = this.#encode(value as T);
+      n = encodedLength;
+    }
+    const signal = options.signal;
+    const deadline = checkTimeout(options.timeout);
     for (;;) {
       if (signal?.aborted === true) throw cancelled(signal);
-      const seen = Atomics.load(w, GET_SEQ);
-      const result = this.#putBytes(bytes, options);
-      if (result === PutResult.Done) return;
-      if (result === PutResult.Closed) throw this.#closedError('put');
-      if (performance.now() >= deadline) throw this.#timeoutError('put', options?.timeout);
+      if (seen === undefined) {
+        encodedLength = n;
+        const result = this.#putBytes(bytes, options);
+        if (result === PutResult.Done) return;
+        if (result === PutResult.Closed) throw this.#closedError('put');
+        if (performance.now() >= deadline) throw this.#timeoutError('put', options.timeout);
+        seen = this.#ring.seen;
+      }
       if (!own) {
-        bytes = new Uint8Array(bytes);
+        bytes = new Uint8Array(bytes.subarray(0, n));
         own = true;
       }
       await this.#wait(GET_SEQ, PUT_WAITERS, seen, deadline, signal);
+      seen = undefined;
     }
   }
 
@@ -418,7 +593,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       // Fast path: an item already there costs no async function.
       const got = this.#take();
       if (got === ENDED) return Promise.reject(this.#closedError('get'));
-      if (got !== EMPTY) return Promise.resolve(got.value);
+      if (got !== EMPTY) return Promise.resolve(this.#value());
     }
     return this.#getAsync(options);
   }
@@ -426,15 +601,13 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   async #getAsync(options: ChannelWaitOptions | undefined): Promise<T> {
     const signal = options?.signal;
     const deadline = checkTimeout(options?.timeout);
-    const w = this.#words;
     for (;;) {
       if (signal?.aborted === true) throw cancelled(signal);
-      const seen = Atomics.load(w, PUT_SEQ);
       const got = this.#take();
       if (got === ENDED) throw this.#closedError('get');
-      if (got !== EMPTY) return got.value;
+      if (got !== EMPTY) return this.#value();
       if (performance.now() >= deadline) throw this.#timeoutError('get', options?.timeout);
-      await this.#wait(PUT_SEQ, GET_WAITERS, seen, deadline, signal);
+      await this.#wait(PUT_SEQ, GET_WAITERS, this.#ring.seen, deadline, signal);
     }
   }
 
@@ -442,15 +615,23 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   [Symbol.asyncIterator](): AsyncIterator<T> {
     const done: IteratorResult<T> = { done: true, value: undefined };
     return {
-      next: (): Promise<IteratorResult<T>> =>
-        this.get().then(
+      next: (): Promise<IteratorResult<T>> => {
+        // Fast path: an item already there (or the end) costs one resolved promise.
+        const got = this.#takeMany();
+        if (got >= 0) return Promise.resolve({ done: false, value: this.#value() });
+        if (got === ENDED) return Promise.resolve(done);
+        return this.#getAsync(undefined).then(
           (value) => ({ done: false, value }),
           (error: unknown) => {
             if (error instanceof ClosedError) return done;
             throw error;
           },
-        ),
-      return: (): Promise<IteratorResult<T>> => Promise.resolve(done),
+        );
+      },
+      return: (): Promise<IteratorResult<T>> => {
+        this.#giveBack();
+        return Promise.resolve(done);
+      },
     };
   }
 

@@ -1,6 +1,9 @@
 /**
  * The shared-memory layout of a Channel: a header of 32-bit words, then a ring of variable-length
- * records. Every word but the sequence counters is read and written only under the lock; the
+ * records. The header is cut in 64-byte cache lines: the lock and the words changed under it (line
+ * 0), words that hardly change (line 1), the put counter (line 2, written by putters) and the get
+ * counter (line 3, written by getters), so that a thread spinning on a counter does not pull the
+ * lock's line away from the thread that holds it, and reads of the settings cost no miss. Every word but the sequence counters is read and written only under the lock; the
  * sequence counters only go up (modulo 2^32), so a waiter that waits on the value it last saw
  * can never miss a wake-up.
  */
@@ -20,13 +23,13 @@ export const USED = 5;
 /** Items in the channel. */
 export const COUNT = 6;
 /** The most items the channel holds. */
-export const CAPACITY = 7;
+export const CAPACITY = 18;
 /** OPEN, CLOSED (drain, then end) or CLOSED_NOW (dropped what was left). */
-export const STATE = 8;
-/** Bumped after every put and on close: getters wait on it. */
-export const PUT_SEQ = 9;
-/** Bumped after every get and on close: putters wait on it. */
-export const GET_SEQ = 10;
+export const STATE = 19;
+/** Bumped (under the lock) by every put, and on close: getters wait on it. */
+export const PUT_SEQ = 32;
+/** Bumped (under the lock) by every get, and on close: putters wait on it. */
+export const GET_SEQ = 48;
 /** Getters waiting (a hint so that a put notifies only when someone waits; a dead thread only costs a spare notify). */
 export const GET_WAITERS = 11;
 /** Putters waiting. */
@@ -36,11 +39,11 @@ export const UNFINISHED = 13;
 /** Bumped when UNFINISHED reaches 0 and on close: join() waits on it. */
 export const DONE_SEQ = 14;
 /** VALUES or BYTES. */
-export const MODE = 15;
-/** Bytes in the ring. */
+export const MODE = 20;
+/** Bytes in the ring. Word 17 is left unused (0). */
 export const RING_BYTES = 16;
-/** Words in the header; the ring follows, so it starts aligned to 8 bytes. */
-export const HEADER_WORDS = 18;
+/** Words in the header (four cache lines); the ring follows, aligned as they are. */
+export const HEADER_WORDS = 64;
 
 export const OPEN = 0;
 export const CLOSED = 1;

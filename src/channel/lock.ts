@@ -48,7 +48,9 @@ export function lock(words: Int32Array): void {
 }
 
 export function unlock(words: Int32Array): void {
-  Atomics.add(words, LOCK_SEQ, 1);
+  // Only the holder writes LOCK_SEQ, so a plain increment will do; the release store below
+  // publishes it with everything else written under the lock.
+  words[LOCK_SEQ] = ((words[LOCK_SEQ] as number) + 1) | 0;
   Atomics.store(words, LOCK, 0);
   if (Atomics.load(words, LOCK_SLEEPERS) !== 0) Atomics.notify(words, LOCK, 1);
 }
