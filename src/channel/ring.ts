@@ -78,6 +78,23 @@ export class Ring {
     return this.size - RECORD_HEADER;
   }
 
+  /** Writes a record at `at`: its length, then the first `n` bytes of `src`, wrapping at the ring's end. */
+  private writeRecord(at: number, src: Uint8Array, n: number): void {
+    const size = this.size;
+    this.lengths[at >> 2] = n;
+    let dst = at + RECORD_HEADER;
+    if (dst === size) dst = 0;
+    const first = size - dst;
+    const data = this.data;
+    if (n <= first) {
+      if (n <= SMALL) for (let i = 0; i < n; i++) data[dst + i] = src[i] as number;
+      else data.set(n === src.byteLength ? src : src.subarray(0, n), dst);
+    } else {
+      data.set(src.subarray(0, first), dst);
+      data.set(src.subarray(first, n), 0);
+    }
+  }
+
   /** Puts the first `n` bytes of `src`. */
   put(src: Uint8Array, n: number): PutResult {
     const w = this.words;
@@ -91,18 +108,7 @@ export class Ring {
         return PutResult.Full;
       }
       const tail = w[TAIL] as number;
-      this.lengths[tail >> 2] = n;
-      let at = tail + RECORD_HEADER;
-      if (at === size) at = 0;
-      const first = size - at;
-      const data = this.data;
-      if (n <= first) {
-        if (n <= SMALL) for (let i = 0; i < n; i++) data[at + i] = src[i] as number;
-        else data.set(n === src.byteLength ? src : src.subarray(0, n), at);
-      } else {
-        data.set(src.subarray(0, first), at);
-        data.set(src.subarray(first, n), 0);
-      }
+      this.writeRecord(tail, src, n);
       w[TAIL] = (tail + need) % size;
       w[USED] = (w[USED] as number) + need;
       w[UNFINISHED] = (w[UNFINISHED] as number) + 1;
@@ -232,15 +238,7 @@ export class Ring {
       const out = this.out;
       for (let k = from; k < to; k++) {
         const n = lens[k] as number;
-        this.lengths[at >> 2] = n;
-        let dst = at + RECORD_HEADER;
-        if (dst === size) dst = 0;
-        const first = size - dst;
-        if (n <= first) this.data.set(out.subarray(pos, pos + n), dst);
-        else {
-          this.data.set(out.subarray(pos, pos + first), dst);
-          this.data.set(out.subarray(pos + first, pos + n), 0);
-        }
+        this.writeRecord(at, out.subarray(pos, pos + n), n);
         pos += n;
         at = (at + RECORD_HEADER + pad4(n)) % size;
       }
