@@ -194,6 +194,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
       clearTimeout(startup);
     });
     this.#handle = nativeHandle(this.#worker);
+    if (this.#handle === undefined) warnBlind();
     this.#limitsAtStart = this.#limits();
     this.#client = new PortalClient(this.#line, calls.port1, `LoopThread "${this.name}"`, this.#worker.threadId, {
       probe: () => this.#probe(),
@@ -485,6 +486,20 @@ export class LoopThread implements Disposable, AsyncDisposable {
  * loop cannot receive the 'exit' event, so this is how it notices a thread killed without a word
  * (terminate, out of memory). Undefined if a Node version hides it: the other checks still apply.
  */
+let warned = false;
+
+/** Said once: without the native handle a blocked caller cannot see a silent death. */
+function warnBlind(): void {
+  if (warned) return;
+  warned = true;
+  process.emitWarning(
+    'loopthread cannot see, on this Node version, whether a worker thread still runs while a caller is ' +
+      'blocked: a thread killed without a word (out of memory, terminate) then leaves a blocking call ' +
+      'without a timeout waiting. Crashes, exits and never-settling calls are still reported.',
+    { code: 'LOOPTHREAD_NO_WORKER_PROBE' },
+  );
+}
+
 interface NativeWorker {
   loopIdleTime(): number;
   getResourceLimits?(): Float64Array;

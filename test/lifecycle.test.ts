@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { threadId } from 'node:worker_threads';
 import { LoopThread, WorkerCrashedError } from 'loopthread';
@@ -51,4 +52,19 @@ test('the env option gives the loop thread its own environment', async () => {
     'from the option',
   );
   assert.equal(process.env.LOOPTHREAD_TEST, undefined);
+});
+
+test('without the worker probe (hidden by a Node version), a warning says what is lost', () => {
+  // The probe is found among the Worker's own symbols: hide them all, as a Node that renamed it would.
+  const script = `
+    const { LoopThread } = require(${JSON.stringify(require.resolve('loopthread'))});
+    process.on('warning', (w) => console.log(w.code));
+    Object.getOwnPropertySymbols = () => [];
+    const loop = new LoopThread();
+    console.log(loop.runSync(async () => 'still works'));
+    loop.closeSync();
+  `;
+  const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(run.stdout.trim().split('\n').sort(), ['LOOPTHREAD_NO_WORKER_PROBE', 'still works']);
 });
