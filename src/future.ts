@@ -59,14 +59,6 @@ export class Future<T> implements PromiseLike<T> {
     return [future, control(future)];
   }
 
-  /** A future already finished with `value`. */
-  static resolved<T>(value: T): Future<T> {
-    const [future, c] = Future.create<T>();
-    c.resolve(value);
-    c.settle();
-    return future;
-  }
-
   private constructor(hooks: FutureHooks) {
     this.#hooks = hooks;
     this.#settled = new Promise((resolve) => {

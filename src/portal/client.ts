@@ -316,8 +316,11 @@ export class PortalClient {
     return buildProxy(shape, moduleId, this, (target, args, stub) => this.invokeSync(target, args, options, stub));
   }
 
-  /** Asks the host to close; blocks until it has (or the deadline passed: returns false). */
-  closeSync(timeout: number, deadline: number): boolean {
+  /**
+   * Asks the host to close; blocks until it has or the deadline passed. A failure is not thrown:
+   * the owner stops the thread either way.
+   */
+  closeSync(timeout: number, deadline: number): void {
     try {
       this.roundTrip(
         (w, id) => {
@@ -327,9 +330,8 @@ export class PortalClient {
         // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
         this.closeSync,
       );
-      return true;
     } catch {
-      return false;
+      // Timed out, or the thread is already gone: the owner terminates it if it still runs.
     }
   }
 

@@ -104,10 +104,6 @@ export class PortalHost {
     if (options.keepAlive !== true) this.keepAlive.unref();
   }
 
-  get pendingCalls(): number {
-    return this.pending;
-  }
-
   /** Hosts a module namespace or api object; its id is what targets name. */
   addModule(namespace: object): number {
     this.modules.push(namespace);
