@@ -5,11 +5,14 @@ export {
   type LoopThreadHandle,
   type LoopThreadOptions,
   type CloseOptions,
+  type CallerOptions,
   type CallOptions,
 } from './loop-thread.js';
 export { Future, type FutureState, type WaitOptions } from './future.js';
 export { currentSignal, throwIfCancelled } from './portal/call-context.js';
-export type { Syncified, Asyncified, SyncFunction, AsyncFunction } from './portal/proxy.js';
+export { byRef, byValue } from './codec/marks.js';
+export { release, isRemote, iterateSync, iterate, type IterateOptions } from './portal/remote.js';
+export type { Syncified, Asyncified, SyncFunction, AsyncFunction, SyncValue, AsyncValue } from './portal/proxy.js';
 export {
   LoopThreadError,
   ClosedError,

@@ -19,7 +19,8 @@ import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './protocol/wait.js';
 import { adoptWaitTable, waitTable } from './protocol/wait-for.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
-import type { Asyncified, Syncified } from './portal/proxy.js';
+import type { Asyncified, AsyncValue, Syncified, SyncValue } from './portal/proxy.js';
+import { exitSymbol, markEntered } from './portal/remote.js';
 import type { ConnectRequest } from './portal/host.js';
 import type { DeathNote, LoopThreadData } from './loop-thread-main.js';
 
@@ -42,6 +43,15 @@ export interface LoopThreadOptions {
   startupTimeout?: number;
 }
 
+/** Options of the call methods, for `LoopThread.with`. */
+export interface CallerOptions extends CallOptions {
+  /**
+   * The method that exits a resource entered by enterSync/usingSync/withSync (for example
+   * "close" or "end"). Default: its Symbol.asyncDispose, else its Symbol.dispose.
+   */
+  exit?: string | undefined;
+}
+
 export interface CloseOptions {
   /** How long calls in flight get to finish after their signals abort. Default 5000 ms. */
   timeout?: number;
@@ -55,18 +65,85 @@ export class LoopThreadCaller {
   /** @internal */
   constructor(
     private readonly client: PortalClient,
-    private readonly options: CallOptions,
+    private readonly options: CallerOptions,
   ) {}
 
-  /** Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error. */
-  runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Awaited<R> {
+  /**
+   * Calls `fn(...args)` on the loop thread and enters the resource it resolves to (an object with
+   * Symbol.asyncDispose, or with the exit method named by `with({ exit })`), blocking until
+   * entered. The resource stays open until the LoopThread closes, which exits entered resources
+   * last-in first-out, or until the returned reference is disposed (`using`). Enter and exit run
+   * in one async frame on the loop thread, so AsyncLocalStorage state set on enter is there on exit.
+   */
+  enterSync<A extends unknown[], R extends object>(
+    fn: Callable<A, R | Promise<R>>,
+    ...args: A
+  ): Syncified<R> & Disposable {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
-    return this.client.callSync(fn, args, this.options, this.runSync) as Awaited<R>;
+    const ref = this.client.enterSync(fn, args, this.options.exit ?? null, this.options, this.enterSync) as object;
+    markEntered(ref);
+    return ref as Syncified<R> & Disposable;
+  }
+
+  /** enterSync for a block: `using conn = loop.usingSync(connect, url)` exits the resource at the end of the block. */
+  usingSync<A extends unknown[], R extends object>(
+    fn: Callable<A, R | Promise<R>>,
+    ...args: A
+  ): Syncified<R> & Disposable {
+    return this.enterSync(fn, ...args);
+  }
+
+  /**
+   * Enters the resource `fn(...args)` resolves to, runs `body` with it, and exits it; the exit
+   * method receives the body's error (undefined if it returned). Returns what `body` returned, or
+   * throws its error (a SuppressedError if the exit failed too), unless the exit method returned
+   * true, which suppresses the error (as Python's `__aexit__`): then it returns undefined.
+   */
+  withSync<A extends unknown[], R extends object, T>(
+    fn: Callable<A, R | Promise<R>>,
+    args: A,
+    body: (resource: Syncified<R>) => T,
+  ): T | undefined {
+    const resource = this.enterSync(fn, ...args);
+    const exit = (resource as unknown as Record<symbol, (error: unknown) => unknown>)[exitSymbol] as (
+      error: unknown,
+    ) => unknown;
+    let result: T;
+    try {
+      result = body(resource);
+    } catch (error) {
+      let suppress: unknown;
+      try {
+        suppress = exit(error);
+      } catch (exitError) {
+        throw suppressedError(exitError, error, 'exiting the resource failed after its body threw');
+      }
+      if (suppress === true) return undefined;
+      throw error;
+    }
+    exit(undefined);
+    return result;
+  }
+
+  /** Enters a resource without blocking: resolves to an async reference; `await using` exits it. */
+  async enter<A extends unknown[], R extends object>(
+    fn: Callable<A, R | Promise<R>>,
+    ...args: A
+  ): Promise<Asyncified<R> & AsyncDisposable> {
+    const ref = await this.client.enter<object>(fn, args, this.options.exit ?? null, this.options);
+    markEntered(ref);
+    return ref as Asyncified<R> & AsyncDisposable;
+  }
+
+  /** Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error. */
+  runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): SyncValue<Awaited<R>> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
+    return this.client.callSync(fn, args, this.options, this.runSync) as SyncValue<Awaited<R>>;
   }
 
   /** Runs `fn(...args)` on the loop thread without blocking. */
-  run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> {
-    return this.client.call<Awaited<R>>(fn, args, this.options);
+  run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<AsyncValue<Awaited<R>>> {
+    return this.client.call<AsyncValue<Awaited<R>>>(fn, args, this.options);
   }
 
   /** Imports a module on the loop thread; its functions block and return their awaited values. */
@@ -116,6 +193,13 @@ export class LoopThreadConnection extends LoopThreadCaller implements Disposable
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** `new SuppressedError(...)`, also where Node has no SuppressedError yet (Node 20). */
+function suppressedError(error: unknown, suppressed: unknown, message: string): Error {
+  const Native = (globalThis as { SuppressedError?: typeof SuppressedError }).SuppressedError;
+  if (Native !== undefined) return new Native(error, suppressed, message);
+  return Object.assign(new Error(message), { name: 'SuppressedError', error, suppressed });
 }
 
 let count = 0;
@@ -263,17 +347,17 @@ export class LoopThread implements Disposable, AsyncDisposable {
     return this.#exitError;
   }
 
-  /** The call methods with these options (timeout, signal) for every call made through them. */
-  with(options: CallOptions): LoopThreadCaller {
+  /** The call methods with these options (timeout, signal, exit) for every call made through them. */
+  with(options: CallerOptions): LoopThreadCaller {
     return new LoopThreadCaller(this.#client, { ...this.#defaults, ...options });
   }
 
-  runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Awaited<R> {
+  runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): SyncValue<Awaited<R>> {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
-    return this.#client.callSync(fn, args, this.#defaults, this.runSync) as Awaited<R>;
+    return this.#client.callSync(fn, args, this.#defaults, this.runSync) as SyncValue<Awaited<R>>;
   }
 
-  run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> {
+  run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<AsyncValue<Awaited<R>>> {
     return this.#caller.run(fn, ...args);
   }
 
@@ -284,6 +368,39 @@ export class LoopThread implements Disposable, AsyncDisposable {
 
   import<T = Record<string, unknown>>(specifier: string | URL): Promise<Asyncified<T>> {
     return this.#caller.import<T>(specifier);
+  }
+
+  /** See LoopThreadCaller.enterSync. */
+  enterSync<A extends unknown[], R extends object>(
+    fn: Callable<A, R | Promise<R>>,
+    ...args: A
+  ): Syncified<R> & Disposable {
+    return this.#caller.enterSync(fn, ...args);
+  }
+
+  /** See LoopThreadCaller.usingSync. */
+  usingSync<A extends unknown[], R extends object>(
+    fn: Callable<A, R | Promise<R>>,
+    ...args: A
+  ): Syncified<R> & Disposable {
+    return this.#caller.enterSync(fn, ...args);
+  }
+
+  /** See LoopThreadCaller.withSync. */
+  withSync<A extends unknown[], R extends object, T>(
+    fn: Callable<A, R | Promise<R>>,
+    args: A,
+    body: (resource: Syncified<R>) => T,
+  ): T | undefined {
+    return this.#caller.withSync(fn, args, body);
+  }
+
+  /** See LoopThreadCaller.enter. */
+  enter<A extends unknown[], R extends object>(
+    fn: Callable<A, R | Promise<R>>,
+    ...args: A
+  ): Promise<Asyncified<R> & AsyncDisposable> {
+    return this.#caller.enter(fn, ...args);
   }
 
   /** Runs `callback(this)` once the loop thread has stopped; at once if it already has. */

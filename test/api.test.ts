@@ -85,8 +85,8 @@ describe('values by copy round-trip through an identity call', () => {
 
   /** The value back from runSync and from run (the two channels: shared memory and port). */
   async function roundTrip<T>(value: T): Promise<[T, T]> {
-    const viaRunSync = loop.runSync(identity, value);
-    const viaRun = await loop.run(identity, value);
+    const viaRunSync = loop.runSync(identity, value) as T;
+    const viaRun = (await loop.run(identity, value)) as T;
     return [viaRunSync, viaRun];
   }
 
@@ -378,7 +378,7 @@ describe('values by copy round-trip through an identity call', () => {
 
 // ---- 2. values that cannot be copied ---------------------------------------------------------
 
-describe('values that cannot be copied fail with DataCloneError', () => {
+describe('values that can be neither copied nor lent fail with DataCloneError', () => {
   let loop: LoopThread;
   before(() => {
     loop = new LoopThread({ name: 'uncopyable' });
@@ -386,10 +386,6 @@ describe('values that cannot be copied fail with DataCloneError', () => {
   after(() => {
     loop.closeSync();
   });
-
-  class Foo {
-    readonly x = 1;
-  }
 
   /** The DataCloneError of runSync and of run for the same call. */
   async function cloneErrors(fn: (...args: never[]) => unknown, ...args: unknown[]): Promise<DataCloneError[]> {
@@ -401,32 +397,29 @@ describe('values that cannot be copied fail with DataCloneError', () => {
     return [sync, async];
   }
 
-  it('a function argument names its position and "a function"', async () => {
-    for (const e of await cloneErrors(identity, 1, () => 1)) {
-      assert.equal(e.path, 'argument 2');
-      assert.match(e.message, /^argument 2 is a function/);
+  it('a function nested in copied data crosses by reference; a symbol there is named by its path', async () => {
+    const call = (o: { a: { b: [number, () => number] } }): Promise<number> => Promise.resolve(o.a.b[1]());
+    assert.equal(await loop.run(call, { a: { b: [1, () => 2] } }), 2, 'the function went by reference');
+    for (const e of await cloneErrors(identity, { a: { b: [1, Symbol('x')] } })) {
+      assert.equal(e.path, 'argument 1 at .a.b[1]');
+      assert.match(e.message, /argument 1 at \.a\.b\[1\] is a symbol/);
       assert.equal(e.name, 'DataCloneError');
       assertInstance(e, LoopThreadError);
     }
   });
 
-  it('a class instance argument names its class', async () => {
-    for (const e of await cloneErrors(identity, 'ok', 2, new Foo())) {
-      assert.equal(e.path, 'argument 3');
-      assert.match(e.message, /argument 3 is an instance of Foo/);
-    }
-  });
-
-  it('a value nested in an argument is named by its path', async () => {
-    for (const e of await cloneErrors(identity, { a: { b: [1, () => 2] } })) {
-      assert.equal(e.path, 'argument 1 at .a.b[1]');
-      assert.match(e.message, /argument 1 at \.a\.b\[1\] is a function/);
-    }
-  });
-
   it('a value in a Map names the Map entry', async () => {
-    for (const e of await cloneErrors(identity, new Map([['k', new Foo()]]))) {
+    for (const e of await cloneErrors(identity, new Map([['k', Symbol('v')]]))) {
       assert.match(e.path, /^argument 1 at <Map value of "k">/);
+    }
+  });
+
+  it('a revoked proxy is refused, saying so', async () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    for (const e of await cloneErrors(identity, 1, proxy)) {
+      assert.equal(e.path, 'argument 2');
+      assert.match(e.message, /argument 2 is a revoked Proxy/);
     }
   });
 
@@ -434,12 +427,6 @@ describe('values that cannot be copied fail with DataCloneError', () => {
     for (const e of await cloneErrors(identity, Symbol('s'))) {
       assert.equal(e.path, 'argument 1');
       assert.match(e.message, /a symbol \(Symbol\(s\)\)/);
-    }
-  });
-
-  it('a promise argument is refused', async () => {
-    for (const e of await cloneErrors(identity, Promise.resolve(1))) {
-      assert.match(e.message, /argument 1 is an instance of Promise/);
     }
   });
 
@@ -475,14 +462,6 @@ describe('values that cannot be copied fail with DataCloneError', () => {
     }
   });
 
-  it('a result that cannot be copied fails with DataCloneError about "the result"', async () => {
-    const makeInstance = (): object => new (class Widget {})();
-    for (const e of await cloneErrors(makeInstance)) {
-      assert.equal(e.path, 'the result');
-      assert.match(e.message, /^the result is an instance of Widget, which cannot be copied back to the caller/);
-    }
-  });
-
   it('a result with an uncopyable part names its path', async () => {
     const withSymbol = (): object => ({ list: [1, Symbol('z')] });
     for (const e of await cloneErrors(withSymbol)) {
@@ -491,18 +470,18 @@ describe('values that cannot be copied fail with DataCloneError', () => {
   });
 
   it('a thrown value that cannot be copied fails with DataCloneError about "the thrown value"', async () => {
-    const throwsFunction = (): never => {
+    const throwsSymbol = (): never => {
       // eslint-disable-next-line @typescript-eslint/only-throw-error
-      throw () => 1;
+      throw Symbol('thrown');
     };
-    for (const e of await cloneErrors(throwsFunction)) {
-      assert.match(e.message, /^the thrown value is a function/);
+    for (const e of await cloneErrors(throwsSymbol)) {
+      assert.match(e.message, /^the thrown value is a symbol/);
     }
   });
 
   it('after a refused argument, the same inline function still works (runSync and run)', async () => {
     const double = (n: unknown): unknown => (typeof n === 'number' ? n * 2 : n);
-    assert.throws(() => loop.runSync(double, () => 1), DataCloneError);
+    assert.throws(() => loop.runSync(double, Symbol('no')), DataCloneError);
     assert.equal(loop.runSync(double, 21), 42);
     assertInstance(await rejection(loop.run(double, Symbol('no'))), DataCloneError);
     assert.equal(await loop.run(double, 4), 8);
@@ -975,10 +954,10 @@ describe('importSync and import', () => {
     assert.ok(Object.keys(mod).includes('widget'), 'the export is still listed');
   });
 
-  it('a remote function returning an uncopyable value fails with DataCloneError', () => {
-    const e = thrown(() => mod.makeWidget());
-    assertInstance(e, DataCloneError);
-    assert.equal(e.path, 'the result');
+  it('a remote function returning a class instance returns a reference to it', () => {
+    const widget = mod.makeWidget();
+    assert.equal(widget.kind, 'widget', 'a property read goes to the loop thread');
+    assert.match((widget as unknown as { toString(): string }).toString(), /remote Widget/);
   });
 
   it('a relative path specifier resolves against the working directory', () => {

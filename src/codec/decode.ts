@@ -2,15 +2,21 @@ import { createError, setField, setStack } from './error-serde.js';
 import { Tag, viewKinds } from './tags.js';
 import type { Reader } from './writer.js';
 
+/** Turns the descriptor of a value sent by reference into what stands for it here. */
+export type Revive = (descriptor: unknown) => unknown;
+
 /** Decodes one value written by encodeValue. */
-export function decodeValue(r: Reader): unknown {
-  return new Decoding(r).get();
+export function decodeValue(r: Reader, revive?: Revive): unknown {
+  return new Decoding(r, revive).get();
 }
 
 class Decoding {
   private readonly refs: unknown[] = [];
 
-  constructor(private readonly r: Reader) {}
+  constructor(
+    private readonly r: Reader,
+    private readonly revive: Revive | undefined,
+  ) {}
 
   get(): unknown {
     const r = this.r;
@@ -124,6 +130,14 @@ class Decoding {
         const object = r.beside[r.u32()];
         this.refs.push(object);
         return object;
+      }
+      case Tag.Ref: {
+        if (this.revive === undefined) throw new Error('loopthread: a reference where none can be received');
+        const slot = this.refs.length;
+        this.refs.push(undefined);
+        const value = this.revive(this.get());
+        this.refs[slot] = value;
+        return value;
       }
       default:
         throw new Error(`loopthread: corrupt message (unknown tag ${String(tag)})`);

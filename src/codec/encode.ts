@@ -2,8 +2,23 @@ import { MessagePort } from 'node:worker_threads';
 import { DataCloneError } from '../errors.js';
 import { inspect } from 'node:util';
 import { aggregated, nearestConstructor, ownFields } from './error-serde.js';
+import { types } from 'node:util';
+import { isForcedRef, isForcedValue } from './marks.js';
 import { Tag, viewKinds } from './tags.js';
 import type { Writer } from './writer.js';
+
+/**
+ * How a connection lends what is not plain data. Without one, such values are refused.
+ */
+export interface Lending {
+  /** Whether `value` goes by reference although it looks copyable (a proxy of a remote object). */
+  claims(value: object): boolean;
+  /**
+   * The descriptor (plain data) that stands for `value` on the other side, or a sentence saying
+   * why it cannot be lent (for example a proxy that belongs to another connection).
+   */
+  lend(value: object): { descriptor: unknown } | { refused: string };
+}
 
 /**
  * Encodes structured-cloneable data: primitives but symbols, plain objects and arrays, Map, Set,
@@ -11,8 +26,8 @@ import type { Writer } from './writer.js';
  * Shared and cyclic references keep their shape. Anything else (functions, class instances,
  * symbols, promises) is refused with a DataCloneError whose path says where it sits.
  */
-export function encodeValue(w: Writer, value: unknown): void {
-  new Encoding(w).put(value);
+export function encodeValue(w: Writer, value: unknown, lending?: Lending): void {
+  new Encoding(w, lending).put(value);
 }
 
 /** Where a refused value sits, built while the error unwinds out of nested containers. */
@@ -55,6 +70,16 @@ export function encodeOrExplain(root: string, direction: string, encode: () => v
   }
 }
 
+/** Whether an own property of `o` (by name or by symbol) holds a function. */
+function hasMethods(o: object): boolean {
+  const record = o as Record<string | symbol, unknown>;
+  for (const key in o) {
+    if (Object.prototype.hasOwnProperty.call(o, key) && typeof record[key] === 'function') return true;
+  }
+  for (const key of Object.getOwnPropertySymbols(o)) if (typeof record[key] === 'function') return true;
+  return false;
+}
+
 /** An error's name and message are strings but for odd errors; those are made strings. */
 const asText = (v: unknown): string => (typeof v === 'string' ? v : String(v));
 
@@ -64,7 +89,10 @@ class Encoding {
   /** The objects of `refs` in the order they were numbered, so that a failed part can be undone. */
   private readonly order: object[] = [];
 
-  constructor(private readonly w: Writer) {}
+  constructor(
+    private readonly w: Writer,
+    private readonly lending: Lending | undefined,
+  ) {}
 
   put(v: unknown): void {
     const w = this.w;
@@ -99,9 +127,20 @@ class Encoding {
         }
         this.putObject(v);
         return;
+      case 'function':
+        if (this.lending === undefined) throw new Refusal(describeType(v), '');
+        this.putObject(v);
+        return;
       default:
         throw new Refusal(describeType(v), '');
     }
+  }
+
+  private putRef(o: object): void {
+    const lent = (this.lending as Lending).lend(o);
+    if ('refused' in lent) throw new Refusal(lent.refused, '');
+    this.w.u8(Tag.Ref);
+    this.put(lent.descriptor);
   }
 
   private putObject(o: object): void {
@@ -115,6 +154,16 @@ class Encoding {
     }
     refs.set(o, this.nextRef++);
     this.order.push(o);
+    if (this.lending !== undefined && (typeof o === 'function' || isForcedRef(o) || this.lending.claims(o))) {
+      this.putRef(o);
+      return;
+    }
+    let proto: unknown;
+    try {
+      proto = Object.getPrototypeOf(o);
+    } catch {
+      throw new Refusal(types.isProxy(o) ? 'a revoked Proxy' : 'an object whose prototype cannot be read', '');
+    }
     if (o instanceof MessagePort || o instanceof SharedArrayBuffer) {
       if (w.beside === undefined) {
         throw new Refusal(
@@ -133,8 +182,12 @@ class Encoding {
       for (let i = 0; i < n; i++) this.child(o[i], `[${i}]`);
       return;
     }
-    const proto: unknown = Object.getPrototypeOf(o);
-    if (proto === Object.prototype || proto === null) {
+    if (proto === Object.prototype || proto === null || (isForcedValue(o) && !(o instanceof Error))) {
+      // An object literal with methods is an object to talk to, not data: it is lent whole.
+      if (this.lending !== undefined && !isForcedValue(o) && hasMethods(o)) {
+        this.putRef(o);
+        return;
+      }
       w.u8(Tag.Object);
       const keys = Object.keys(o);
       w.u32(keys.length);
@@ -197,6 +250,10 @@ class Encoding {
     if (o instanceof Number || o instanceof String || o instanceof Boolean || o instanceof BigInt) {
       w.u8(Tag.Boxed);
       this.put(o.valueOf());
+      return;
+    }
+    if (this.lending !== undefined) {
+      this.putRef(o);
       return;
     }
     throw new Refusal(describeType(o), '');

@@ -21,6 +21,8 @@ export const enum Tag {
   Boxed = 18,
   /** An object that travelled beside the bytes (see Writer.beside), by its index there. */
   Beside = 19,
+  /** A value that crosses by reference: a descriptor (plain data) that the connection interprets. */
+  Ref = 20,
 }
 
 /** The kinds of ArrayBuffer views, in a fixed order shared by both sides. */

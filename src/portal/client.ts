@@ -36,9 +36,15 @@ import {
   type CancelReason,
   type PortPacket,
   type Reply,
+  type Request,
   type Target,
+  writeReply,
+  writeRelease,
 } from './messages.js';
 import { buildProxy, stubInfo } from './proxy.js';
+import { Lender, performRefOp } from './lender.js';
+import { Remotes, type Peer } from './remote.js';
+import type { Revive } from '../codec/decode.js';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -75,7 +81,14 @@ const DEFAULT_SLICE_MS = 20;
 
 const sendTo = (name: string): string => `to the thread of ${name}`;
 
-export class PortalClient {
+type CallMessage = Extract<Request, { kind: Kind.Call }>;
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  v !== null &&
+  (typeof v === 'object' || typeof v === 'function') &&
+  typeof (v as { then?: unknown }).then === 'function';
+
+export class PortalClient implements Peer {
   private nextId = 0;
   private seenReply: number;
   private readonly assembler = new Assembler();
@@ -88,6 +101,17 @@ export class PortalClient {
   /** The host said its loop is idle with our async calls pending; cleared by our next request. */
   private hostIdle = false;
   private exitWatch = false;
+  /** What this thread lent the other side (callbacks, objects passed by reference). */
+  private readonly lender = new Lender();
+  private readonly remotes: Remotes = new Remotes(this, this.lender);
+  private readonly reviveSync: Revive = (d) => this.remotes.revive(d, 'sync', this.lender);
+  private readonly reviveAsync: Revive = (d) => this.remotes.revive(d, 'async', this.lender);
+  /** Ids of the blocking calls this thread is in, innermost last (a callback may call again). */
+  private readonly active: number[] = [];
+  /** Replies to outer blocking calls that arrived while an inner one waited. */
+  private readonly early = new Map<number, Reply>();
+  /** Pairs (id, count) of references dropped here, not yet told to the other side. */
+  private released: number[] = [];
 
   constructor(
     private readonly line: Line,
@@ -115,6 +139,7 @@ export class PortalClient {
   /** From now on every call fails with `error`; every async call still waiting is rejected with it. */
   fail(error: Error): void {
     this.failure ??= error;
+    this.lender.clear();
     this.pump();
     for (const [id, call] of this.pending) {
       this.pending.delete(id);
@@ -150,8 +175,9 @@ export class PortalClient {
 
   /** Writes a call; once written, its inline source (if any) is known on the other side. */
   private writeCallTo(channel: 0 | 1, w: Writer, id: number, target: Target, args: unknown[]): void {
-    writeCall(w, id, target, args, sendTo(this.name));
-    if (target[0] === 1 && target[2] !== undefined) this.sentSources[channel].add(target[1]);
+    writeCall(w, id, target, args, sendTo(this.name), this.remotes.lending);
+    const inner = target[0] === 3 ? target[1] : target;
+    if (inner[0] === 1 && inner[2] !== undefined) this.sentSources[channel].add(inner[1]);
   }
 
   // ---- blocking calls -------------------------------------------------------------------------
@@ -236,10 +262,31 @@ export class PortalClient {
     const id = ++this.nextId;
     const timeout = options.timeout;
     const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+    this.flushReleases();
     this.sendBlocking(write, id, deadline);
+    this.active.push(id);
+    try {
+      return this.awaitReply(id, deadline, timeout, api);
+    } finally {
+      this.active.pop();
+    }
+  }
+
+  private awaitReply(
+    id: number,
+    deadline: number,
+    timeout: number | undefined,
+    api: (...args: never[]) => unknown,
+  ): unknown {
     const words = this.line.words;
     const mailbox = this.line.reply;
     for (;;) {
+      const early = this.early.get(id);
+      if (early !== undefined) {
+        this.early.delete(id);
+        if (early.ok) return early.value;
+        throw stitch(early.value, this.name, api);
+      }
       const changed =
         mailbox.seq() !== this.seenReply ||
         waitForChange(
@@ -259,13 +306,22 @@ export class PortalClient {
       mailbox.markTaken();
       const bytes = this.assembler.take(mailbox);
       if (bytes === undefined) continue;
-      let reply: Reply;
+      let reply: Reply | CallMessage;
       try {
-        reply = readMessage(bytes, 0, bytes.length) as Reply;
+        reply = readMessage(bytes, 0, bytes.length, undefined, this.reviveSync) as Reply | CallMessage;
       } finally {
         mailbox.consume();
       }
-      if (reply.id !== id) continue; // a late reply to a call that timed out: dropped
+      if (reply.kind === Kind.Call) {
+        this.serveWhileBlocked(reply);
+        continue;
+      }
+      if (reply.id !== id) {
+        // An outer call's reply (its callback, running here, did not wait for it), or a late
+        // reply to a call that timed out: that one is dropped.
+        if (this.active.includes(reply.id)) this.early.set(reply.id, reply);
+        continue;
+      }
       const request = this.line.request;
       this.spin.observe(request.takenAt() - request.publishedAt(), mailbox.publishedAt() - request.takenAt());
       if (reply.ok) return reply.value;
@@ -284,11 +340,45 @@ export class PortalClient {
     );
   }
 
+  /** Enters the resource `fn(...args)` resolves to on the other side (see LoopThread.enterSync). */
+  enterSync(
+    fn: unknown,
+    args: unknown[],
+    exit: string | null,
+    options: CallOptions,
+    api: (...args: never[]) => unknown,
+  ): unknown {
+    const target: Target = [3, this.target(fn, 0), exit];
+    return this.roundTrip(
+      (w, id) => {
+        this.writeCallTo(0, w, id, target, args);
+      },
+      options,
+      api,
+    );
+  }
+
+  /** Enters a resource without blocking (see LoopThread.enter). */
+  enter<T>(fn: unknown, args: unknown[], exit: string | null, options: CallOptions): Future<T> {
+    let target: Target;
+    try {
+      target = [3, this.target(fn, 1), exit];
+    } catch (error) {
+      const [future, control] = Future.create<T>();
+      control.reject(error);
+      control.settle();
+      return future;
+    }
+    return this.sendAsync<T>((w, id) => {
+      this.writeCallTo(1, w, id, target, args);
+    }, options);
+  }
+
   /** A blocking call of a known target (a portal's function); `marker` starts the caller's stack. */
   invokeSync(target: Target, args: unknown[], options: CallOptions, marker: (...args: never[]) => unknown): unknown {
     return this.roundTrip(
       (w, id) => {
-        writeCall(w, id, target, args, sendTo(this.name));
+        writeCall(w, id, target, args, sendTo(this.name), this.remotes.lending);
       },
       options,
       marker,
@@ -298,8 +388,116 @@ export class PortalClient {
   /** A non-blocking call of a known target. */
   invoke<T>(target: Target, args: unknown[], options: CallOptions): Future<T> {
     return this.sendAsync<T>((w, id) => {
-      writeCall(w, id, target, args, sendTo(this.name));
+      writeCall(w, id, target, args, sendTo(this.name), this.remotes.lending);
     }, options);
+  }
+
+  // ---- references ------------------------------------------------------------------------------
+
+  /** Peer: an operation on an object the other side lent, blocking. */
+  refSync = (target: Target, args: unknown[]): unknown => this.invokeSync(target, args, {}, this.refSync);
+
+  /** Peer: an operation on an object the other side lent, as a Future. */
+  refAsync(target: Target, args: unknown[]): Future<unknown> {
+    return this.invoke(target, args, {});
+  }
+
+  /** Peer: proxies of ours were dropped; told to the other side with the next message, or soon. */
+  release(id: number, count: number): void {
+    if (this.failure !== undefined) return;
+    this.released.push(id, count);
+    if (this.released.length === 2) queueMicrotask(this.flushReleases);
+  }
+
+  private flushReleases = (): void => {
+    if (this.released.length === 0 || this.failure !== undefined) return;
+    const w = portWriter();
+    writeRelease(w, this.released);
+    this.released = [];
+    const [p, transfer] = packet(w);
+    try {
+      this.port.postMessage(p, transfer);
+    } catch {
+      // The other side is gone, and its table with it.
+    }
+  };
+
+  /** Runs a call the other side made on an object this thread lent it (a callback). */
+  private perform(m: CallMessage): unknown {
+    const t = m.target;
+    if (t[0] !== 2) throw new TypeError('only objects this thread lent can be called from the other side');
+    return performRefOp(this.lender, t[1], t[2], t[3], t[4], m.args);
+  }
+
+  /**
+   * A callback called while this thread is blocked in a call: it runs here and now, and its
+   * result goes back through the blocking channel. It must not return a promise (this thread's
+   * event loop cannot run until the blocking call returns).
+   */
+  private serveWhileBlocked(m: CallMessage): void {
+    let ok = false;
+    let value: unknown;
+    if (!this.active.includes(m.outer)) {
+      value = new CancelledError(
+        'the blocking call during which this callback was called is over (it timed out or was cancelled)',
+      );
+    } else {
+      try {
+        value = this.perform(m);
+        ok = true;
+        if (isThenable(value)) {
+          ok = false;
+          value = new TypeError(
+            'a callback called while its thread is blocked in a call must return synchronously, and this one ' +
+              'returned a promise (that thread cannot run its event loop until the call returns); ' +
+              'use run() instead of runSync() to keep the calling thread free',
+          );
+        }
+      } catch (error) {
+        value = error;
+      }
+    }
+    this.sendBlocking(
+      (w) => {
+        writeReply(w, m.id, ok, value, this.remotes.lending);
+      },
+      m.id,
+      Infinity,
+    );
+  }
+
+  /** A callback called while this thread's event loop runs: its result, awaited, goes back by the port. */
+  private serveFromPort(m: CallMessage): void {
+    const answer = (ok: boolean, value: unknown): void => {
+      const w = portWriter();
+      writeReply(w, m.id, ok, value, this.remotes.lending);
+      const [p, transfer] = packet(w);
+      try {
+        this.port.postMessage(p, transfer);
+      } catch {
+        // The other side is gone: nobody waits for this answer.
+      }
+    };
+    let result: unknown;
+    try {
+      result = this.perform(m);
+    } catch (error) {
+      answer(false, error);
+      return;
+    }
+    // A plain result is answered at once: this thread may be blocked waiting for a Future.
+    if (!isThenable(result)) {
+      answer(true, result);
+      return;
+    }
+    result.then(
+      (v) => {
+        answer(true, v);
+      },
+      (e: unknown) => {
+        answer(false, e);
+      },
+    );
   }
 
   importSync(specifier: string | URL, options: CallOptions, api: (...args: never[]) => unknown): object {
@@ -345,9 +543,19 @@ export class PortalClient {
 
   private onPortMessage(p: PortPacket): void {
     if (p === WAKE) return;
-    const reply = readPacket(p);
+    const reply = readPacket(p, this.reviveAsync);
     if (reply.kind === Kind.Idle) {
       this.onHostIdle();
+      return;
+    }
+    if (reply.kind === Kind.Call) {
+      this.serveFromPort(reply);
+      return;
+    }
+    if (reply.kind === Kind.Release) {
+      for (let i = 0; i + 1 < reply.released.length; i += 2) {
+        this.lender.release(reply.released[i] as number, reply.released[i + 1] as number);
+      }
       return;
     }
     if (reply.kind !== Kind.Reply) return;
@@ -449,6 +657,7 @@ export class PortalClient {
       control.settle();
       return future;
     }
+    this.flushReleases();
     const w = portWriter();
     try {
       write(w, id);

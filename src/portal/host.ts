@@ -3,12 +3,18 @@
  * shared memory, async callers through a MessagePort), runs them on this thread's event loop,
  * each with its own AbortSignal, and answers every one of them.
  */
+import { AsyncResource } from 'node:async_hooks';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { Revive } from '../codec/decode.js';
+import { byRef } from '../codec/marks.js';
+import { Lender, performRefOp } from './lender.js';
+import { Remotes, type Peer } from './remote.js';
 import { ClosedError, NeverSettledError, TimeoutError, CancelledError } from '../errors.js';
 import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
 import { Assembler } from '../protocol/mailbox.js';
 import { spinFor, SpinBudget } from '../protocol/wait.js';
 import { Outbox } from './outbox.js';
+import type { Writer } from '../codec/writer.js';
 import { CallContext, runInContext } from './call-context.js';
 import { describeExports } from './exports.js';
 import {
@@ -17,7 +23,10 @@ import {
   packet,
   readMessage,
   readPacket,
+  releaseWriter,
+  writeCall,
   writeIdle,
+  writeRelease,
   writeReply,
   WAKE,
   type CancelReason,
@@ -52,6 +61,21 @@ interface InFlight {
 
 type Fn = (...args: unknown[]) => unknown;
 
+/** A call this thread made on a function the caller lent it (a callback), waiting for its answer. */
+interface Callback {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  /** The caller's blocking call it was sent through, or 0 (sent by the port). */
+  readonly outer: number;
+}
+
+/** A resource entered by enterSync: it is exited by its own frame when `exit` is called. */
+interface Entered {
+  readonly value: object;
+  /** Resolves to what the exit method returned (true suppresses the body's error, as __aexit__). */
+  exit(error: unknown): Promise<unknown>;
+}
+
 /** After this many requests taken in a row without yielding, the host lets timers and I/O run. */
 const MAX_CHAINED_REQUESTS = 256;
 
@@ -60,8 +84,16 @@ const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   (typeof v === 'object' || typeof v === 'function') &&
   typeof (v as { then?: unknown }).then === 'function';
 
-export class HostConnection {
+export class HostConnection implements Peer {
   readonly inflight = new Map<number, InFlight>();
+  /** Objects lent to the caller: results and arguments that are not plain data. */
+  readonly lender = new Lender();
+  readonly remotes: Remotes = new Remotes(this, this.lender);
+  readonly revive: Revive = (d) => this.remotes.revive(d, 'async', this.lender);
+  readonly callbacks = new Map<number, Callback>();
+  private nextCallbackId = 0;
+  private released: number[] = [];
+  readonly name = 'the calling thread';
   /** Calls cancelled before their request was read (the cancel came first, by the port). */
   readonly precancelled = new Map<number, CancelReason>();
   /** Inline functions compiled for this connection, per channel (the two channels are not ordered). */
@@ -87,6 +119,77 @@ export class HostConnection {
   ) {
     this.outbox = new Outbox(line.reply, onBusyChange);
   }
+
+  refSync(): never {
+    throw new TypeError(
+      'a serving thread cannot block on its caller: call references to the caller without blocking (they return Promises)',
+    );
+  }
+
+  /**
+   * Calls a function the caller lent (a callback). While the caller is blocked in a call here, the
+   * request goes through its blocking channel (it serves it and goes back to waiting); otherwise
+   * by the port, to run on its event loop.
+   */
+  refAsync(target: Target, args: unknown[]): Promise<unknown> {
+    const id = ++this.nextCallbackId;
+    let outer = 0;
+    for (const [callId, call] of this.inflight) if (!call.viaPort && !call.abandoned) outer = Math.max(outer, callId);
+    return new Promise((resolve, reject) => {
+      const write = (w: Writer): void => {
+        writeCall(w, id, target, args, 'to the calling thread', this.remotes.lending, outer);
+      };
+      try {
+        if (outer !== 0) this.outbox.send(write);
+        else this.post(write);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      this.callbacks.set(id, { resolve, reject, outer });
+    });
+  }
+
+  /** Sends a message by the port, waking the caller if it waits for a Future. */
+  post(write: (w: Writer) => void): void {
+    const w = portWriter();
+    try {
+      write(w);
+    } catch (error) {
+      releaseWriter(w);
+      throw error;
+    }
+    const [p, transfer] = packet(w);
+    this.port.postMessage(p, transfer);
+    Atomics.add(this.line.words, ASYNC_SEQ, 1);
+    Atomics.notify(this.line.words, ASYNC_SEQ);
+  }
+
+  release(id: number, count: number): void {
+    this.released.push(id, count);
+    if (this.released.length === 2) {
+      queueMicrotask(() => {
+        const released = this.released;
+        this.released = [];
+        try {
+          this.post((w) => {
+            writeRelease(w, released);
+          });
+        } catch {
+          // The caller is gone, and its table with it.
+        }
+      });
+    }
+  }
+
+  /** Rejects the callbacks waiting for an answer (of one blocking call, or all when `outer` is undefined). */
+  rejectCallbacks(error: Error, outer?: number): void {
+    for (const [id, callback] of this.callbacks) {
+      if (outer !== undefined && callback.outer !== outer) continue;
+      this.callbacks.delete(id);
+      callback.reject(error);
+    }
+  }
 }
 
 export class PortalHost {
@@ -97,6 +200,8 @@ export class PortalHost {
   private pending = 0;
   private busyOutboxes = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Resources entered by enterSync, exited last-in first-out when the host closes. */
+  private readonly entered: Entered[] = [];
   /** Keeps this thread's loop alive while it waits for calls, and only then (see onLoopIdle). */
   private readonly keepAlive = setInterval(() => undefined, 1 << 30);
 
@@ -136,6 +241,8 @@ export class PortalHost {
       call.abandoned = true;
       call.context.abort(new ClosedError('the calling thread is gone'));
     }
+    conn.rejectCallbacks(new ClosedError('the calling thread is gone'));
+    conn.lender.clear();
   }
 
   private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
@@ -145,7 +252,7 @@ export class PortalHost {
       return;
     }
     if (typeof p !== 'string' && 'connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
-    else this.dispatch(conn, readPacket(p), true);
+    else this.dispatch(conn, readPacket(p, conn.revive), true);
   }
 
   /** The connection is waiting for the next blocking request. */
@@ -185,7 +292,7 @@ export class PortalHost {
     }
     let message: Message;
     try {
-      message = readMessage(bytes, 0, bytes.length);
+      message = readMessage(bytes, 0, bytes.length, undefined, conn.revive);
     } finally {
       mailbox.consume();
     }
@@ -231,7 +338,19 @@ export class PortalHost {
       case Kind.Cancel:
         this.cancel(conn, m.id, m.reason);
         return;
-      case Kind.Reply:
+      case Kind.Reply: {
+        const callback = conn.callbacks.get(m.id);
+        if (callback === undefined) return;
+        conn.callbacks.delete(m.id);
+        if (m.ok) callback.resolve(m.value);
+        else callback.reject(m.value);
+        return;
+      }
+      case Kind.Release:
+        for (let i = 0; i + 1 < m.released.length; i += 2) {
+          conn.lender.release(m.released[i] as number, m.released[i + 1] as number);
+        }
+        return;
       case Kind.Idle:
         return;
     }
@@ -249,6 +368,19 @@ export class PortalHost {
   }
 
   private resolve(conn: HostConnection, target: Target, viaPort: boolean): [Fn, unknown] {
+    if (target[0] === 2) {
+      const [, refId, op, key, n] = target;
+      return [
+        (...args: unknown[]) =>
+          performRefOp(conn.lender, refId, op, key, n, args, (value, error) => this.exitEntered(value, error)),
+        undefined,
+      ];
+    }
+    if (target[0] === 3) {
+      const [fn, self] = this.resolve(conn, target[1], viaPort);
+      const exit = target[2];
+      return [(...args: unknown[]) => this.enter(fn, self, args, exit), undefined];
+    }
     if (target[0] === 0) {
       const [, moduleId, path] = target;
       let self: unknown;
@@ -336,7 +468,7 @@ export class PortalHost {
   private reply(conn: HostConnection, id: number, viaPort: boolean, ok: boolean, value: unknown): void {
     if (viaPort) {
       const w = portWriter();
-      writeReply(w, id, ok, value);
+      writeReply(w, id, ok, value, conn.remotes.lending);
       const [p, transfer] = packet(w);
       conn.port.postMessage(p, transfer);
       Atomics.add(conn.line.words, ASYNC_SEQ, 1);
@@ -350,7 +482,7 @@ export class PortalHost {
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
-      writeReply(w, id, ok, value);
+      writeReply(w, id, ok, value, conn.remotes.lending);
     });
     conn.replied = published;
     if (!spin) return;
@@ -373,7 +505,85 @@ export class PortalHost {
     return false;
   }
 
+  /**
+   * Enters the resource `fn(...args)` resolves to, in an async frame of its own that stays open
+   * until the resource is exited: the exit runs in the same frame, so AsyncLocalStorage state
+   * set on entering is still there (anyio's rule). Resolves to the resource, lent, once entered.
+   */
+  private enter(fn: Fn, self: unknown, args: unknown[], exitMethod: string | null): Promise<object> {
+    return new Promise((entered, failed) => {
+      void new AsyncResource('loopthread.enter').runInAsyncScope(async () => {
+        let value: unknown;
+        try {
+          value = await fn.apply(self, args);
+          if ((typeof value !== 'object' && typeof value !== 'function') || value === null) {
+            throw new TypeError(`enterSync: the function returned ${typeof value}, not a resource to enter`);
+          }
+          const close = exitMethod === null ? undefined : (value as Record<string, unknown>)[exitMethod];
+          const v = value as { [Symbol.asyncDispose]?: unknown; [Symbol.dispose]?: unknown };
+          if (
+            exitMethod === null
+              ? typeof v[Symbol.asyncDispose] !== 'function' && typeof v[Symbol.dispose] !== 'function'
+              : typeof close !== 'function'
+          ) {
+            throw new TypeError(
+              exitMethod === null
+                ? 'enterSync: the resource has no Symbol.asyncDispose or Symbol.dispose method; name its exit method with the `exit` option (for example "close")'
+                : `enterSync: the resource has no method '${exitMethod}'`,
+            );
+          }
+        } catch (error) {
+          failed(error);
+          return;
+        }
+        const resource = value;
+        let requestExit!: (error: unknown) => void;
+        const exitRequested = new Promise<unknown>((resolve) => (requestExit = resolve));
+        const entry: Entered = {
+          value: resource,
+          exit: (error) => {
+            requestExit(error);
+            return exited;
+          },
+        };
+        const exited = (async (): Promise<unknown> => {
+          const error = await exitRequested;
+          const index = this.entered.indexOf(entry);
+          if (index >= 0) this.entered.splice(index, 1);
+          const r = resource as Record<string | symbol, unknown>;
+          const method = (exitMethod === null ? (r[Symbol.asyncDispose] ?? r[Symbol.dispose]) : r[exitMethod]) as Fn;
+          return await method.call(resource, error);
+        })();
+        this.entered.push(entry);
+        entered(byRef(resource));
+        await exited.catch(() => undefined);
+      });
+    });
+  }
+
+  /** Exits an entered resource (its exit method sees `error`, the body's error); resolves once it has. */
+  private exitEntered(value: object, error: unknown): Promise<unknown> {
+    const entry = this.entered.find((e) => e.value === value);
+    if (entry === undefined)
+      return Promise.reject(new TypeError('this resource is not entered (or was already exited)'));
+    return entry.exit(error);
+  }
+
+  /** Exits every entered resource, last entered first; an exit that fails does not stop the others. */
+  private async exitAll(): Promise<void> {
+    for (let entry = this.entered.at(-1); entry !== undefined; entry = this.entered.at(-1)) {
+      this.entered.pop();
+      await entry.exit(undefined).catch((error: unknown) => {
+        process.emitWarning(`loopthread: exiting an entered resource failed while closing: ${String(error)}`);
+      });
+    }
+  }
+
   private cancel(conn: HostConnection, id: number, reason: CancelReason): void {
+    conn.rejectCallbacks(
+      new CancelledError('the blocking call this callback was called during is over (it timed out or was cancelled)'),
+      id,
+    );
     const call = conn.inflight.get(id);
     if (call === undefined) {
       // The request may still sit unread in the mailbox; remember the cancel for when it is read.
@@ -402,6 +612,14 @@ export class PortalHost {
    */
   onLoopIdle(): 'never-settled' | 'waiting' | 'nothing-pending' {
     if (this.pending === 0) return 'nothing-pending';
+    // A caller serving a callback of ours is working for us: its answer will come.
+    for (const conn of this.connections) {
+      if (conn.callbacks.size > 0) {
+        this.waitingWhileIdle = true;
+        this.updateKeepAlive();
+        return 'waiting';
+      }
+    }
     const blocked = (conn: HostConnection): boolean => {
       for (const call of conn.inflight.values()) if (!call.viaPort && !call.abandoned) return true;
       return false;
@@ -446,6 +664,7 @@ export class PortalHost {
       });
       clearTimeout(timer);
     }
+    await this.exitAll();
   }
 
   /** True once every reply is out of the outboxes (the callers consumed them). */

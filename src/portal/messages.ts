@@ -3,8 +3,9 @@
  * unique on its connection; every reply names the id it answers, so a late reply can never be
  * taken for another call's.
  */
-import { decodeValue } from '../codec/decode.js';
-import { encodeOrExplain, encodeValue } from '../codec/encode.js';
+import { decodeValue, type Revive } from '../codec/decode.js';
+import { encodeOrExplain, encodeValue, type Lending } from '../codec/encode.js';
+import type { RefOp } from './lender.js';
 import { MessagePort, type Transferable } from 'node:worker_threads';
 import { Reader, Writer } from '../codec/writer.js';
 
@@ -16,17 +17,27 @@ export const enum Kind {
   Reply = 5,
   /** Host to client: the loop went idle while calls of yours are pending. */
   Idle = 6,
+  /** Either way: proxies were dropped; the lent objects they stood for may go. */
+  Release = 7,
 }
 
-/** What a call runs: an export of a loaded module (by id and property path), or inline source. */
+/**
+ * What a call runs: an export of a loaded module (by id and property path), inline source, an
+ * operation on an object the receiver lent, or a function whose result is entered as a resource
+ * (see LoopThread.enterSync; `exit` names its exit method, null for Symbol.asyncDispose).
+ */
 export type Target =
   | readonly [kind: 0, moduleId: number, path: readonly string[]]
-  | readonly [kind: 1, sourceId: number, source: string | undefined];
+  | readonly [kind: 1, sourceId: number, source: string | undefined]
+  | readonly [kind: 2, refId: number, op: RefOp, key: string | null, n: number]
+  | readonly [kind: 3, inner: Target, exit: string | null];
 
 export type CancelReason = 'timeout' | 'cancel';
 
 export type Request =
-  | { kind: Kind.Call; id: number; target: Target; args: unknown[] }
+  /** `outer`: the blocking call of the receiver during which this call is made (a callback), or 0. */
+  | { kind: Kind.Call; id: number; target: Target; args: unknown[]; outer: number }
+  | { kind: Kind.Release; id: 0; released: number[] }
   | { kind: Kind.Import; id: number; specifier: string }
   | { kind: Kind.Close; id: number; timeout: number }
   | { kind: Kind.Cancel; id: number; reason: CancelReason };
@@ -51,15 +62,31 @@ function header(w: Writer, kind: Kind, id: number): void {
 }
 
 /** Writes a call. A value that cannot be copied throws a DataCloneError naming its argument. */
-export function writeCall(w: Writer, id: number, target: Target, args: readonly unknown[], to: string): void {
+export function writeCall(
+  w: Writer,
+  id: number,
+  target: Target,
+  args: readonly unknown[],
+  to: string,
+  lending?: Lending,
+  outer = 0,
+): void {
   header(w, Kind.Call, id);
+  w.u32(outer);
   encodeValue(w, target);
   w.u32(args.length);
   for (let i = 0; i < args.length; i++) {
     encodeOrExplain(`argument ${i + 1}`, to, () => {
-      encodeValue(w, args[i]);
+      encodeValue(w, args[i], lending);
     });
   }
+}
+
+/** Pairs of (id, count): references dropped. */
+export function writeRelease(w: Writer, released: readonly number[]): void {
+  header(w, Kind.Release, 0);
+  w.u32(released.length);
+  for (const n of released) w.u32(n);
 }
 
 export function writeImport(w: Writer, id: number, specifier: string): void {
@@ -85,13 +112,13 @@ export function writeCancel(w: Writer, id: number, reason: CancelReason): void {
  * Writes a reply. A result that cannot be copied becomes a DataCloneError reply instead, so the
  * caller always hears back.
  */
-export function writeReply(w: Writer, id: number, ok: boolean, value: unknown): void {
+export function writeReply(w: Writer, id: number, ok: boolean, value: unknown, lending?: Lending): void {
   const start = w.pos;
   header(w, Kind.Reply, id);
   w.u8(ok ? 1 : 0);
   try {
     encodeOrExplain(ok ? 'the result' : 'the thrown value', 'back to the caller', () => {
-      encodeValue(w, value);
+      encodeValue(w, value, lending);
     });
   } catch (error) {
     w.pos = start;
@@ -101,17 +128,30 @@ export function writeReply(w: Writer, id: number, ok: boolean, value: unknown): 
   }
 }
 
-export function readMessage(buf: Buffer, start: number, end: number, beside?: readonly unknown[]): Message {
+export function readMessage(
+  buf: Buffer,
+  start: number,
+  end: number,
+  beside?: readonly unknown[],
+  revive?: Revive,
+): Message {
   const r = new Reader(buf, start, end, beside);
   const kind = r.u8() as Kind;
   const id = r.u32();
   switch (kind) {
     case Kind.Call: {
+      const outer = r.u32();
       const target = decodeValue(r) as Target;
       const n = r.u32();
       const args = new Array<unknown>(n);
-      for (let i = 0; i < n; i++) args[i] = decodeValue(r);
-      return { kind, id, target, args };
+      for (let i = 0; i < n; i++) args[i] = decodeValue(r, revive);
+      return { kind, id, target, args, outer };
+    }
+    case Kind.Release: {
+      const n = r.u32();
+      const released = new Array<number>(n);
+      for (let i = 0; i < n; i++) released[i] = r.u32();
+      return { kind, id: 0, released };
     }
     case Kind.Import:
       return { kind, id, specifier: r.string() };
@@ -121,7 +161,7 @@ export function readMessage(buf: Buffer, start: number, end: number, beside?: re
       return { kind, id, reason: r.string() as CancelReason };
     case Kind.Reply: {
       const ok = r.u8() === 1;
-      return { kind, id, ok, value: decodeValue(r) };
+      return { kind, id, ok, value: decodeValue(r, revive) };
     }
     case Kind.Idle:
       return { kind, id: 0 };
@@ -182,10 +222,10 @@ export function packet(w: Writer): [PortPacket, Transferable[]] {
   return [{ bytes, length: w.pos, beside }, [bytes, ...ports]];
 }
 
-export function readPacket(p: PortPacket): Message {
+export function readPacket(p: PortPacket, revive?: Revive): Message {
   if (typeof p === 'string') {
     const bytes = Buffer.from(p, 'latin1');
-    return readMessage(bytes, 0, bytes.length);
+    return readMessage(bytes, 0, bytes.length, undefined, revive);
   }
-  return readMessage(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside);
+  return readMessage(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside, revive);
 }

@@ -5,12 +5,68 @@
 import type { ExportShape } from './exports.js';
 import type { Target } from './messages.js';
 
-/** A function's type with its result no longer wrapped in a Promise: what a blocking stub returns. */
-export type SyncFunction<F> = F extends (...args: infer A) => infer R ? (...args: A) => Awaited<R> : never;
+/** Values that always cross by copy, whatever methods their prototype has. */
+type Copied =
+  | string
+  | number
+  | boolean
+  | bigint
+  | symbol
+  | null
+  | undefined
+  | readonly unknown[]
+  | Date
+  | RegExp
+  | Map<unknown, unknown>
+  | Set<unknown>
+  | ArrayBuffer
+  | SharedArrayBuffer
+  | ArrayBufferView
+  | Error;
+
+/** True when some property of T is a function: such an object crosses by reference. */
+type HasMethods<T> = {
+  [K in keyof T]-?: T[K] extends (...args: never[]) => unknown ? K : never;
+}[keyof T] extends never
+  ? false
+  : true;
+
+/**
+ * What a value of type T becomes when a blocking call returns it: copied data stays as it is;
+ * functions and objects with methods become references whose calls block; async iterables become
+ * iterable with `for...of`.
+ */
+export type SyncValue<T> = T extends Copied
+  ? T
+  : T extends (...args: never[]) => unknown
+    ? SyncFunction<T>
+    : T extends AsyncIterable<infer I> | Iterable<infer I>
+      ? Iterable<I> & Syncified<Omit<T, typeof Symbol.asyncIterator | typeof Symbol.iterator>>
+      : T extends object
+        ? HasMethods<T> extends true
+          ? Syncified<T> & Disposable
+          : T
+        : T;
+
+/** What a value of type T becomes when a non-blocking call returns it (see SyncValue). */
+export type AsyncValue<T> = T extends Copied
+  ? T
+  : T extends (...args: never[]) => unknown
+    ? AsyncFunction<T>
+    : T extends AsyncIterable<infer I> | Iterable<infer I>
+      ? AsyncIterable<I> & Asyncified<Omit<T, typeof Symbol.asyncIterator | typeof Symbol.iterator>>
+      : T extends object
+        ? HasMethods<T> extends true
+          ? Asyncified<T> & AsyncDisposable
+          : T
+        : T;
+
+/** A function's type with its result awaited, as a blocking stub returns it. */
+export type SyncFunction<F> = F extends (...args: infer A) => infer R ? (...args: A) => SyncValue<Awaited<R>> : never;
 
 /** A function's type returning a Future of its awaited result: what a non-blocking stub returns. */
 export type AsyncFunction<F> = F extends (...args: infer A) => infer R
-  ? (...args: A) => import('../future.js').Future<Awaited<R>>
+  ? (...args: A) => import('../future.js').Future<AsyncValue<Awaited<R>>>
   : never;
 
 /** A module (or object) as seen through `importSync`: every function blocks and returns its awaited value. */
@@ -18,7 +74,7 @@ export type Syncified<T> = {
   readonly [K in keyof T]: T[K] extends (...args: never[]) => unknown
     ? SyncFunction<T[K]>
     : T[K] extends object
-      ? Syncified<T[K]>
+      ? SyncValue<T[K]>
       : T[K];
 };
 
@@ -27,7 +83,7 @@ export type Asyncified<T> = {
   readonly [K in keyof T]: T[K] extends (...args: never[]) => unknown
     ? AsyncFunction<T[K]>
     : T[K] extends object
-      ? Asyncified<T[K]>
+      ? AsyncValue<T[K]>
       : T[K];
 };
 

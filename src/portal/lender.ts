@@ -1,0 +1,237 @@
+/**
+ * The objects one side of a connection has lent to the other: functions, class instances,
+ * iterators, resources. The other side holds proxies; every call on a proxy names the object here
+ * by id. An object is kept until the other side has released every copy of its id it received
+ * (counted, so that a release crossing a new lending of the same object cannot drop it too early).
+ */
+import { Interface as ReadlineInterface } from 'node:readline';
+import { byRef } from '../codec/marks.js';
+import { describeType } from '../codec/encode.js';
+
+/** What the receiving side needs to build a proxy, sent with each lent object. */
+export const enum Shape {
+  Function = 1,
+  AsyncIterable = 2,
+  Iterable = 4,
+  AsyncDisposable = 8,
+  Disposable = 16,
+}
+
+/**
+ * A reference on the wire: an object of the sender's, lent (`[0, id, shape, methods, label]`), or an
+ * object of the receiver's own coming back home (`[1, id]`).
+ */
+export type Descriptor =
+  | readonly [home: 0, id: number, shape: number, methods: readonly string[], label: string]
+  | readonly [home: 1, id: number];
+
+/** The operations a proxy asks of the lent object; they travel in a call's target. */
+export const enum RefOp {
+  /** Call the object itself (`key` null) or its method `key`. */
+  Call = 0,
+  Get = 1,
+  Set = 2,
+  New = 3,
+  /** Start iterating: returns the iterator (lent) and its first batch. */
+  Iterate = 4,
+  /** The next batch of an iterator: up to `n` items. */
+  Next = 5,
+  /** End an iteration early: the iterator's return(), awaited. */
+  Return = 6,
+  /** Dispose of the object (Symbol.asyncDispose or Symbol.dispose), awaited. */
+  Dispose = 7,
+  /** Exit an entered resource (see LoopThread.enterSync), awaited; its argument is the body's error, if any. */
+  Exit = 8,
+}
+
+/** A batch of items: the items, then 0 (more may follow), 1 (done) or 2 (the error thrown after them). */
+export type Batch = [items: unknown[], end: 0 | 1 | 2, error: unknown];
+
+/** Methods are found on the object and its prototypes, up to (not including) Object.prototype. */
+function methodsOf(value: object): string[] {
+  const names = new Set<string>();
+  for (let o: object | null = value; o !== null && o !== Object.prototype && o !== Function.prototype;) {
+    for (const key of Object.getOwnPropertyNames(o)) {
+      if (key === 'constructor' || key === 'then') continue;
+      const d = Object.getOwnPropertyDescriptor(o, key);
+      if (d !== undefined && typeof d.value === 'function') names.add(key);
+    }
+    o = Object.getPrototypeOf(o) as object | null;
+  }
+  return [...names];
+}
+
+function shapeOf(value: object): number {
+  const has = (key: symbol): boolean => typeof (value as Record<symbol, unknown>)[key] === 'function';
+  return (
+    (typeof value === 'function' ? Shape.Function : 0) |
+    (has(Symbol.asyncIterator) ? Shape.AsyncIterable : 0) |
+    (has(Symbol.iterator) ? Shape.Iterable : 0) |
+    (has(Symbol.asyncDispose) ? Shape.AsyncDisposable : 0) |
+    (has(Symbol.dispose) ? Shape.Disposable : 0)
+  );
+}
+
+interface Loan {
+  readonly value: object;
+  /** Copies of the id sent and not yet released. */
+  count: number;
+}
+
+export class Lender {
+  private readonly loans = new Map<number, Loan>();
+  private readonly ids = new Map<object, number>();
+  private nextId = 1;
+
+  /** How many objects are lent now. */
+  get size(): number {
+    return this.loans.size;
+  }
+
+  lend(value: object): Descriptor {
+    let id = this.ids.get(value);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(value, id);
+      this.loans.set(id, { value, count: 0 });
+      // A readline interface emits its lines whether or not anyone iterates; its iterator buffers
+      // them only once created. Created now, lines read before the other side's for...of stay.
+      if (value instanceof ReadlineInterface) value[Symbol.asyncIterator]();
+    }
+    (this.loans.get(id) as Loan).count++;
+    const label =
+      typeof value === 'function' ? describeType(value) : describeType(value).replace(/^an? (instance of )?/, '');
+    return [0, id, shapeOf(value), methodsOf(value), label];
+  }
+
+  /** The object lent as `id`; a clear error if it was released. */
+  get(id: number): object {
+    const loan = this.loans.get(id);
+    if (loan === undefined) {
+      throw new ReferenceError(`reference #${String(id)} was released: its object is no longer reachable from here`);
+    }
+    return loan.value;
+  }
+
+  /** The other side dropped `count` copies of the id. */
+  release(id: number, count: number): void {
+    const loan = this.loans.get(id);
+    if (loan === undefined) return;
+    loan.count -= count;
+    if (loan.count <= 0) {
+      this.loans.delete(id);
+      this.ids.delete(loan.value);
+    }
+  }
+
+  /** Forgets everything (the connection is gone). */
+  clear(): void {
+    this.loans.clear();
+    this.ids.clear();
+  }
+}
+
+type Fn = (...args: unknown[]) => unknown;
+type AnyIterator = AsyncIterator<unknown> | Iterator<unknown>;
+
+/** A pull that did not complete within the batch that started it; the next batch awaits it first. */
+const pendingPulls = new WeakMap<object, Promise<IteratorResult<unknown>>>();
+const TICK = Symbol('tick');
+
+/**
+ * Performs `op` on the lent object `id`. Returns its result (maybe a promise), for the caller to
+ * send back. `exit` handles RefOp.Exit (only a LoopThread enters resources).
+ */
+export function performRefOp(
+  lender: Lender,
+  id: number,
+  op: RefOp,
+  key: string | null,
+  n: number,
+  args: unknown[],
+  exit?: (value: object, error: unknown) => Promise<unknown>,
+): unknown {
+  const target = lender.get(id) as Record<string, unknown>;
+  switch (op) {
+    case RefOp.Call: {
+      if (key === null) {
+        if (typeof target !== 'function') throw new TypeError('the remote object is not a function');
+        return (target as unknown as Fn)(...args);
+      }
+      const method = target[key];
+      if (typeof method !== 'function') throw new TypeError(`the remote object has no method '${key}'`);
+      return (method as Fn).apply(target, args);
+    }
+    case RefOp.Get:
+      return target[key as string];
+    case RefOp.Set:
+      target[key as string] = args[0];
+      return undefined;
+    case RefOp.New:
+      return Reflect.construct(target as unknown as Fn, args) as unknown;
+    case RefOp.Iterate:
+      return startIteration(target, n);
+    case RefOp.Next:
+      return pullBatch(target as unknown as AnyIterator, n);
+    case RefOp.Return:
+      return endIteration(target as unknown as AnyIterator);
+    case RefOp.Dispose:
+      return dispose(target);
+    case RefOp.Exit:
+      if (exit === undefined) throw new TypeError('this object was not entered here');
+      return exit(target, args[0]);
+  }
+}
+
+async function startIteration(target: object, n: number): Promise<[AnyIterator, ...Batch]> {
+  const t = target as { [Symbol.asyncIterator]?: () => AnyIterator; [Symbol.iterator]?: () => AnyIterator };
+  const make = t[Symbol.asyncIterator] ?? t[Symbol.iterator];
+  if (typeof make !== 'function') throw new TypeError(`${describeType(target)} is not iterable`);
+  const it = make.call(target);
+  return [byRef(it), ...(await pullBatch(it, n))];
+}
+
+/**
+ * Up to `max` items: the first is awaited however long it takes; after it, items are taken while
+ * they are ready before the event loop turns, so a slow item never holds back those before it.
+ * A pull still pending when the batch ends is kept for the next batch (never pulled twice).
+ */
+async function pullBatch(it: AnyIterator, max: number): Promise<Batch> {
+  const items: unknown[] = [];
+  let turned: Promise<typeof TICK> | undefined;
+  try {
+    while (items.length < max) {
+      const pull = pendingPulls.get(it) ?? Promise.resolve(it.next());
+      pendingPulls.delete(it);
+      let result: IteratorResult<unknown> | typeof TICK;
+      if (items.length === 0) {
+        result = await pull;
+      } else {
+        turned ??= new Promise((resolve) => setImmediate(resolve, TICK));
+        result = await Promise.race([pull, turned]);
+        if (result === TICK) {
+          pendingPulls.set(it, pull);
+          break;
+        }
+      }
+      if (result.done === true) return [items, 1, undefined];
+      items.push(result.value);
+    }
+    return [items, 0, undefined];
+  } catch (error) {
+    return [items, 2, error];
+  }
+}
+
+async function endIteration(it: AnyIterator): Promise<void> {
+  const pending = pendingPulls.get(it);
+  pendingPulls.delete(it);
+  if (pending !== undefined) await pending.catch(() => undefined);
+  await it.return?.();
+}
+
+async function dispose(target: object): Promise<void> {
+  const t = target as { [Symbol.asyncDispose]?: () => unknown; [Symbol.dispose]?: () => unknown };
+  const method = t[Symbol.asyncDispose] ?? t[Symbol.dispose];
+  if (typeof method === 'function') await method.call(target);
+}
