@@ -24,8 +24,8 @@ const fixture = new URL('./fixtures/channel-worker.mjs', pathToFileURL(__filenam
 const entry = require.resolve('loopthread');
 
 /** Header words the tests look at (src/channel/layout.ts). */
-const GET_WAITERS = 11;
-const PUT_WAITERS = 12;
+const GET_WAITERS = 48;
+const PUT_WAITERS = 49;
 
 const workers = new Set<Worker>();
 after(async () => {
@@ -367,6 +367,39 @@ describe('Channel on one thread', () => {
     assert.deepEqual(rest, [2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  test('an iteration whose body throws gives back the items it took ahead, in order', async () => {
+    const ch = new Channel<number>({ allowBlockingMainThread: true });
+    for (let i = 0; i < 10; i++) await ch.put(i);
+    await assert.rejects(async () => {
+      for await (const v of ch) throw new Error(`stop at ${v}`);
+    }, /stop at 0/);
+    assert.equal(ch.size, 9);
+    assert.throws(() => {
+      for (const v of ch.iterSync()) throw new Error(`stop at ${v}`);
+    }, /stop at 1/);
+    assert.equal(ch.size, 8);
+    ch.close();
+    const rest = [];
+    for await (const v of ch) rest.push(v);
+    assert.deepEqual(rest, [2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  test('items given back by an iteration reach a getter in another thread', async () => {
+    const ch = new Channel<number>();
+    for (let i = 0; i < 5; i++) await ch.put(i);
+    for await (const v of ch) {
+      assert.equal(v, 0);
+      break;
+    }
+    const w = spawn();
+    try {
+      ch.close();
+      assert.deepEqual(await send(w, { op: 'iterSync', handle: ch.handle }), { ok: true, value: [1, 2, 3, 4] });
+    } finally {
+      await w.terminate();
+    }
+  });
+
   test('items taken ahead that find no room to go back are handed out first by the same Channel object', async () => {
     const ch = new Channel<number>({ bufferSize: 128 });
     let put = 0;
@@ -459,6 +492,23 @@ describe('Channel across threads', () => {
     assert.deepEqual(outcome.value, new Uint8Array([1, 2, 3]));
   });
 
+  test('join() on the main loop resolves once workers have marked every item done', async () => {
+    const ch = new Channel<number>({ capacity: 4 });
+    const consuming = [
+      send(a, { op: 'consume', handle: ch.handle, sync: true, taskDone: true }),
+      send(b, { op: 'consume', handle: ch.handle, sync: false, taskDone: true }),
+    ];
+    for (let i = 0; i < 50; i++) await ch.put(i);
+    await ch.join();
+    assert.equal(ch.unfinished, 0);
+    ch.close();
+    const got = (await Promise.all(consuming)).flatMap((o) => (o.ok ? (o.value as number[]) : []));
+    assert.deepEqual(
+      got.sort((x, y) => x - y),
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+  });
+
   test('close from another thread wakes a getter blocked in getSync with ClosedError', async () => {
     const ch = new Channel<number>();
     const blocked = send(a, { op: 'getSync', handle: ch.handle });
@@ -523,18 +573,34 @@ describe('Channel when a thread dies', () => {
     assert.equal(await ch.get(), 2);
   });
 
-  test('a worker terminated while holding the lock: the others take it over and go on', async () => {
+  test('a worker terminated while holding the put lock: gets go on, puts take the lock over', async () => {
     const ch = new Channel<number>();
     await ch.put(1);
     const w = spawn();
-    w.postMessage({ op: 'holdLock', handle: ch.handle } satisfies Task);
+    w.postMessage({ op: 'holdLock', handle: ch.handle, lock: 'put' } satisfies Task);
     await once(w, 'message');
     await w.terminate();
-    // The lock is still marked as held by the dead thread: the next operation waits out the
-    // liveness rule (about a second), then takes it over.
+    // Gets take the other lock: they do not wait for the dead putter.
     assert.equal(await ch.get(), 1);
+    // The put lock is still marked as held by the dead thread: the next put waits out the liveness
+    // rule (about a second), then takes it over.
     assert.equal(ch.tryPut(2), true);
     assert.deepEqual(ch.tryGet(), { ok: true, value: 2 });
+    assert.equal(ch.size, 0);
+  });
+
+  test('a worker terminated while holding the get lock: puts go on, gets take the lock over', async () => {
+    const ch = new Channel<number>();
+    await ch.put(1);
+    const w = spawn();
+    w.postMessage({ op: 'holdLock', handle: ch.handle, lock: 'get' } satisfies Task);
+    await once(w, 'message');
+    await w.terminate();
+    assert.equal(ch.tryPut(2), true);
+    assert.equal(await ch.get(), 1);
+    assert.equal(await ch.get(), 2);
+    ch.close();
+    await assert.rejects(ch.get(), ClosedError);
   });
 });
 

@@ -15,14 +15,15 @@ import {
   BYTES,
   CAPACITY,
   CLOSED_NOW,
-  COUNT,
   DONE_SEQ,
   GET_SEQ,
+  GET_SLEEP,
   GET_WAITERS,
   HEADER_WORDS,
   MODE,
   OPEN,
   PUT_SEQ,
+  PUT_SLEEP,
   PUT_WAITERS,
   RING_BYTES,
   STATE,
@@ -91,6 +92,12 @@ const NONE = -1;
 const SLICE_MS = 1000;
 /** A blocking wait spins this long first when another core may answer at once. */
 const SPIN_MS = 0.02;
+/**
+ * While spinning, a waiter looks at the other side's counter once a microsecond, not in a tight
+ * loop: each look pulls the cache line that the other side writes on every item away from it, and
+ * looking less often lets items gather into batches.
+ */
+const POLL_MS = 0.001;
 
 /** Buffers reused for encoding, one per thread (a nested put, from a getter on a value, takes a new one). */
 let scratch: Buffer | undefined = Buffer.allocUnsafeSlow(4096);
@@ -110,7 +117,16 @@ class Attach {
   ) {}
 }
 
-/** Iterations take up to this many items at a time. */
+/**
+ * Iterations take up to this many items at a time, in one lock, and hand them out one by one.
+ * Those items have left the ring: `size` and the capacity no longer count them (so a producer may
+ * refill their room meanwhile), as Python's queue does not count an item a consumer holds. An
+ * iteration stopped early (break, throw: the iterator's return()) puts the items it did not hand
+ * out back in front of the ring, in order (#giveBack); only when producers refilled the bytes
+ * they took does this Channel object keep them and hand them out first on its next get. A thread
+ * that dies mid-iteration takes them with it, as a consumer that dies holding one item takes
+ * that one: at most this batch is lost, and nothing else is affected.
+ */
 const BATCH = 32;
 /**
  * With a small capacity an iteration takes fewer ahead (none below 8), so that back-pressure stays
@@ -137,6 +153,17 @@ function decodeAt(buf: Buffer, pos: number, n: number): unknown {
   }
   if (tag === Tag.Int32 && n === 5) return buf.readInt32LE(pos + 1);
   return decodeValue(new Reader(buf, pos, pos + n));
+}
+
+/**
+ * Counts this thread among the sleepers of `waiters` (GET_WAITERS or PUT_WAITERS; NONE: no count)
+ * and raises that side's flag, which the other side's next move clears and answers with a notify.
+ * Both before the wait checks its word: see wake() in ring.ts.
+ */
+function willSleep(w: Int32Array, waiters: number): void {
+  if (waiters < 0) return;
+  Atomics.add(w, waiters, 1);
+  Atomics.store(w, waiters === GET_WAITERS ? GET_SLEEP : PUT_SLEEP, 1);
 }
 
 function checkTimeout(timeout: number | undefined): number {
@@ -224,7 +251,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   /** Items in the channel now. */
   get size(): number {
-    return Atomics.load(this.#words, COUNT);
+    return this.#ring.count;
   }
 
   /** The most items the channel holds. */
@@ -425,13 +452,17 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   /** Sleeps until words[index] moves past `seen` or the deadline; spins briefly first. */
   #sleep(index: number, waiters: number, seen: number, deadline: number): void {
     const w = this.#words;
-    const spinEnd = performance.now() + SPIN_MS;
+    let now = performance.now();
+    const spinEnd = now + SPIN_MS;
     do {
-      for (let i = 0; i < 64; i++) if (Atomics.load(w, index) !== seen) return;
-    } while (performance.now() < spinEnd);
+      if (Atomics.load(w, index) !== seen) return;
+      const next = now + POLL_MS;
+      do now = performance.now();
+      while (now < next);
+    } while (now < spinEnd);
     const left = deadline - performance.now();
     if (left <= 0) return;
-    if (waiters >= 0) Atomics.add(w, waiters, 1);
+    willSleep(w, waiters);
     try {
       Atomics.wait(w, index, seen, Math.min(left, SLICE_MS));
     } finally {
@@ -505,7 +536,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     const left = deadline - performance.now();
     if (left <= 0) return;
     // Counted before the wait starts, so that a put between the two cannot skip its notify.
-    if (waiters >= 0) Atomics.add(w, waiters, 1);
+    willSleep(w, waiters);
     const result = Atomics.waitAsync(w, index, seen, Math.min(left, SLICE_MS));
     if (!result.async) {
       if (waiters >= 0) Atomics.sub(w, waiters, 1);

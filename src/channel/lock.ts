@@ -1,15 +1,21 @@
 /**
- * The channel's lock: a word in shared memory holding the tag of the thread that holds it.
+ * The channel's two locks (layout.ts): each is three words from `at`: the tag of the thread that
+ * holds it (0 when free), a counter bumped on every release, and the count of threads sleeping on
+ * it.
  *
- * It is held only while a record's bytes are copied into or out of the ring and a few words
+ * A lock is held only while a record's bytes are copied into or out of the ring and a few words
  * updated: no user code, no waiting, no allocation to speak of. So it is released within
  * microseconds unless its holder stopped inside: `worker.terminate()` or an out-of-memory death
  * can interrupt any JavaScript. The liveness rule: a thread that finds the lock held by the same
- * holder, with no release anywhere (LOCK_SEQ unchanged), for STALE_MS takes it over. What that
- * guarantees is written in the README ("Channel", crash rule).
+ * holder, with no release anywhere (the release counter unchanged), for STALE_MS takes it over.
+ * What that guarantees is written in the README ("Channel", when a thread dies).
  */
 import { threadId } from 'node:worker_threads';
-import { LOCK, LOCK_SEQ, LOCK_SLEEPERS } from './layout.js';
+
+/** The word after the holder's: bumped on every release. */
+export const LOCK_SEQ = 1;
+/** Then the count of threads sleeping on the lock (a release notifies only when some do). */
+const LOCK_SLEEPERS = 2;
 
 /** This thread's mark in the lock word. */
 const TAG = threadId + 1;
@@ -18,39 +24,48 @@ const SPINS = 200;
 /** A lock held this long without any release belongs to a thread that died holding it. */
 export const STALE_MS = 1000;
 
-export function lock(words: Int32Array): void {
-  if (Atomics.compareExchange(words, LOCK, 0, TAG) === 0) return;
+export function lock(words: Int32Array, at: number): void {
+  if (Atomics.compareExchange(words, at, 0, TAG) === 0) return;
+  lockSlow(words, at);
+}
+
+function lockSlow(words: Int32Array, at: number): void {
   for (let i = 0; i < SPINS; i++) {
-    if (Atomics.load(words, LOCK) === 0 && Atomics.compareExchange(words, LOCK, 0, TAG) === 0) return;
+    if (Atomics.load(words, at) === 0 && Atomics.compareExchange(words, at, 0, TAG) === 0) return;
   }
-  let holder = Atomics.load(words, LOCK);
-  let seq = Atomics.load(words, LOCK_SEQ);
+  let holder = Atomics.load(words, at);
+  let seq = Atomics.load(words, at + LOCK_SEQ);
   let since = performance.now();
   for (;;) {
     if (holder === 0) {
-      if (Atomics.compareExchange(words, LOCK, 0, TAG) === 0) return;
+      if (Atomics.compareExchange(words, at, 0, TAG) === 0) return;
     } else {
-      Atomics.add(words, LOCK_SLEEPERS, 1);
-      Atomics.wait(words, LOCK, holder, 10);
-      Atomics.sub(words, LOCK_SLEEPERS, 1);
+      Atomics.add(words, at + LOCK_SLEEPERS, 1);
+      Atomics.wait(words, at, holder, 10);
+      Atomics.sub(words, at + LOCK_SLEEPERS, 1);
     }
-    const nextHolder = Atomics.load(words, LOCK);
-    const nextSeq = Atomics.load(words, LOCK_SEQ);
+    const nextHolder = Atomics.load(words, at);
+    const nextSeq = Atomics.load(words, at + LOCK_SEQ);
     if (nextHolder !== holder || nextSeq !== seq) {
       holder = nextHolder;
       seq = nextSeq;
       since = performance.now();
     } else if (holder !== 0 && performance.now() - since > STALE_MS) {
       // The holder stopped inside (see above): take the lock over.
-      if (Atomics.compareExchange(words, LOCK, holder, TAG) === holder) return;
+      if (Atomics.compareExchange(words, at, holder, TAG) === holder) return;
     }
   }
 }
 
-export function unlock(words: Int32Array): void {
-  // Only the holder writes LOCK_SEQ, so a plain increment will do; the release store below
+/** Releases the lock; returns the release counter's new value (see Ring's cached views). */
+export function unlock(words: Int32Array, at: number): number {
+  // Only the holder writes the counter, so a plain increment will do; the release store below
   // publishes it with everything else written under the lock.
-  words[LOCK_SEQ] = ((words[LOCK_SEQ] as number) + 1) | 0;
-  Atomics.store(words, LOCK, 0);
-  if (Atomics.load(words, LOCK_SLEEPERS) !== 0) Atomics.notify(words, LOCK, 1);
+  const seq = ((words[at + LOCK_SEQ] as number) + 1) | 0;
+  words[at + LOCK_SEQ] = seq;
+  Atomics.store(words, at, 0);
+  // A plain read (an Atomics call costs as much as the rest of a put): should it miss a sleeper
+  // that has just counted itself, that sleeper's 10 ms wait in lockSlow() ends it anyway.
+  if ((words[at + LOCK_SLEEPERS] as number) !== 0) Atomics.notify(words, at, 1);
+  return seq;
 }
