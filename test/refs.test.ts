@@ -329,6 +329,32 @@ describe('async iterables from synchronous code', () => {
     assert.deepEqual(more, [0, 1]);
   });
 
+  it('a real async client: a FileHandle from fs/promises, its methods and its readLines()', () => {
+    const fsp = loop.importSync<typeof import('node:fs/promises')>('node:fs/promises');
+    const file = fsp.open(__filename);
+    assert.ok(isRemote(file));
+    const size = file.stat().size;
+    assert.equal(size, readFileSync(__filename).length);
+    const lines = [...file.readLines()];
+    assert.equal(lines.join('\n'), readFileSync(__filename, 'utf8').replace(/\n$/, ''));
+  });
+
+  it('an iteration left open is ended when the LoopThread closes: the generator`s finally runs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopthread-iter-'));
+    const file = join(dir, 'finally.log');
+    try {
+      const other = new LoopThread({ name: 'left-open' });
+      const api = other.importSync<RefsApi>(fixture('refs-module.mjs'));
+      const it = iterateSync<number>(api.counter(1000, 'open', file), { batchSize: 1 });
+      assert.deepEqual(it.next(), { value: 0, done: false });
+      assert.equal(existsSync(file), false);
+      other.closeSync();
+      assert.equal(readFileSync(file, 'utf8'), 'open finally\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('iterateSync refuses what is not a remote iterable', () => {
     assert.throws(() => iterateSync([1, 2]), /iterateSync\(\) takes a reference to an iterable/);
     assert.throws(() => iterateSync(refs.open('x')), /Db of LoopThread "iteration" is not iterable/);

@@ -7,7 +7,7 @@ import { AsyncResource } from 'node:async_hooks';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Revive } from '../codec/decode.js';
 import { byRef } from '../codec/marks.js';
-import { Lender, performRefOp } from './lender.js';
+import { endIteration, Lender, performRefOp } from './lender.js';
 import { Remotes, type Peer } from './remote.js';
 import { ClosedError, NeverSettledError, TimeoutError, CancelledError } from '../errors.js';
 import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
@@ -665,6 +665,19 @@ export class PortalHost {
       clearTimeout(timer);
     }
     await this.exitAll();
+    await this.endIterations(timeout);
+  }
+
+  /** Ends the iterations callers left open (their generators' finally blocks run), up to `timeout` ms. */
+  private async endIterations(timeout: number): Promise<void> {
+    const open = [...this.connections].flatMap((conn) => [...conn.lender.iterating]);
+    if (open.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(open.map(endIteration)),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeout))),
+    ]);
+    clearTimeout(timer);
   }
 
   /** True once every reply is out of the outboxes (the callers consumed them). */
