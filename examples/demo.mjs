@@ -1,6 +1,7 @@
 // The loopthread demo (`npm start`): plain synchronous code using async libraries through a
 // LoopThread, an event loop in a worker thread of its own that this thread calls into and blocks on.
 import { fileURLToPath } from 'node:url';
+import { threadId } from 'node:worker_threads';
 import { LoopThread, TimeoutError, DataCloneError } from 'loopthread';
 
 const show = (label, value) => console.log(`${label.padEnd(22)} ${value}`);
@@ -49,13 +50,25 @@ try {
   const marker = lines.findIndex((line) => line.includes('--- above'));
   show('  stack continues', `${lines[marker].trim()}\n${''.padEnd(23)}${lines[marker + 1].trim()}`);
 }
-const notCopyable = () => 'functions do not cross by copy';
 try {
-  loop.runSync((value) => value, notCopyable);
+  loop.runSync((value) => value, { tag: Symbol('symbols cross neither by copy nor by reference') });
 } catch (error) {
   const isDataCloneError = error instanceof DataCloneError;
   show('refused argument', `${error.name} at ${error.path} (instanceof DataCloneError: ${isDataCloneError})`);
 }
+
+// 5b. What is not plain data crosses by reference: a FileHandle used from this synchronous code,
+//     its readLines() iterated with for...of, and a function of ours called back from the loop thread.
+const file = fsp.open(fileURLToPath(new URL('../package.json', import.meta.url)));
+show('FileHandle (by ref)', `${file} size ${file.stat().size} bytes`);
+let lineCount = 0;
+for (const line of file.readLines()) if (line.trim() !== '') lineCount++;
+show('  readLines() for...of', `${lineCount} non-empty lines (prefetched in batches)`);
+const callbackThread = loop.runSync(
+  async (whoAmI) => `the callback ran on thread ${await whoAmI()}`,
+  () => threadId,
+);
+show('callback', `${callbackThread} (this thread: ${threadId})`);
 
 // 6. run() does not block: it returns a Future, which can be awaited or waited for with resultSync().
 const future = loop.run(async (ms) => {

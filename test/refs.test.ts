@@ -336,7 +336,14 @@ describe('async iterables from synchronous code', () => {
     const size = file.stat().size;
     assert.equal(size, readFileSync(__filename).length);
     const lines = [...file.readLines()];
-    assert.equal(lines.join('\n'), readFileSync(__filename, 'utf8').replace(/\n$/, ''));
+    const expected = readFileSync(__filename, 'utf8').replace(/\n$/, '');
+    assert.equal(lines.join('\n'), expected);
+    // readLines() starts reading at once: lines read before for...of begins must not be lost.
+    for (let i = 0; i < 10; i++) {
+      const again = fsp.open(__filename);
+      assert.equal(typeof again.fd, 'number'); // a round trip between opening and iterating
+      assert.equal([...again.readLines()].length, lines.length, `round ${String(i)}`);
+    }
   });
 
   it('an iteration left open is ended when the LoopThread closes: the generator`s finally runs', () => {

@@ -8,6 +8,16 @@ import { Interface as ReadlineInterface } from 'node:readline';
 import { byRef } from '../codec/marks.js';
 import { describeType } from '../codec/encode.js';
 
+/**
+ * The class of every readline interface: `createInterface()` makes a `readline.Interface`, but
+ * `FileHandle.readLines()` makes one of its base class, which Node does not export.
+ */
+const readlineBase: unknown = (Object.getPrototypeOf(ReadlineInterface.prototype) as { constructor?: unknown })
+  .constructor;
+const ReadlineBase = (
+  typeof readlineBase === 'function' && readlineBase !== Object ? readlineBase : ReadlineInterface
+) as typeof ReadlineInterface;
+
 /** What the receiving side needs to build a proxy, sent with each lent object. */
 export const enum Shape {
   Function = 1,
@@ -47,18 +57,38 @@ export const enum RefOp {
 /** A batch of items: the items, then 0 (more may follow), 1 (done) or 2 (the error thrown after them). */
 export type Batch = [items: unknown[], end: 0 | 1 | 2, error: unknown];
 
-/** Methods are found on the object and its prototypes, up to (not including) Object.prototype. */
-function methodsOf(value: object): string[] {
-  const names = new Set<string>();
-  for (let o: object | null = value; o !== null && o !== Object.prototype && o !== Function.prototype;) {
-    for (const key of Object.getOwnPropertyNames(o)) {
-      if (key === 'constructor' || key === 'then') continue;
-      const d = Object.getOwnPropertyDescriptor(o, key);
-      if (d !== undefined && typeof d.value === 'function') names.add(key);
-    }
-    o = Object.getPrototypeOf(o) as object | null;
+/** The names of `o`'s own properties that hold functions (not getters: reading those is a call). */
+function ownMethods(o: object, into: Set<string>): void {
+  for (const key of Object.getOwnPropertyNames(o)) {
+    if (key === 'constructor' || key === 'then') continue;
+    const d = Object.getOwnPropertyDescriptor(o, key);
+    if (d !== undefined && typeof d.value === 'function') into.add(key);
   }
-  return [...names];
+}
+
+/** The methods a prototype chain gives, by prototype (a class's methods, taken as fixed once it is lent). */
+const chainMethods = new WeakMap<object, readonly string[]>();
+
+function methodsOfChain(proto: object | null): readonly string[] {
+  if (proto === null || proto === Object.prototype || proto === Function.prototype) return [];
+  let methods = chainMethods.get(proto);
+  if (methods === undefined) {
+    const names = new Set<string>(methodsOfChain(Object.getPrototypeOf(proto) as object | null));
+    ownMethods(proto, names);
+    methods = [...names];
+    chainMethods.set(proto, methods);
+  }
+  return methods;
+}
+
+/** Methods are found on the object and its prototypes, up to (not including) Object.prototype. */
+function methodsOf(value: object): readonly string[] {
+  const inherited = methodsOfChain(Object.getPrototypeOf(value) as object | null);
+  const own = new Set<string>();
+  ownMethods(value, own);
+  if (own.size === 0) return inherited;
+  for (const name of inherited) own.add(name);
+  return [...own];
 }
 
 function shapeOf(value: object): number {
@@ -98,7 +128,7 @@ export class Lender {
       this.loans.set(id, { value, count: 0 });
       // A readline interface emits its lines whether or not anyone iterates; its iterator buffers
       // them only once created. Created now, lines read before the other side's for...of stay.
-      if (value instanceof ReadlineInterface) value[Symbol.asyncIterator]();
+      if (value instanceof ReadlineBase) value[Symbol.asyncIterator]();
     }
     (this.loans.get(id) as Loan).count++;
     const label =

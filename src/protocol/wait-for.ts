@@ -36,6 +36,8 @@ export function adoptWaitTable(sab: SharedArrayBuffer | undefined): void {
 export function beginWait(host: number, describe: (thread: number) => string): () => void {
   const t = table;
   if (t === undefined || threadId >= TRACKED_THREADS || host >= TRACKED_THREADS || host < 0) return noop;
+  // A blocked thread may wait again inside a callback it serves: the outer wait is restored after.
+  const previous = Atomics.load(t, threadId);
   Atomics.store(t, threadId, host + 1);
   const chain = [threadId, host];
   for (let at = host, i = 0; i < MAX_CHAIN; i++) {
@@ -43,7 +45,7 @@ export function beginWait(host: number, describe: (thread: number) => string): (
     if (next < 0) break;
     chain.push(next);
     if (next === threadId) {
-      Atomics.store(t, threadId, 0);
+      Atomics.store(t, threadId, previous);
       throw new DeadlockError(
         `this blocking call would never return: ${chain.map(describe).join(' waits for ')} (a cycle of blocked threads)`,
       );
@@ -51,7 +53,7 @@ export function beginWait(host: number, describe: (thread: number) => string): (
     at = next;
   }
   return () => {
-    Atomics.store(t, threadId, 0);
+    Atomics.store(t, threadId, previous);
   };
 }
 
