@@ -291,6 +291,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
         else this.#worker.unref();
       },
     });
+    this.#client.refOptions = this.#defaults;
     this.#caller = new LoopThreadCaller(this.#client, this.#defaults);
     this.#worker.on('error', (error) => {
       this.#crashCause ??= error;
@@ -334,6 +335,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
         else port.unref();
       },
     });
+    client.refOptions = options;
     return new LoopThreadConnection(client, port, options);
   }
 

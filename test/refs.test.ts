@@ -161,6 +161,13 @@ describe('copy or reference', () => {
     assert.match(e.message, /a reference to an object of LoopThread "refs", which can only be passed back there/);
   });
 
+  it('calls through a reference keep the LoopThread`s default timeout', () => {
+    using slow = new LoopThread({ name: 'default-timeout', timeout: 100 });
+    const sleeper = slow.importSync<RefsApi>(fixture('refs-module.mjs')).makeSleeper();
+    assert.equal(sleeper.sleep(1), 1);
+    assert.throws(() => sleeper.sleep(60_000), { name: 'TimeoutError' });
+  });
+
   it('`using` on a reference disposes of the remote object and releases it', () => {
     const s = loop.runSync(() => {
       const state = { disposed: false };

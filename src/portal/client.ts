@@ -395,11 +395,14 @@ export class PortalClient implements Peer {
   // ---- references ------------------------------------------------------------------------------
 
   /** Peer: an operation on an object the other side lent, blocking. */
-  refSync = (target: Target, args: unknown[]): unknown => this.invokeSync(target, args, {}, this.refSync);
+  /** Options of calls made through references (the owner's defaults: its timeout). */
+  refOptions: CallOptions = {};
+
+  refSync = (target: Target, args: unknown[]): unknown => this.invokeSync(target, args, this.refOptions, this.refSync);
 
   /** Peer: an operation on an object the other side lent, as a Future. */
   refAsync(target: Target, args: unknown[]): Future<unknown> {
-    return this.invoke(target, args, {});
+    return this.invoke(target, args, this.refOptions);
   }
 
   /** Peer: proxies of ours were dropped; told to the other side with the next message, or soon. */
