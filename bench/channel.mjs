@@ -260,6 +260,29 @@ async function chanToWorker(kind, n, iter) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * CPU time of the whole machine (busy and idle, every core) and of this process (all its threads),
+ * in ms: the machine is often shared, and the figures mean little without how busy it was.
+ */
+function cpuTimes() {
+  let busy = 0;
+  let idle = 0;
+  for (const { times } of cpus()) {
+    busy += times.user + times.nice + times.sys + times.irq;
+    idle += times.idle;
+  }
+  const own = process.cpuUsage();
+  return { busy, idle, own: (own.user + own.system) / 1000 };
+}
+
+function load(from, to) {
+  const busy = to.busy - from.busy;
+  const total = busy + to.idle - from.idle;
+  const others = Math.max(0, busy - (to.own - from.own));
+  return { busy: busy / total, others: others / total };
+}
+const pct = (x) => `${Math.round(x * 100)}%`;
 const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M/s` : `${(x / 1e3).toFixed(1)} k/s`);
 
 console.log(
@@ -270,18 +293,27 @@ const results = [];
 for (const payload of PAYLOADS) {
   for (const direction of ['toMain', 'toWorker']) {
     const times = Object.fromEntries(Object.keys(CASES).map((name) => [name, []]));
+    const cpuFrom = cpuTimes();
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, c] of Object.entries(CASES)) {
         if (c[direction] !== null) times[name].push(await c[direction](payload.kind, payload.n));
       }
     }
     const label = `${payload.label}, ${direction === 'toMain' ? 'worker -> main loop' : 'main loop -> worker'}`;
-    console.log(label);
+    const { busy, others } = load(cpuFrom, cpuTimes());
+    console.log(`${label}   (machine ${pct(busy)} busy, ${pct(others)} by other processes)`);
     const base = payload.n / median(times['MessagePort.postMessage']);
     for (const name of Object.keys(CASES)) {
       if (times[name].length === 0) continue;
       const rate = payload.n / median(times[name]);
-      results.push({ payload: payload.label, direction, name, itemsPerSecond: Math.round(rate) });
+      results.push({
+        payload: payload.label,
+        direction,
+        name,
+        itemsPerSecond: Math.round(rate),
+        machineBusy: busy,
+        others,
+      });
       console.log(`  ${name.padEnd(32)} ${fmt(rate).padStart(11)}  ${(rate / base).toFixed(2)}x MessagePort`);
     }
     console.log('');

@@ -32,6 +32,8 @@ if (isMainThread) {
   const workers = [1, 2].map(
     (id) => new Worker(new URL(import.meta.url), { workerData: { id, jobs: jobs.handle, results: results.handle } }),
   );
+  // Listened for from the start: a worker may well exit before the last result is printed.
+  const exited = workers.map((w) => new Promise((resolve) => w.once('exit', resolve)));
 
   const count = 12;
   const submitting = (async () => {
@@ -48,7 +50,7 @@ if (isMainThread) {
     console.log(`image ${r.n} (${r.width}x${r.height}) done by worker ${r.worker}: checksum ${r.checksum}`);
   }
   await submitting;
-  await Promise.all(workers.map((w) => new Promise((resolve) => w.once('exit', resolve))));
+  await Promise.all(exited);
   console.log('all images processed; workers exited');
 } else {
   const jobs = Channel.connect(workerData.jobs);

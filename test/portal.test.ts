@@ -209,7 +209,10 @@ test('a client thread that dies with a call in flight: the call is aborted, the 
   const dying = startWorker(portal, 'blockThenCrash');
   const outcome = await dying.outcome;
   assert.deepEqual([outcome.ok, outcome.message], [false, 'this worker dies with a call in flight']);
+  // The portal hears of the death by its port's 'close' event, which does not keep this loop alive.
+  const keepAlive = setInterval(() => undefined, 1_000);
   await aborted.promise;
+  clearInterval(keepAlive);
   assert.equal(reason, 'ClosedError');
   // The portal still serves other threads.
   assert.deepEqual(await startWorker(portal as Portal<object>, 'asyncCall').outcome, { ok: true, value: 42 });

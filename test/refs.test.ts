@@ -162,8 +162,9 @@ describe('copy or reference', () => {
   });
 
   it('calls through a reference keep the LoopThread`s default timeout', () => {
-    using slow = new LoopThread({ name: 'default-timeout', timeout: 100 });
-    const sleeper = slow.importSync<RefsApi>(fixture('refs-module.mjs')).makeSleeper();
+    using slow = new LoopThread({ name: 'default-timeout', timeout: 1_000 });
+    // Starting the thread and importing may take longer than the default on a busy machine.
+    const sleeper = slow.with({ timeout: 60_000 }).importSync<RefsApi>(fixture('refs-module.mjs')).makeSleeper();
     assert.equal(sleeper.sleep(1), 1);
     assert.throws(() => sleeper.sleep(60_000), { name: 'TimeoutError' });
   });

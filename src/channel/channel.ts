@@ -13,24 +13,23 @@ import { CancelledError, ClosedError, DeadlockError, TimeoutError } from '../err
 import { holdLoop, releaseLoop } from './keep-alive.js';
 import {
   BYTES,
+  BYTES_OUT,
   CAPACITY,
   CLOSED_NOW,
   DONE_SEQ,
-  GET_SEQ,
-  GET_SLEEP,
   GET_WAITERS,
   HEADER_WORDS,
   MODE,
   OPEN,
   PUT_SEQ,
-  PUT_SLEEP,
   PUT_WAITERS,
   RING_BYTES,
+  SLEEPER,
   STATE,
   UNFINISHED,
   VALUES,
 } from './layout.js';
-import { Back, EMPTY, ENDED, PutResult, Ring } from './ring.js';
+import { EMPTY, ENDED, PutResult, Ring, recordBytes } from './ring.js';
 
 export interface ChannelOptions {
   /** The most items the channel holds; a put waits while it is full. Default: no limit but bufferSize. */
@@ -86,7 +85,7 @@ export interface ChannelCloseOptions {
 const DEFAULT_BUFFER = 1 << 20;
 const MAX_BUFFER = 1 << 30;
 const NO_LIMIT = 0x7fffffff;
-/** No waiter count to keep (join: taskDone and close always notify). */
+/** No waiter count to keep and no sleep flag (join: taskDone and close always notify). */
 const NONE = -1;
 /** Blocking sleeps are cut in slices this long (a wake-up is never needed, but costs nothing). */
 const SLICE_MS = 1000;
@@ -119,13 +118,15 @@ class Attach {
 
 /**
  * Iterations take up to this many items at a time, in one lock, and hand them out one by one.
- * Those items have left the ring: `size` and the capacity no longer count them (so a producer may
- * refill their room meanwhile), as Python's queue does not count an item a consumer holds. An
- * iteration stopped early (break, throw: the iterator's return()) puts the items it did not hand
- * out back in front of the ring, in order (#giveBack); only when producers refilled the bytes
- * they took does this Channel object keep them and hand them out first on its next get. A thread
- * that dies mid-iteration takes them with it, as a consumer that dies holding one item takes
- * that one: at most this batch is lost, and nothing else is affected.
+ * Those items have left the ring (no other getter can take them), but their room has not: `size`,
+ * the capacity and the buffer count each of them until it is handed out, as if it were still in
+ * the channel (ring.ts, getBatch and release). So an iteration stopped early (break, throw: the
+ * iterator's return()) can always put the ones it did not hand out back in front of the ring, in
+ * order (#giveBack): producers cannot have filled their room meanwhile. An item's room is freed as
+ * it is handed out, as a get frees it, so that back-pressure is exactly that of getting one by one.
+ * A thread that dies mid-iteration takes the items it had not handed out with it, as a consumer
+ * that dies holding one item takes that one, and their room stays taken: at most this batch, a
+ * quarter of the capacity and a quarter of the buffer (getBatch), and nothing else is affected.
  */
 const BATCH = 32;
 /**
@@ -153,17 +154,6 @@ function decodeAt(buf: Buffer, pos: number, n: number): unknown {
   }
   if (tag === Tag.Int32 && n === 5) return buf.readInt32LE(pos + 1);
   return decodeValue(new Reader(buf, pos, pos + n));
-}
-
-/**
- * Counts this thread among the sleepers of `waiters` (GET_WAITERS or PUT_WAITERS; NONE: no count)
- * and raises that side's flag, which the other side's next move clears and answers with a notify.
- * Both before the wait checks its word: see wake() in ring.ts.
- */
-function willSleep(w: Int32Array, waiters: number): void {
-  if (waiters < 0) return;
-  Atomics.add(w, waiters, 1);
-  Atomics.store(w, waiters === GET_WAITERS ? GET_SLEEP : PUT_SLEEP, 1);
 }
 
 function checkTimeout(timeout: number | undefined): number {
@@ -249,7 +239,10 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     return [];
   }
 
-  /** Items in the channel now. */
+  /**
+   * Items in the channel now: put and not yet got. Items an iteration took ahead count until it
+   * hands them out (as they count against the capacity and the buffer: BATCH).
+   */
   get size(): number {
     return this.#ring.count;
   }
@@ -376,14 +369,19 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   }
 
   #fromBatch(): number {
-    if (Atomics.load(this.#words, STATE) === CLOSED_NOW) {
-      // An immediate close drops what this thread took ahead, as it dropped the ring's items.
+    // A plain read (an Atomics call costs as much as handing out the item): an immediate close
+    // made by another thread is seen at the next item or the one after, which is soon enough.
+    if ((this.#words[STATE] as number) === CLOSED_NOW) {
+      // An immediate close drops what this thread took ahead, as it dropped the ring's items (and
+      // freed all room).
       const k = this.#batchEnd - this.#batchAt;
       this.#batchAt = this.#batchEnd = 0;
       this.#ring.dropped(k);
       return this.#take();
     }
     const n = this.#batchLens[this.#batchAt++] as number;
+    // Handed out: its room is free now, as a get's would be.
+    this.#ring.release(recordBytes(n));
     const pos = this.#batchPos;
     this.#batchPos = pos + n;
     const buf = this.#ring.out;
@@ -393,16 +391,14 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   /**
    * An iteration stopped early: the items of the batch not handed out go back in front of the
-   * channel if it has the room; if not, this Channel object's next get hands them out.
+   * channel, where they always fit (BATCH), unless an immediate close dropped them meanwhile.
    */
   #giveBack(): void {
     if (this.#batchAt >= this.#batchEnd) return;
     const from = this.#batchAt;
     const to = this.#batchEnd;
-    const back = this.#ring.putBack(this.#batchLens, from, to, this.#batchPos);
-    if (back === Back.NoRoom) return;
     this.#batchAt = this.#batchEnd = 0;
-    if (back === Back.Dropped) this.#ring.dropped(to - from);
+    if (!this.#ring.putBack(this.#batchLens, from, to, this.#batchPos)) this.#ring.dropped(to - from);
   }
 
   /** The item #take() took. */
@@ -449,24 +445,41 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     }
   }
 
+  /**
+   * Counts this thread among the sleepers of `waiters` (GET_WAITERS or PUT_WAITERS; NONE: no
+   * count, no flag) and flags its sleep on words[index] (layout.ts). Returns the value to wait on,
+   * or NaN if words[index] moved past `seen` meanwhile (then the count is undone: do not sleep).
+   */
+  #willSleep(index: number, waiters: number, seen: number): number {
+    if (waiters === NONE) return seen;
+    Atomics.add(this.#words, waiters, 1);
+    const value = this.#ring.flagSleep(index, seen);
+    if (Number.isNaN(value)) Atomics.sub(this.#words, waiters, 1);
+    return value;
+  }
+
   /** Sleeps until words[index] moves past `seen` or the deadline; spins briefly first. */
   #sleep(index: number, waiters: number, seen: number, deadline: number): void {
     const w = this.#words;
+    // A sleep flag set by another sleeper is no move of the counter.
+    const flag = waiters === NONE ? 0 : SLEEPER;
+    const expected = seen | flag;
     let now = performance.now();
     const spinEnd = now + SPIN_MS;
     do {
-      if (Atomics.load(w, index) !== seen) return;
+      if ((Atomics.load(w, index) | flag) !== expected) return;
       const next = now + POLL_MS;
       do now = performance.now();
       while (now < next);
     } while (now < spinEnd);
     const left = deadline - performance.now();
     if (left <= 0) return;
-    willSleep(w, waiters);
+    const value = this.#willSleep(index, waiters, seen);
+    if (Number.isNaN(value)) return;
     try {
-      Atomics.wait(w, index, seen, Math.min(left, SLICE_MS));
+      Atomics.wait(w, index, value, Math.min(left, SLICE_MS));
     } finally {
-      if (waiters >= 0) Atomics.sub(w, waiters, 1);
+      if (waiters !== NONE) Atomics.sub(w, waiters, 1);
     }
   }
 
@@ -483,7 +496,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       if (result === PutResult.Done) return;
       if (result === PutResult.Closed) throw this.#closedError('put');
       if (performance.now() >= deadline) throw this.#timeoutError('putSync', options?.timeout);
-      this.#sleep(GET_SEQ, PUT_WAITERS, this.#ring.seen, deadline);
+      this.#sleep(BYTES_OUT, PUT_WAITERS, this.#ring.seen, deadline);
     }
   }
 
@@ -535,11 +548,12 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     const w = this.#words;
     const left = deadline - performance.now();
     if (left <= 0) return;
-    // Counted before the wait starts, so that a put between the two cannot skip its notify.
-    willSleep(w, waiters);
-    const result = Atomics.waitAsync(w, index, seen, Math.min(left, SLICE_MS));
+    // Flagged before the wait starts, so that a move between the two cannot skip its notify.
+    const value = this.#willSleep(index, waiters, seen);
+    if (Number.isNaN(value)) return;
+    const result = Atomics.waitAsync(w, index, value, Math.min(left, SLICE_MS));
     if (!result.async) {
-      if (waiters >= 0) Atomics.sub(w, waiters, 1);
+      if (waiters !== NONE) Atomics.sub(w, waiters, 1);
       return;
     }
     holdLoop();
@@ -559,7 +573,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       }
     } finally {
       if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
-      if (waiters >= 0) Atomics.sub(w, waiters, 1);
+      if (waiters !== NONE) Atomics.sub(w, waiters, 1);
       releaseLoop();
     }
   }
@@ -583,7 +597,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     return this.#putAsync(new Uint8Array(bytes.subarray(0, n)), undefined, this.#ring.seen);
   }
 
-  /** The waiting put: `value`, or the bytes of a put that found the ring full and the GET_SEQ it saw. */
+  /** The waiting put: `value`, or the bytes of a put that found the ring full and the BYTES_OUT it saw. */
   async #putAsync(value: T | Uint8Array, options: ChannelWaitOptions & ChannelPutOptions = {}, seen?: number) {
     let bytes: Uint8Array;
     let n: number;
@@ -613,7 +627,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
         bytes = new Uint8Array(bytes.subarray(0, n));
         own = true;
       }
-      await this.#wait(GET_SEQ, PUT_WAITERS, seen, deadline, signal);
+      await this.#wait(BYTES_OUT, PUT_WAITERS, seen, deadline, signal);
       seen = undefined;
     }
   }

@@ -6,16 +6,26 @@
  * other, and in the common case of one putting thread and one getting thread each lock stays in
  * its own core's cache. The header is cut in 64-byte cache lines so that each side writes only its
  * own line: settings and the state (line 0, written only by close), the put side (line 1, under
- * the put lock), the get side (line 2, under the get lock), and the waiter counts and join's
- * counter (line 3, written only when a thread goes to sleep or a task is done).
+ * the put lock), the get side (line 2), and the waiter counts and join's counter (line 3, written
+ * only when a thread goes to sleep or a task is done).
  *
- * The two sides meet in two pairs of counters that only go up (modulo 2^32): items and bytes put
- * (PUT_SEQ, BYTES_IN: written by putters) and items and bytes got (GET_SEQ, BYTES_OUT: written by
- * getters). Items in the channel = PUT_SEQ - GET_SEQ; bytes in use = BYTES_IN - BYTES_OUT. A getter
- * that finds the channel empty sleeps on the PUT_SEQ it saw, a putter that finds it full on the
- * GET_SEQ it saw, so no wake-up is lost; close moves both (without changing their difference) to
- * wake everyone. Whatever changes both sides at once (close, giving items back in front) takes
- * both locks, the put lock first.
+ * The two sides meet in counters that only go up (modulo 2^32). Putters write PUT_SEQ (items put)
+ * and BYTES_IN (bytes put); getters write ITEMS_OUT and BYTES_OUT: the items and bytes whose room
+ * is free again. Items in the channel = PUT_SEQ - ITEMS_OUT, bytes in use = BYTES_IN - BYTES_OUT.
+ * GET_SEQ (items taken out of the ring) is the getters' own: PUT_SEQ - GET_SEQ items wait to be
+ * taken. The two differ by the items that iterations took ahead and have not handed out yet: they
+ * have left the ring for other getters, but their room stays taken until each is handed out, so
+ * that an iteration stopped early can always give them back (channel.ts, BATCH).
+ *
+ * Item counters move by 2 per item: their bit 0 is free, and PUT_SEQ's says "a getter sleeps on
+ * me". Byte counters move by multiples of 4, and BYTES_OUT's bit 0 says "a putter sleeps on me".
+ * A sleeper sets the bit (compareExchange on the value it saw) and waits on the flagged value; the
+ * other side's next move of that counter returns the old value (exchange or add) and so sees the
+ * bit in the same atomic step, then clears it and notifies: one notify per sleep, none while
+ * nobody sleeps, and no separate flag for a put to read (each Atomics call costs about 15 ns, as
+ * much as the rest of a small put). Close moves every counter (keeping their differences) to wake
+ * everyone. Whatever changes both sides at once (close, giving items back in front) takes both
+ * locks, the put lock first.
  */
 
 // Line 0: settings (written once by the constructor) and the state (written by close, under both locks).
@@ -36,37 +46,39 @@ export const TAIL = 19;
 export const BYTES_IN = 20;
 /** Items put and not yet marked done by taskDone() (under the put lock). */
 export const UNFINISHED = 21;
-/** Items put: stored last by a put, it publishes the record. Getters wait on it. */
+/** Items put, times 2, bit 0 set while a getter sleeps: exchanged last by a put, it publishes the record. */
 export const PUT_SEQ = 22;
 
 // Line 2: the get side.
 export const GET_LOCK = 32;
-/** Byte offset of the oldest record. */
+/** Byte offset of the oldest record in the ring. */
 export const HEAD = 35;
-/** Bytes got: stored once the record's bytes are copied out, it frees their room. */
+/**
+ * Bytes whose room is free again (the record's bytes are copied out and the item handed out), bit
+ * 0 set while a putter sleeps. Added to (an atomic add: an iteration hands out items without the
+ * lock); putters wait on it.
+ */
 export const BYTES_OUT = 36;
-/** Items got. Putters wait on it. */
+/** Items taken out of the ring, times 2 (under the get lock). */
 export const GET_SEQ = 37;
+/** Items whose slot is free again, times 2 (an atomic add, as BYTES_OUT, and before it). */
+export const ITEMS_OUT = 38;
 
 // Line 3: rarely written.
-/** Getters sleeping now (for tests and debugging: the hot paths read only the flags below). */
+/** Getters sleeping now (for tests and debugging: the hot paths read only the flag bits). */
 export const GET_WAITERS = 48;
 /** Putters sleeping now. */
 export const PUT_WAITERS = 49;
 /** Bumped when UNFINISHED reaches 0 and on close: join() waits on it. */
 export const DONE_SEQ = 50;
-/**
- * Set by a getter before it sleeps, cleared by the first put after that, which then notifies: so
- * a put notifies once per sleep, not once per item until the sleeper has woken up and gone (a
- * futex wake costs microseconds, a sleeper takes tens of them to wake). A dead thread's flag
- * only costs one spare notify.
- */
-export const GET_SLEEP = 51;
-/** The same for putters: set before sleeping on a full channel, cleared by the get that notifies. */
-export const PUT_SLEEP = 52;
 
 /** Words in the header (four cache lines); the ring follows, aligned as they are. */
 export const HEADER_WORDS = 64;
+
+/** What one item adds to the item counters (bit 0 is the sleep flag). */
+export const ITEM = 2;
+/** The sleep flag of PUT_SEQ and BYTES_OUT. */
+export const SLEEPER = 1;
 
 export const OPEN = 0;
 export const CLOSED = 1;

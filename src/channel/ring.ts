@@ -1,8 +1,8 @@
 /**
  * The ring of records in shared memory, and every change to it. A put takes the put lock, a get
- * the get lock (layout.ts); each copies bytes, updates its side's words and stores its side's
+ * the get lock (layout.ts); each copies bytes, updates its side's words and moves its side's
  * counter last, which publishes the change to the other side. A side notifies the other's sleepers
- * only when some sleep.
+ * only when some sleep (the sleep flags: layout.ts).
  *
  * Each Ring keeps a view of the other side's counters as this thread last read them: a putter
  * reads the get side only when its view says full, a getter the put side only when its view says
@@ -22,15 +22,16 @@ import {
   DONE_SEQ,
   GET_LOCK,
   GET_SEQ,
-  GET_SLEEP,
   HEAD,
   HEADER_WORDS,
+  ITEM,
+  ITEMS_OUT,
   OPEN,
   PUT_LOCK,
   PUT_SEQ,
-  PUT_SLEEP,
   RECORD_HEADER,
   RING_BYTES,
+  SLEEPER,
   STATE,
   TAIL,
   UNFINISHED,
@@ -44,26 +45,12 @@ export const enum PutResult {
   Closed,
 }
 
-/** What putBack() did. */
-export const enum Back {
-  Done,
-  NoRoom,
-  /** The channel was closed at once meanwhile: the items are dropped. */
-  Dropped,
-}
-
 /** What a get found when it took nothing. */
 export const EMPTY = -1;
 export const ENDED = -2;
 
-/**
- * Wakes the threads sleeping on `seq` once per sleep (see GET_SLEEP). The caller stored `seq`
- * before it read the flag, and a sleeper sets the flag before it checks `seq` in Atomics.wait:
- * so either the caller sees the flag, or the sleeper sees the new `seq` and does not sleep.
- */
-function wake(w: Int32Array, flag: number, seq: number): void {
-  if (Atomics.exchange(w, flag, 0) !== 0) Atomics.notify(w, seq);
-}
+/** The room one record of `n` bytes takes in the ring. */
+export const recordBytes = (n: number): number => RECORD_HEADER + pad4(n);
 
 /** Records up to this many bytes are copied by a loop, which beats a native call for so few. */
 const SMALL = 64;
@@ -76,10 +63,12 @@ export class Ring {
   private readonly lengths: Int32Array;
   readonly size: number;
   readonly capacity: number;
+  /** The capacity in the item counters' units. */
+  readonly #maxItems: number;
   /**
-   * After a put that found the ring full, the GET_SEQ it saw; after a get that found it empty, the
-   * PUT_SEQ. A waiter sleeps on that value: the other side moves its counter after any change
-   * that could matter, so no change is missed.
+   * After a put that found the ring full, the BYTES_OUT it saw; after a get that found it empty,
+   * the PUT_SEQ. A waiter sleeps on that value (flagged: flagSleep()): the other side moves its
+   * counter after any change that could matter, so no change is missed.
    */
   seen = 0;
   /** Where get() copies a record in values mode (grown as needed, reused). */
@@ -98,6 +87,7 @@ export class Ring {
     this.words = new Int32Array(buffer, 0, HEADER_WORDS);
     this.size = this.words[RING_BYTES] as number;
     this.capacity = this.words[CAPACITY] as number;
+    this.#maxItems = this.capacity * ITEM;
     this.data = new Uint8Array(buffer, HEADER_WORDS * 4, this.size);
     this.lengths = new Int32Array(buffer, HEADER_WORDS * 4, this.size >> 2);
   }
@@ -107,10 +97,13 @@ export class Ring {
     return this.size - RECORD_HEADER;
   }
 
-  /** Items in the ring now (a snapshot: the two counters are read one after the other). */
+  /**
+   * Items in the channel now: in the ring, or taken ahead by an iteration and not handed out yet (a
+   * snapshot: the two counters are read one after the other).
+   */
   get count(): number {
-    const out = Atomics.load(this.words, GET_SEQ);
-    const n = (Atomics.load(this.words, PUT_SEQ) - out) | 0;
+    const out = Atomics.load(this.words, ITEMS_OUT);
+    const n = (((Atomics.load(this.words, PUT_SEQ) & ~SLEEPER) - out) | 0) >> 1;
     return Math.max(0, Math.min(n, this.capacity));
   }
 
@@ -153,24 +146,28 @@ export class Ring {
   put(src: Uint8Array, n: number): PutResult {
     const w = this.words;
     const size = this.size;
-    const need = RECORD_HEADER + pad4(n);
+    const need = recordBytes(n);
     let result = PutResult.Done;
+    let before = 0;
     lock(w, PUT_LOCK);
     try {
       if (w[STATE] !== OPEN) result = PutResult.Closed;
       else {
-        const items = w[PUT_SEQ] as number;
+        // Only this side moves the count under this lock; a getter may set the flag bit meanwhile.
+        const items = (w[PUT_SEQ] as number) & ~SLEEPER;
         const bytes = w[BYTES_IN] as number;
         if (
           w[PUT_LOCK + LOCK_SEQ] !== this.#putMine ||
-          ((items - this.#outItems) | 0) >= this.capacity ||
+          ((items - this.#outItems) | 0) >= this.#maxItems ||
           ((bytes - this.#outBytes) | 0) + need > size
         ) {
-          // GET_SEQ first: a get that frees room after this read moves it past `seen`.
-          this.#outItems = Atomics.load(w, GET_SEQ);
-          this.#outBytes = Atomics.load(w, BYTES_OUT);
-          if (((items - this.#outItems) | 0) >= this.capacity || ((bytes - this.#outBytes) | 0) + need > size) {
-            this.seen = this.#outItems;
+          // BYTES_OUT first, the word a full put sleeps on: room freed after this read moves it
+          // past `seen` (a release adds to ITEMS_OUT before BYTES_OUT).
+          const seen = Atomics.load(w, BYTES_OUT);
+          this.#outBytes = seen & ~SLEEPER;
+          this.#outItems = Atomics.load(w, ITEMS_OUT);
+          if (((items - this.#outItems) | 0) >= this.#maxItems || ((bytes - this.#outBytes) | 0) + need > size) {
+            this.seen = seen;
             result = PutResult.Full;
           }
         }
@@ -182,24 +179,29 @@ export class Ring {
           w[TAIL] = next >= size ? next - size : next;
           w[BYTES_IN] = (bytes + need) | 0;
           w[UNFINISHED] = (w[UNFINISHED] as number) + 1;
-          Atomics.store(w, PUT_SEQ, (items + 1) | 0);
+          // Publishes the record and, in the same step, learns whether a getter sleeps (layout.ts).
+          before = Atomics.exchange(w, PUT_SEQ, (items + ITEM) | 0);
         }
       }
     } finally {
       this.#putMine = unlock(w, PUT_LOCK);
     }
-    if (result === PutResult.Done && Atomics.load(w, GET_SLEEP) !== 0) wake(w, GET_SLEEP, PUT_SEQ);
+    if ((before & SLEEPER) !== 0) Atomics.notify(w, PUT_SEQ);
     return result;
   }
 
-  /** Under the get lock: items there for this thread (reading the put side only if its view has none). */
-  #available(out: number): number {
+  /**
+   * Under the get lock: items (times ITEM) there for this thread to take, reading the put side
+   * only if its view has none.
+   */
+  #available(got: number): number {
     const w = this.words;
-    let avail = (this.#inItems - out) | 0;
+    let avail = (this.#inItems - got) | 0;
     if (avail <= 0 || w[GET_LOCK + LOCK_SEQ] !== this.#getMine) {
-      this.#inItems = Atomics.load(w, PUT_SEQ);
-      avail = (this.#inItems - out) | 0;
-      if (avail <= 0) this.seen = this.#inItems;
+      const seen = Atomics.load(w, PUT_SEQ);
+      this.#inItems = seen & ~SLEEPER;
+      avail = (this.#inItems - got) | 0;
+      if (avail <= 0) this.seen = seen;
     }
     return avail;
   }
@@ -207,7 +209,7 @@ export class Ring {
   /**
    * Takes the oldest record: in values mode its bytes go to `out` (grown if need be), in bytes
    * mode to a new array in `outBytes`. Returns the record's length, EMPTY, or ENDED (closed and
-   * drained).
+   * drained). Its room is freed at once.
    */
   get(bytesMode: boolean): number {
     const w = this.words;
@@ -226,20 +228,22 @@ export class Ring {
           out = this.out;
         }
         w[HEAD] = this.readRecord(head, n, out, 0);
-        // The room is freed only now that the bytes are copied out; GET_SEQ last (see put()).
-        Atomics.store(w, BYTES_OUT, ((w[BYTES_OUT] as number) + RECORD_HEADER + pad4(n)) | 0);
-        Atomics.store(w, GET_SEQ, (got + 1) | 0);
+        w[GET_SEQ] = (got + ITEM) | 0;
       }
     } finally {
       this.#getMine = unlock(w, GET_LOCK);
     }
-    if (n >= 0 && Atomics.load(w, PUT_SLEEP) !== 0) wake(w, PUT_SLEEP, GET_SEQ);
+    // The bytes are copied out: the room is free (no need to hold the lock for that).
+    if (n >= 0) this.release(recordBytes(n));
     return n;
   }
 
   /**
    * Takes up to `max` of the oldest records in one lock: their bytes go one after another into
-   * `out` (values mode), their lengths into `lens`. Returns how many, EMPTY or ENDED.
+   * `out` (values mode), their lengths into `lens`. Returns how many, EMPTY or ENDED. Their room
+   * stays taken: the caller frees each record's with release() as it hands the item out, so that
+   * those not handed out can always go back (putBack). The batch is kept to a quarter of the ring,
+   * which is what a thread that dies holding one leaves taken for good.
    */
   getBatch(max: number, lens: Int32Array): number {
     const w = this.words;
@@ -247,50 +251,77 @@ export class Ring {
     lock(w, GET_LOCK);
     try {
       const got = w[GET_SEQ] as number;
-      const avail = this.#available(got);
+      const avail = this.#available(got) >> 1;
       if (avail <= 0) k = w[STATE] === OPEN ? EMPTY : ENDED;
       else {
         let head = w[HEAD] as number;
         let pos = 0;
-        let freed = 0;
+        let held = 0;
+        const most = this.size >> 2;
         for (; k < max && k < avail; k++) {
           const n = this.lengths[head >> 2] as number;
-          if (k > 0 && pos + n > this.out.length) break;
+          const room = recordBytes(n);
+          if (k > 0 && (pos + n > this.out.length || held + room > most)) break;
           if (this.out.length < n) this.out = Buffer.allocUnsafeSlow(Math.max(n, this.out.length * 2));
           head = this.readRecord(head, n, this.out, pos);
           lens[k] = n;
           pos += n;
-          freed += RECORD_HEADER + pad4(n);
+          held += room;
         }
         w[HEAD] = head;
-        Atomics.store(w, BYTES_OUT, ((w[BYTES_OUT] as number) + freed) | 0);
-        Atomics.store(w, GET_SEQ, (got + k) | 0);
+        w[GET_SEQ] = (got + k * ITEM) | 0;
       }
     } finally {
       this.#getMine = unlock(w, GET_LOCK);
     }
-    if (k > 0 && Atomics.load(w, PUT_SLEEP) !== 0) wake(w, PUT_SLEEP, GET_SEQ);
     return k;
   }
 
   /**
-   * Gives back records taken by getBatch() and not handed out (`lens[from..to)`, whose bytes
-   * start at `start` in `out`), in front of the oldest, if the ring has the room: the free bytes
-   * always end right before HEAD. NoRoom if it had not (nothing changed then). Takes both locks:
-   * it moves the get side's HEAD and the put side's counts, which getters wait on.
+   * Frees the room of `items` records of `bytes` in all, got earlier (an iteration frees each as
+   * it hands it out; no lock: other getters add too, atomically). Wakes sleeping putters.
    */
-  putBack(lens: Int32Array, from: number, to: number, start: number): Back {
+  release(bytes: number, items = 1): void {
+    const w = this.words;
+    Atomics.add(w, ITEMS_OUT, items * ITEM);
+    if ((Atomics.add(w, BYTES_OUT, bytes) & SLEEPER) !== 0) {
+      // Clearing after the add: a putter that flagged meanwhile waits on a value the clear
+      // changes, or is already asleep for the notify below.
+      Atomics.and(w, BYTES_OUT, ~SLEEPER);
+      Atomics.notify(w, BYTES_OUT);
+    }
+  }
+
+  /**
+   * Before sleeping on words[index] (PUT_SEQ or BYTES_OUT) having seen `seen` there: flags the
+   * sleep. Returns the value to wait on, or NaN if the counter has moved on (do not sleep).
+   */
+  flagSleep(index: number, seen: number): number {
+    const flagged = seen | SLEEPER;
+    if (seen === flagged) return flagged;
+    const now = Atomics.compareExchange(this.words, index, seen, flagged);
+    return now === seen || now === flagged ? flagged : NaN;
+  }
+
+  /**
+   * Gives back records taken by getBatch() and not handed out (`lens[from..to)`, whose bytes
+   * start at `start` in `out`), in front of the oldest. They always fit: their room was never
+   * freed, and it lies right before HEAD (the free bytes come first after TAIL, the room that
+   * batches hold after them, up to HEAD). False if the channel was closed at once meanwhile: they
+   * are dropped then. Takes both locks: it moves the get side's HEAD and the put side's counts,
+   * which getters wait on.
+   */
+  putBack(lens: Int32Array, from: number, to: number, start: number): boolean {
     const w = this.words;
     const size = this.size;
     let total = 0;
-    for (let k = from; k < to; k++) total += RECORD_HEADER + pad4(lens[k] as number);
-    let result = Back.Done;
+    for (let k = from; k < to; k++) total += recordBytes(lens[k] as number);
+    let back = true;
+    let before = 0;
     lock(w, PUT_LOCK);
     lock(w, GET_LOCK);
     try {
-      const bytes = w[BYTES_IN] as number;
-      if (w[STATE] === CLOSED_NOW) result = Back.Dropped;
-      else if (((bytes - (w[BYTES_OUT] as number)) | 0) + total > size) result = Back.NoRoom;
+      if (w[STATE] === CLOSED_NOW) back = false;
       else {
         let head = (w[HEAD] as number) - total;
         if (head < 0) head += size;
@@ -301,19 +332,22 @@ export class Ring {
           const n = lens[k] as number;
           this.writeRecord(at, out.subarray(pos, pos + n), n);
           pos += n;
-          at = (at + RECORD_HEADER + pad4(n)) % size;
+          at = (at + recordBytes(n)) % size;
         }
-        // The records are counted as put again (the room they take, and PUT_SEQ, which wakes getters).
+        // The records count as put again (PUT_SEQ wakes getters) and their held room as freed:
+        // the bytes and items in use stay as they were.
         w[HEAD] = head;
-        w[BYTES_IN] = (bytes + total) | 0;
-        Atomics.store(w, PUT_SEQ, ((w[PUT_SEQ] as number) + to - from) | 0);
+        w[BYTES_IN] = ((w[BYTES_IN] as number) + total) | 0;
+        this.release(total, to - from);
+        const items = (w[PUT_SEQ] as number) & ~SLEEPER;
+        before = Atomics.exchange(w, PUT_SEQ, (items + (to - from) * ITEM) | 0);
       }
     } finally {
       this.#getMine = unlock(w, GET_LOCK);
       this.#putMine = unlock(w, PUT_LOCK);
     }
-    if (result === Back.Done && Atomics.load(w, GET_SLEEP) !== 0) wake(w, GET_SLEEP, PUT_SEQ);
-    return result;
+    if ((before & SLEEPER) !== 0) Atomics.notify(w, PUT_SEQ);
+    return back;
   }
 
   /** Items taken by getBatch() were dropped by an immediate close: they count as done. */
@@ -334,9 +368,9 @@ export class Ring {
   }
 
   /**
-   * Closes: no more puts; gets drain what is left, or (immediate) find nothing left. Moves both
-   * counters by one, leaving their difference (the item count) as it was, and so wakes every
-   * waiter of either side; join()'s waiters too.
+   * Closes: no more puts; gets drain what is left, or (immediate) find nothing left. Moves every
+   * counter, leaving their differences (the counts) as they were and clearing the sleep flags, and
+   * so wakes every waiter of either side; join()'s waiters too.
    */
   close(immediate: boolean): void {
     const w = this.words;
@@ -344,26 +378,34 @@ export class Ring {
     lock(w, GET_LOCK);
     try {
       if (w[STATE] === OPEN) Atomics.store(w, STATE, CLOSED);
-      const items = ((w[PUT_SEQ] as number) + 1) | 0;
+      const items = (((w[PUT_SEQ] as number) & ~SLEEPER) + ITEM) | 0;
+      const bytes = ((w[BYTES_IN] as number) + RECORD_HEADER) | 0;
+      w[BYTES_IN] = bytes;
       if (immediate && w[STATE] === CLOSED) {
         Atomics.store(w, STATE, CLOSED_NOW);
-        const count = (w[PUT_SEQ] as number) - (w[GET_SEQ] as number);
+        // The ring's items: those that iterations took ahead are theirs to drop (dropped()).
+        const count = ((items - ITEM - (w[GET_SEQ] as number)) | 0) >> 1;
         w[UNFINISHED] = Math.max(0, (w[UNFINISHED] as number) - count);
         w[HEAD] = w[TAIL] as number;
-        Atomics.store(w, BYTES_OUT, w[BYTES_IN] as number);
-        Atomics.store(w, GET_SEQ, items);
-      } else Atomics.store(w, GET_SEQ, ((w[GET_SEQ] as number) + 1) | 0);
+        w[GET_SEQ] = items;
+        Atomics.store(w, ITEMS_OUT, items);
+        Atomics.store(w, BYTES_OUT, bytes);
+      } else {
+        w[GET_SEQ] = ((w[GET_SEQ] as number) + ITEM) | 0;
+        Atomics.add(w, ITEMS_OUT, ITEM);
+        Atomics.add(w, BYTES_OUT, RECORD_HEADER);
+        Atomics.and(w, BYTES_OUT, ~SLEEPER);
+      }
       Atomics.store(w, PUT_SEQ, items);
     } finally {
       this.#getMine = unlock(w, GET_LOCK);
       this.#putMine = unlock(w, PUT_LOCK);
     }
     Atomics.notify(w, PUT_SEQ);
-    Atomics.notify(w, GET_SEQ);
+    Atomics.notify(w, BYTES_OUT);
     Atomics.add(w, DONE_SEQ, 1);
     Atomics.notify(w, DONE_SEQ);
   }
-
   /** One item got earlier is done. False if there was none left to mark. */
   taskDone(): boolean {
     const w = this.words;
