@@ -187,6 +187,31 @@ test('close: new calls fail with ClosedError, calls in flight abort, blocked cli
   assert.equal(portal.closed, true);
 });
 
+test('a worker uses the main thread`s objects by reference, its callbacks run in the blocked worker', async () => {
+  class Counter {
+    constructor(private n: number) {}
+    add(k: number): void {
+      this.n += k;
+    }
+    value(): number {
+      return this.n;
+    }
+  }
+  await using portal = Portal.open({
+    makeCounter: (start: number) => new Counter(start),
+    async each(list: number[], fn: (x: number) => Promise<number>) {
+      let sum = 0;
+      for (const x of list) sum += await fn(x);
+      return sum;
+    },
+    async *range(n: number) {
+      for (let i = 0; i < n; i++) yield await Promise.resolve(i);
+    },
+  });
+  const outcome = await startWorker(portal, 'references').outcome;
+  assert.deepEqual(outcome, { ok: true, value: [17, 600, [1, 2, 3], [0, 1, 2, 3]] });
+});
+
 test('a client thread that dies with a call in flight: the call is aborted, the portal goes on', async () => {
   const started = signal();
   const aborted = signal();
