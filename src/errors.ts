@@ -44,3 +44,6 @@ export class DataCloneError extends LoopThreadError {
     this.path = path;
   }
 }
+
+/** `submitNowait` found the executor's queue full (`maxQueue`); `submit` would have waited for room. */
+export class QueueFullError extends LoopThreadError {}

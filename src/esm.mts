@@ -21,6 +21,7 @@ export {
   CancelledError,
   TimeoutError,
   DataCloneError,
+  QueueFullError,
 } from './index.js';
 export type {
   LoopThreadHandle,
@@ -50,4 +51,29 @@ export type {
   ChannelPutOptions,
   ChannelCloseOptions,
   TryGetResult,
+} from './index.js';
+export {
+  ThreadPoolExecutor,
+  ExecutorCaller,
+  toThread,
+  defaultExecutor,
+  setDefaultExecutor,
+  spawnThread,
+  spawnThreadWith,
+  asCompleted,
+  wait,
+} from './index.js';
+export type {
+  ExecutorOptions,
+  ShutdownOptions,
+  TaskOptions,
+  SpawnedThread,
+  AsCompletedOptions,
+  ExecutorWaitOptions,
+  WaitResult,
+  ReturnWhen,
+  Completable,
+  Completed,
+  MapOptions,
+  Offloaded,
 } from './index.js';

@@ -22,6 +22,7 @@ export {
   CancelledError,
   TimeoutError,
   DataCloneError,
+  QueueFullError,
 } from './errors.js';
 export { Portal, type PortalHandle, type PortalOptions, type PortalClientOf } from './portal/portal.js';
 export {
@@ -35,3 +36,24 @@ export {
   type ChannelCloseOptions,
   type TryGetResult,
 } from './channel/channel.js';
+export {
+  ThreadPoolExecutor,
+  ExecutorCaller,
+  type ExecutorOptions,
+  type ShutdownOptions,
+  type TaskOptions,
+} from './executor/pool.js';
+export { toThread, defaultExecutor, setDefaultExecutor } from './executor/to-thread.js';
+export { spawnThread, spawnThreadWith, type SpawnedThread } from './executor/spawn-thread.js';
+export {
+  asCompleted,
+  wait,
+  type AsCompletedOptions,
+  type WaitOptions as ExecutorWaitOptions,
+  type WaitResult,
+  type ReturnWhen,
+  type Completable,
+  type Completed,
+} from './executor/wait.js';
+export type { MapOptions } from './executor/map.js';
+export type { Offloaded } from './executor/targets.js';

@@ -9,8 +9,25 @@ export class CallContext {
   #controller: AbortController | undefined;
   #aborted = false;
   #reason: unknown;
+  /**
+   * Asked for a cancellation that another thread wrote to shared memory (a pool worker's cancel
+   * flag): returns the abort reason, or undefined. A CPU loop that never yields sees a cancel only
+   * this way, since no message can reach its thread while it runs.
+   */
+  readonly #poll: (() => unknown) | undefined;
+
+  constructor(poll?: () => unknown) {
+    this.#poll = poll;
+  }
+
+  #check(): void {
+    if (this.#aborted || this.#poll === undefined) return;
+    const reason = this.#poll();
+    if (reason !== undefined) this.abort(reason);
+  }
 
   get signal(): AbortSignal {
+    this.#check();
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
       if (this.#aborted) this.#controller.abort(this.#reason);
@@ -19,6 +36,7 @@ export class CallContext {
   }
 
   get aborted(): boolean {
+    this.#check();
     return this.#aborted;
   }
 
@@ -30,6 +48,7 @@ export class CallContext {
   }
 
   throwIfAborted(): void {
+    this.#check();
     if (this.#aborted) throw this.#reason;
   }
 }

@@ -1,0 +1,88 @@
+/**
+ * The shared memory of one pool worker: control words, the cancel table, and two byte rings
+ * (tasks from the main thread, results back). Both sides build their views with `views()`.
+ */
+
+/** Control words (Int32 indices). */
+export const enum Word {
+  TaskWrite = 0,
+  TaskRead = 1,
+  ResultWrite = 2,
+  ResultRead = 3,
+  /** 1 while the worker is idle in its event loop: the main thread then wakes it by message. */
+  WorkerSleeps = 4,
+  /**
+   * How the main thread waits for results: MainWaits.Loop in its event loop (the worker wakes it
+   * by message), MainWaits.Blocked in Atomics.wait (in resultSync; the worker rings the BELL).
+   */
+  MainSleeps = 5,
+  /** The sequence number of the task the worker started last (tasks start in ring order). */
+  Started = 6,
+  /** 1 once the worker runs its loop: a worker that dies before is a failed start. */
+  Ready = 7,
+  /** 1 + the code of a process.exit() in the worker, for a main thread that cannot get the 'exit' event. */
+  ExitCode = 8,
+}
+
+const CONTROL_WORDS = 16;
+/**
+ * Cancel flags, indexed by `seq & CANCEL_MASK`: the slot holds the seq of a cancelled task, and
+ * its reason word says why. Fewer tasks than this are ever in flight on one worker (the window
+ * is at most MAX_WINDOW), so a live task never shares its slot.
+ */
+export const CANCEL_SLOTS = 1024;
+export const CANCEL_MASK = CANCEL_SLOTS - 1;
+/** The most tasks handed to one worker and not yet answered. */
+export const MAX_WINDOW = 512;
+
+export const TASK_RING_BYTES = 256 * 1024;
+export const RESULT_RING_BYTES = 256 * 1024;
+
+const CANCEL_OFFSET = CONTROL_WORDS * 4;
+const REASON_OFFSET = CANCEL_OFFSET + CANCEL_SLOTS * 4;
+const TASK_OFFSET = REASON_OFFSET + CANCEL_SLOTS * 4;
+const RESULT_OFFSET = TASK_OFFSET + TASK_RING_BYTES;
+const TOTAL = RESULT_OFFSET + RESULT_RING_BYTES;
+
+/** Why a task was cancelled (the reason word of its cancel slot). */
+export const enum CancelKind {
+  Cancel = 1,
+  Timeout = 2,
+}
+
+export interface Views {
+  readonly words: Int32Array;
+  readonly cancelled: Int32Array;
+  readonly reasons: Int32Array;
+  readonly tasks: Buffer;
+  readonly results: Buffer;
+}
+
+export function createShared(): SharedArrayBuffer {
+  return new SharedArrayBuffer(TOTAL);
+}
+
+export function views(sab: SharedArrayBuffer): Views {
+  return {
+    words: new Int32Array(sab, 0, CONTROL_WORDS),
+    cancelled: new Int32Array(sab, CANCEL_OFFSET, CANCEL_SLOTS),
+    reasons: new Int32Array(sab, REASON_OFFSET, CANCEL_SLOTS),
+    tasks: Buffer.from(sab, TASK_OFFSET, TASK_RING_BYTES),
+    results: Buffer.from(sab, RESULT_OFFSET, RESULT_RING_BYTES),
+  };
+}
+
+/**
+ * One word for the whole process: how many pool workers are awake (running tasks or spinning).
+ * A thread spins for work only while awake threads do not outnumber the cores, or the spinning
+ * would take the time of the threads doing the work.
+ */
+export const AWAKE = 0;
+/** A second word of the process: bumped and notified by a worker with a result for a blocked main thread. */
+export const BELL = 1;
+
+export const enum MainWaits {
+  No = 0,
+  Loop = 1,
+  Blocked = 2,
+}

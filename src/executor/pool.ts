@@ -1,0 +1,714 @@
+/**
+ * ThreadPoolExecutor: Python's concurrent.futures.ThreadPoolExecutor over worker threads. Tasks
+ * wait in one FIFO queue and are handed to workers through shared-memory rings, a few at a time
+ * (more when tasks are short, so that a burst of tiny tasks costs no message each); results come
+ * back the same way. Neither side sends a message unless the other said it sleeps.
+ */
+import { availableParallelism } from 'node:os';
+import type { ResourceLimits, Worker } from 'node:worker_threads';
+import { decodeValue } from '../codec/decode.js';
+import type { Reader } from '../codec/writer.js';
+import { CancelledError, ClosedError, QueueFullError, TimeoutError, WorkerCrashedError } from '../errors.js';
+import { Future } from '../future.js';
+import { AWAKE, BELL, CancelKind, MainWaits, MAX_WINDOW } from './layout.js';
+import { mapChunks, type MapOptions } from './map.js';
+import { stage, staged } from './staging.js';
+import { moduleProxy, normalizeSpecifier, targetOf, type Offloaded } from './targets.js';
+import { Deque, Task, type TaskOptions } from './task-queue.js';
+import {
+  asCompleted,
+  wait,
+  type AsCompletedOptions,
+  type Completable,
+  type Completed,
+  type WaitResult,
+  type WaitOptions,
+} from './wait.js';
+import { Mode, Status } from './wire.js';
+import { PoolWorker } from './worker.js';
+
+export type { TaskOptions } from './task-queue.js';
+
+export interface ExecutorOptions {
+  /** The most worker threads. Default `os.availableParallelism()`. */
+  maxWorkers?: number;
+  /** Workers kept even when idle. Default 0. */
+  minWorkers?: number;
+  /** Milliseconds an idle worker above minWorkers lives on. Default 30 000; Infinity: for ever. */
+  idleTimeout?: number;
+  /**
+   * The most tasks waiting for a worker. When the queue is full, `submit` and `map` wait their
+   * turn (strict FIFO) and `submitNowait` throws QueueFullError. Default Infinity.
+   */
+  maxQueue?: number;
+  /** Shown in errors and as the workers' thread names. */
+  name?: string;
+  /** Limits of each worker's heap and stack; exceeding them is a WorkerCrashedError for its task. */
+  resourceLimits?: ResourceLimits;
+}
+
+export interface ShutdownOptions {
+  /** Resolve only once every task has finished and every worker has exited. Default true. */
+  wait?: boolean;
+  /** Cancel the tasks that have not started (they never will); running ones finish. Default false. */
+  cancelFutures?: boolean;
+}
+
+/** A function that may be sent: a stub from `executor.import()`, or an inline function (sent as source). */
+type Callable<A extends unknown[], R> = (...args: A) => R;
+
+const CORES = availableParallelism();
+/** Tasks are handed out ahead so that each worker has about this much work queued (microseconds). */
+const PREFETCH_US = 2_000;
+/** Tasks longer than this on average are handed out one at a time (see #window). */
+const LONG_TASK_US = 20_000;
+/** How often a thread blocked in resultSync looks whether the workers still live (ms). */
+const BLOCK_SLICE_MS = 10;
+/** Workers that die before their first task, in a row, before the pool gives up on the queue. */
+const MAX_BOOT_FAILURES = 3;
+
+/** Two words for the whole process: how many pool workers are awake, and the BELL (see layout.ts). */
+const awake = new SharedArrayBuffer(8);
+const awakeWords = new Int32Array(awake);
+
+let count = 0;
+
+/** The submit methods, bound to a set of task options (see `ThreadPoolExecutor.with`). */
+export class ExecutorCaller {
+  readonly #target: ThreadPoolExecutor | undefined;
+  readonly #options: TaskOptions;
+
+  /** @internal */
+  constructor(target: ThreadPoolExecutor | undefined, options: TaskOptions) {
+    this.#target = target;
+    this.#options = options;
+  }
+
+  /** @internal The executor (a ThreadPoolExecutor is its own). */
+  protected get pool(): ThreadPoolExecutor {
+    return this.#target ?? (this as unknown as ThreadPoolExecutor);
+  }
+
+  /** @internal */
+  protected get options(): TaskOptions {
+    return this.#options;
+  }
+
+  /**
+   * Runs `fn(...args)` on a worker. Returns at once; when the queue is full the task waits its
+   * turn (FIFO) to enter it, still cancellable.
+   */
+  submit<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> {
+    return this.pool.submitWith(this.options, fn, ...args);
+  }
+
+  /** As submit, but throws QueueFullError rather than wait when the queue is full. */
+  submitNowait<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> {
+    return this.pool.submitWith({ ...this.options, nowait: true }, fn, ...args);
+  }
+
+  /**
+   * `fn(item)` for each item, in input order. The input is read lazily and at most
+   * `concurrency` chunks of `chunkSize` items are in flight, so it may be endless.
+   */
+  map<T, R>(
+    fn: (item: T) => R,
+    input: Iterable<T> | AsyncIterable<T>,
+    options: MapOptions = {},
+  ): AsyncGenerator<Awaited<R>, void, undefined> {
+    const id = targetOf(fn);
+    return mapChunks<T, Awaited<R>>(
+      (items) => this.pool.submitTarget(id, Mode.Chunk, items, this.options) as Future<[Awaited<R>[], number, unknown]>,
+      input,
+      { concurrency: this.pool.maxWorkers * 2, ...options },
+    );
+  }
+
+  /** A module loaded in the workers: each of its functions runs there and returns a Future. */
+  import<T = Record<string, unknown>>(specifier: string | URL): Offloaded<T> {
+    const spec = normalizeSpecifier(specifier);
+    return moduleProxy(spec, (id, args) => this.pool.submitTarget(id, Mode.Call, args, this.options)) as Offloaded<T>;
+  }
+}
+
+export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposable {
+  readonly name: string;
+  readonly maxWorkers: number;
+  readonly minWorkers: number;
+  readonly idleTimeout: number;
+  readonly maxQueue: number;
+  readonly #resourceLimits: ResourceLimits | undefined;
+  readonly #workers: PoolWorker[] = [];
+  /** Threads started and not yet exited (retiring and killed ones too). */
+  #threads = 0;
+  /** Accepted, not yet handed to a worker. */
+  readonly #queue = new Deque<Task>();
+  #queued = 0;
+  /** Submitted while the queue was full: waiting (FIFO) to enter it. */
+  readonly #waiting = new Deque<Task>();
+  #waitingCount = 0;
+  /** Tasks not yet settled: while there are any, the pool keeps the process alive. */
+  #unsettled = 0;
+  #state: 'open' | 'shutdown' | 'closed' = 'open';
+  readonly #closed: Promise<void>;
+  #markClosed!: () => void;
+  /** Average run time of recent tasks (us), or -1 before the first. */
+  #averageMicros = -1;
+  #pollScheduled = false;
+  #lastProgress = 0;
+  #bootFailures = 0;
+  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #keepAlive = setInterval(() => undefined, 1 << 30);
+  readonly #events = {
+    result: (task: Task, status: Status, micros: number, r: Reader): void => {
+      this.#onResult(task, status, micros, r);
+    },
+    wake: (): void => {
+      this.#poll();
+    },
+    exit: (worker: PoolWorker, started: Task[], unstarted: Task[], cause: unknown, code: number): void => {
+      this.#onExit(worker, started, unstarted, cause, code);
+    },
+  };
+
+  constructor(options: ExecutorOptions = {}) {
+    super(undefined, {});
+    this.name = options.name ?? `ThreadPoolExecutor #${String(++count)}`;
+    this.maxWorkers = Math.max(1, Math.floor(options.maxWorkers ?? CORES));
+    this.minWorkers = Math.min(this.maxWorkers, Math.max(0, Math.floor(options.minWorkers ?? 0)));
+    this.idleTimeout = options.idleTimeout ?? 30_000;
+    this.maxQueue = options.maxQueue ?? Infinity;
+    if (!(this.maxQueue >= 0)) throw new RangeError('maxQueue must be a number >= 0');
+    this.#resourceLimits = options.resourceLimits;
+    this.#keepAlive.unref();
+    this.#closed = new Promise((resolve) => {
+      this.#markClosed = resolve;
+    });
+    for (let i = 0; i < this.minWorkers; i++) this.#spawn();
+  }
+
+  /** The submit methods with these options (signal, timeout, terminateAfter) for every task. */
+  with(options: TaskOptions): ExecutorCaller {
+    return new ExecutorCaller(this, options);
+  }
+
+  /** The worker threads running now (for inspection; terminating one is a crash its tasks see). */
+  get threads(): readonly Worker[] {
+    return this.#workers.map((w) => w.thread);
+  }
+
+  /** Tasks waiting for a worker (those waiting to enter a full queue not included). */
+  get queueSize(): number {
+    return this.#queued;
+  }
+
+  /** True once shutdown() was called. */
+  get isShutdown(): boolean {
+    return this.#state !== 'open';
+  }
+
+  /** As concurrent.futures.as_completed: the futures, each as soon as it is done. */
+  asCompleted<F extends Completable>(
+    futures: Iterable<F>,
+    options?: AsCompletedOptions,
+  ): AsyncIterableIterator<Completed<F>> {
+    return asCompleted(futures, options);
+  }
+
+  /** As concurrent.futures.wait: resolves when `returnWhen` holds or the timeout passes. */
+  wait<F extends Completable>(futures: Iterable<F>, options?: WaitOptions): Promise<WaitResult<F>> {
+    return wait(futures, options);
+  }
+
+  /**
+   * Resolves once there is room in the queue (at once if there is), after the submissions already
+   * waiting for room: a producer that awaits it before each submit never runs ahead of the pool.
+   */
+  ready(): Promise<void> {
+    if (this.#waitingCount === 0 && this.#queued < this.maxQueue) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#readyWaiters.push(resolve);
+    });
+  }
+
+  readonly #readyWaiters: (() => void)[] = [];
+
+  /**
+   * As Executor.shutdown: no new tasks are accepted (submit then fails with ClosedError), queued
+   * ones still run unless `cancelFutures`, and with `wait` (the default) this resolves once all
+   * have finished and every worker has exited. Idempotent.
+   */
+  async shutdown(options: ShutdownOptions = {}): Promise<void> {
+    const { wait: waitForIt = true, cancelFutures = false } = options;
+    if (this.#state === 'open') this.#state = 'shutdown';
+    if (cancelFutures) this.#cancelUnstarted();
+    this.#maybeClose();
+    if (waitForIt) await this.#closed;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
+  // ---- submitting ------------------------------------------------------------------------------
+
+  /** @internal */
+  submitWith<A extends unknown[], R>(
+    options: TaskOptions & { nowait?: boolean },
+    fn: Callable<A, R>,
+    ...args: A
+  ): Future<Awaited<R>> {
+    let id: number;
+    try {
+      id = targetOf(fn);
+    } catch (error) {
+      return failed(error);
+    }
+    return this.submitTarget(id, Mode.Call, args, options) as Future<Awaited<R>>;
+  }
+
+  /** @internal */
+  submitTarget(id: number, mode: Mode, args: unknown[], options: TaskOptions & { nowait?: boolean }): Future<unknown> {
+    if (this.#state !== 'open') return failed(new ClosedError(`${this.name} is shut down: it takes no new tasks`));
+    if (options.nowait === true && (this.#waitingCount > 0 || (this.#queued >= this.maxQueue && !this.#hasRoom()))) {
+      throw new QueueFullError(`the queue of ${this.name} is full (maxQueue ${this.maxQueue})`);
+    }
+    const { signal, timeout } = options;
+    if (signal?.aborted === true) {
+      const [future, control] = Future.create<unknown>();
+      future.cancel(signal.reason);
+      control.settle();
+      return future;
+    }
+    try {
+      stage(mode, id, args);
+    } catch (error) {
+      return failed(error);
+    }
+    // The task is the future's hooks (its onCancel), which spares a closure per task.
+    const t = new Task(this.#owner, mode, id, staged.buf, staged.start, staged.end, staged.beside, options);
+    const [future, control] = Future.create<unknown>(t);
+    t.future = future;
+    t.control = control;
+    let timer: NodeJS.Timeout | undefined;
+    if (timeout !== undefined) {
+      timer = setTimeout(() => {
+        if (control.reject(new TimeoutError(`the task timed out after ${String(timeout)} ms`))) {
+          this.#abandon(t, CancelKind.Timeout);
+        }
+      }, timeout);
+    }
+    const onAbort = (): void => {
+      future.cancel(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (timer !== undefined || signal !== undefined) {
+      t.cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+    }
+    if (this.#unsettled++ === 0) this.#keepAlive.ref();
+    // After a pump, either nothing waits or no worker can take more; only a result or a worker
+    // coming or going changes that (and each pumps). So a task behind others needs no pump.
+    const behindOthers = this.#queued > 0 || this.#waitingCount > 0;
+    if (this.#waitingCount > 0 || this.#queued >= this.maxQueue) {
+      this.#waiting.push(t);
+      this.#waitingCount++;
+    } else {
+      t.state = 'queued';
+      this.#queue.push(t);
+      this.#queued++;
+    }
+    if (!behindOthers) this.#pump();
+    return future;
+  }
+
+  // ---- handing tasks to workers ----------------------------------------------------------------
+
+  /**
+   * How many tasks a worker may hold: one while the queue is bounded; else enough for PREFETCH_US
+   * of work, and at least two for tasks shorter than LONG_TASK_US, so that a worker never waits
+   * for the main thread between two of them. Longer ones are handed out one at a time, so that
+   * none waits behind a long task on one worker while another is free.
+   */
+  #window(): number {
+    if (this.maxQueue !== Infinity) return 1;
+    const average = this.#averageMicros;
+    if (average < 0) return 2;
+    if (average >= LONG_TASK_US) return 1;
+    return Math.max(2, Math.min(MAX_WINDOW, Math.floor(PREFETCH_US / Math.max(1, average))));
+  }
+
+  /** Whether a task could be handed to a worker right now. */
+  #hasRoom(): boolean {
+    if (this.#workers.length < this.maxWorkers) return true;
+    const window = this.#window();
+    return this.#workers.some((w) => !w.stopping && w.outstanding < window);
+  }
+
+  /** The worker to hand the next task to: the least loaded (awake ones first), spawning if none is idle. */
+  #pick(): PoolWorker | undefined {
+    const window = this.#window();
+    let best: PoolWorker | undefined;
+    let idle = false;
+    for (const w of this.#workers) {
+      if (w.stopping || w.full) continue;
+      if (w.outstanding === 0) idle = true;
+      if (w.outstanding >= window) continue;
+      if (
+        best === undefined ||
+        w.outstanding < best.outstanding ||
+        (w.outstanding === best.outstanding && best.sleeping && !w.sleeping)
+      ) {
+        best = w;
+      }
+    }
+    if (!idle && this.#liveWorkers() < this.maxWorkers) return this.#spawn();
+    return best;
+  }
+
+  #liveWorkers(): number {
+    let n = 0;
+    for (const w of this.#workers) if (!w.stopping) n++;
+    return n;
+  }
+
+  #pump(): void {
+    // A pump runs on every submit: no allocation here (`full` and `touched` are marks on the workers).
+    for (const w of this.#workers) w.full = false;
+    let touched = false;
+    for (let progressed = true; progressed;) {
+      progressed = false;
+      // Waiting submissions enter the queue in order as room appears.
+      while (this.#waitingCount > 0 && this.#queued < this.maxQueue) {
+        const t = this.#waiting.shift();
+        if (t === undefined) break;
+        if (t.state !== 'waiting') continue;
+        this.#admit(t);
+        progressed = true;
+      }
+      while (this.#queued > 0) {
+        const t = this.#queue.peek();
+        if (t === undefined) break;
+        if (t.state !== 'queued') {
+          this.#queue.shift();
+          continue;
+        }
+        const w = this.#pick();
+        if (w === undefined) break;
+        let taken: boolean;
+        try {
+          taken = w.hand(t);
+        } catch (error) {
+          // Its body cannot be sent again (a MessagePort already transferred by a first attempt).
+          this.#queue.shift();
+          this.#queued--;
+          t.control.reject(error);
+          this.#settle(t);
+          continue;
+        }
+        if (!taken) {
+          w.full = true;
+          continue;
+        }
+        touched = true;
+        this.#queue.shift();
+        this.#queued--;
+        progressed = true;
+      }
+      // A full (or zero-length) queue: the first waiting task may still go straight to a free worker.
+      if (this.#queued === 0 && this.#waitingCount > 0) {
+        let t = this.#waiting.peek();
+        while (t !== undefined && t.state !== 'waiting') {
+          this.#waiting.shift();
+          t = this.#waiting.peek();
+        }
+        if (t !== undefined && this.#hasRoom()) {
+          this.#waiting.shift();
+          this.#admit(t);
+          progressed = true;
+        }
+      }
+    }
+    if (this.#readyWaiters.length > 0 && this.#waitingCount === 0 && this.#queued < this.maxQueue) {
+      for (const resolve of this.#readyWaiters.splice(0)) resolve();
+    }
+    for (const w of this.#workers) w.flush();
+    if (touched) {
+      this.#lastProgress = performance.now();
+      this.#schedulePoll();
+    }
+  }
+
+  #admit(t: Task): void {
+    this.#waitingCount--;
+    t.state = 'queued';
+    this.#queue.push(t);
+    this.#queued++;
+  }
+
+  #spawn(): PoolWorker {
+    const w = new PoolWorker(this.name, this.#resourceLimits, awake, this.#events);
+    this.#workers.push(w);
+    this.#threads++;
+    return w;
+  }
+
+  // ---- results ---------------------------------------------------------------------------------
+
+  #schedulePoll(): void {
+    if (this.#pollScheduled) return;
+    this.#pollScheduled = true;
+    setImmediate(this.#poll);
+  }
+
+  /**
+   * Takes the results there are and refills the rings. While tasks are out it looks again on the
+   * next turn of the loop (never blocking it), for a short while after the last progress and only
+   * if there is a core to spare; then it sleeps, and the first worker with a result wakes it.
+   */
+  readonly #poll = (): void => {
+    this.#pollScheduled = false;
+    let got = 0;
+    for (const w of this.#workers) {
+      if (w.outstanding === 0) continue;
+      w.mainWaits = MainWaits.No;
+      got += w.collect();
+    }
+    const now = performance.now();
+    if (got > 0) this.#lastProgress = now;
+    this.#pump();
+    let spin = -1;
+    for (const w of this.#workers) if (w.outstanding > 0) spin = Math.max(spin, w.spinMs);
+    if (spin < 0) return;
+    // Spinning for a task that runs longer than the spin would be wasted.
+    const short = this.#averageMicros < spin * 1000;
+    if (spin > 0 && short && Atomics.load(awakeWords, AWAKE) < CORES && now - this.#lastProgress < spin) {
+      this.#schedulePoll();
+      return;
+    }
+    let late = 0;
+    for (const w of this.#workers) {
+      if (w.outstanding === 0) continue;
+      w.mainWaits = MainWaits.Loop;
+      late += w.collect();
+    }
+    if (late > 0) {
+      this.#lastProgress = performance.now();
+      this.#pump();
+      this.#schedulePoll();
+    }
+  };
+
+  #onResult(task: Task, status: Status, micros: number, r: Reader): void {
+    if (status !== Status.Skipped) {
+      this.#averageMicros = this.#averageMicros < 0 ? micros : this.#averageMicros * 0.9 + micros * 0.1;
+    }
+    if (!task.abandoned) {
+      if (status === Status.Ok) task.control.resolve(decodeValue(r));
+      else if (status === Status.Thrown) task.control.reject(decodeValue(r));
+    }
+    this.#settle(task);
+    if (this.#idleTimer === undefined && this.idleTimeout !== Infinity && this.#workers.length > this.minWorkers) {
+      this.#armIdleTimer();
+    }
+  }
+
+  #settle(task: Task): void {
+    task.state = 'done';
+    task.cleanup?.();
+    task.cleanup = undefined;
+    task.control.settle();
+    if (--this.#unsettled === 0) {
+      this.#keepAlive.unref();
+      this.#maybeClose();
+    }
+  }
+
+  // ---- cancelling ------------------------------------------------------------------------------
+
+  /** What tasks ask of their pool (their futures' hooks call these). */
+  readonly #owner = {
+    abandon: (task: Task, kind: CancelKind): void => {
+      this.#abandon(task, kind);
+    },
+    block: (isDone: () => boolean, deadline: number): void => {
+      this.#block(isDone, deadline);
+    },
+  };
+
+  /**
+   * resultSync of a pool future: this thread blocks, and meanwhile does what its event loop would
+   * have done (take results, hand out tasks); workers ring the BELL for it instead of posting a
+   * message. A worker that dies meanwhile is noticed through its native handle, since the 'exit'
+   * event cannot arrive while this thread is blocked.
+   */
+  #block(isDone: () => boolean, deadline: number): void {
+    try {
+      for (;;) {
+        const seen = Atomics.load(awakeWords, BELL);
+        for (const w of this.#workers) {
+          w.mainWaits = MainWaits.Blocked;
+          w.collect();
+        }
+        this.#pump();
+        if (isDone()) return;
+        const left = deadline - performance.now();
+        if (left <= 0) return;
+        Atomics.wait(awakeWords, BELL, seen, Math.min(left, BLOCK_SLICE_MS));
+        for (const w of [...this.#workers]) w.checkAlive();
+      }
+    } finally {
+      for (const w of this.#workers) w.mainWaits = MainWaits.No;
+      this.#schedulePoll();
+    }
+  }
+
+  /** The task's future is done (cancelled or timed out): drop it if it has not started, else stop it. */
+  readonly #abandon = (task: Task, kind: CancelKind): void => {
+    if (task.abandoned) return;
+    task.abandoned = true;
+    switch (task.state) {
+      case 'waiting':
+        this.#waitingCount--;
+        this.#settle(task);
+        this.#pump();
+        return;
+      case 'queued':
+        this.#queued--;
+        this.#settle(task);
+        this.#pump();
+        return;
+      case 'handed': {
+        const worker = task.owner as PoolWorker;
+        worker.cancel(task, kind);
+        const grace = task.options.terminateAfter;
+        if (grace !== undefined && grace !== Infinity) {
+          let timer: NodeJS.Timeout | undefined;
+          const check = (): void => {
+            if (task.state !== 'handed' || task.owner !== worker || worker.exited) return;
+            // Only the task itself is stopped: not yet begun, it will be skipped when its turn comes
+            // (looked at again after another grace period, in case it began meanwhile).
+            if (worker.started === task.seq) worker.kill();
+            else timer = setTimeout(check, grace);
+          };
+          timer = setTimeout(check, grace);
+          const previous = task.cleanup;
+          task.cleanup = () => {
+            previous?.();
+            clearTimeout(timer);
+          };
+        }
+        return;
+      }
+      case 'done':
+        return;
+    }
+  };
+
+  #cancelUnstarted(): void {
+    for (const t of [...this.#waiting, ...this.#queue]) {
+      if (t.state === 'waiting' || t.state === 'queued') t.future.cancel(new CancelledError('shutdown(cancelFutures)'));
+    }
+    // Handed to a worker but not begun: flagged, so the worker skips them.
+    for (const w of this.#workers) {
+      for (const t of w.unstarted()) t.future.cancel(new CancelledError('shutdown(cancelFutures)'));
+    }
+  }
+
+  // ---- workers coming and going ----------------------------------------------------------------
+
+  #onExit(worker: PoolWorker, started: Task[], unstarted: Task[], cause: unknown, code: number): void {
+    this.#threads--;
+    const at = this.#workers.indexOf(worker);
+    if (at >= 0) this.#workers.splice(at, 1);
+    const how =
+      cause instanceof Error
+        ? `: ${cause.name}: ${cause.message}`
+        : worker.stopping
+          ? ' (terminated: a task ignored its signal past terminateAfter)'
+          : code !== 1
+            ? ` (process.exit(${String(code)}))`
+            : ' (terminated, or process.exit(1))';
+    const error = new WorkerCrashedError(`a worker of ${this.name} stopped unexpectedly${how}`, {
+      cause,
+      exitCode: code,
+    });
+    // The tasks it was running went down with it; a task it was told to stop is only settled.
+    for (const t of started) {
+      if (!t.abandoned) t.control.reject(error);
+      this.#settle(t);
+    }
+    // Tasks it never began go back to the front of the queue, in their order.
+    for (let i = unstarted.length - 1; i >= 0; i--) {
+      const t = unstarted[i] as Task;
+      if (t.abandoned) {
+        this.#settle(t);
+        continue;
+      }
+      t.state = 'queued';
+      t.owner = undefined;
+      this.#queue.unshift(t);
+      this.#queued++;
+    }
+    if (!worker.ready && !worker.stopping) {
+      // It died before running anything: respawning for ever would spin. After a few in a row, the
+      // queue fails with the error instead.
+      if (++this.#bootFailures >= MAX_BOOT_FAILURES) this.#failQueue(error);
+    } else {
+      this.#bootFailures = 0;
+    }
+    const booting = this.#bootFailures < MAX_BOOT_FAILURES;
+    if (this.#state === 'open' && booting) while (this.#liveWorkers() < this.minWorkers) this.#spawn();
+    this.#pump();
+    this.#maybeClose();
+  }
+
+  #failQueue(error: Error): void {
+    for (const t of [...this.#waiting, ...this.#queue]) {
+      if (t.state !== 'waiting' && t.state !== 'queued') continue;
+      if (t.state === 'waiting') this.#waitingCount--;
+      else this.#queued--;
+      t.control.reject(error);
+      this.#settle(t);
+    }
+  }
+
+  #armIdleTimer(): void {
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      const now = performance.now();
+      for (const w of [...this.#workers]) {
+        if (this.#liveWorkers() <= this.minWorkers) break;
+        if (!w.stopping && w.outstanding === 0 && now - w.idleSince >= this.idleTimeout) {
+          this.#workers.splice(this.#workers.indexOf(w), 1);
+          w.retire();
+        }
+      }
+      if (this.#liveWorkers() > this.minWorkers) this.#armIdleTimer();
+    }, this.idleTimeout);
+    this.#idleTimer.unref();
+  }
+
+  /** After shutdown, once nothing is left to run: the workers leave, then the pool is closed. */
+  #maybeClose(): void {
+    if (this.#state === 'open' || this.#unsettled > 0) return;
+    for (const w of this.#workers.splice(0)) w.retire();
+    clearTimeout(this.#idleTimer);
+    if (this.#threads === 0 && this.#state !== 'closed') {
+      this.#state = 'closed';
+      // Nothing will make room any more; a submit after ready() now fails with ClosedError.
+      for (const resolve of this.#readyWaiters.splice(0)) resolve();
+      clearInterval(this.#keepAlive);
+      this.#markClosed();
+    }
+  }
+}
+
+function failed<T>(error: unknown): Future<T> {
+  const [future, control] = Future.create<T>();
+  control.reject(error);
+  control.settle();
+  return future;
+}

@@ -1,0 +1,97 @@
+/**
+ * What a task runs, named so that any worker can find it: an export of a module (specifier and
+ * property path, loaded by the worker on first use) or an inline function sent as source text.
+ * Each gets a process-wide id; a worker is told an id's definition once, before its first task.
+ */
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Future } from '../future.js';
+
+export type Definition =
+  | { readonly kind: 'module'; readonly specifier: string; readonly path: readonly string[] }
+  | { readonly kind: 'source'; readonly source: string };
+
+const ids = new Map<string, number>();
+const definitions: Definition[] = [];
+/** The stubs made by `import()`: function -> id. */
+const stubs = new WeakMap<object, number>();
+
+function idOf(key: string, definition: Definition): number {
+  let id = ids.get(key);
+  if (id === undefined) {
+    id = definitions.push(definition) - 1;
+    ids.set(key, id);
+  }
+  return id;
+}
+
+export function definitionOf(id: number): Definition {
+  return definitions[id] as Definition;
+}
+
+/**
+ * The id of what `fn` stands for. Inline functions follow LoopThread's rules: their source must
+ * evaluate on its own (no method shorthand, no captured variables); native and bound functions
+ * have no source and are refused here.
+ */
+export function targetOf(fn: unknown): number {
+  if (typeof fn !== 'function') throw new TypeError(`expected a function, got ${fn === null ? 'null' : typeof fn}`);
+  const stub = stubs.get(fn);
+  if (stub !== undefined) return stub;
+  const source = Function.prototype.toString.call(fn);
+  if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
+    throw new TypeError(
+      'a native or bound function cannot be sent as source; pass an inline function, or a function from executor.import()',
+    );
+  }
+  return idOf(`s\0${source}`, { kind: 'source', source });
+}
+
+/** A module's functions as seen through `executor.import()`: each runs on the pool and returns a Future. */
+export type Offloaded<T> = {
+  readonly [
+    K in keyof T as T[K] extends (...args: never[]) => unknown ? K : T[K] extends object ? K : never
+  ]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Future<Awaited<R>> : Offloaded<T[K]>;
+};
+
+/** Relative paths resolve against the working directory; bare names and URLs go as they are. */
+export function normalizeSpecifier(specifier: string | URL): string {
+  if (specifier instanceof URL) return specifier.href;
+  if (typeof specifier !== 'string') throw new TypeError('the module specifier must be a string or a URL');
+  if (specifier.startsWith('./') || specifier.startsWith('../')) return pathToFileURL(resolvePath(specifier)).href;
+  if (isAbsolute(specifier)) return pathToFileURL(specifier).href;
+  return specifier;
+}
+
+/**
+ * A proxy for a module loaded in the workers. It is made without loading anything here, so it
+ * cannot know the exports: every property is a stub (and a namespace of deeper stubs). `then` is
+ * left undefined so that the proxy is not mistaken for a promise.
+ */
+export function moduleProxy(specifier: string, submit: (id: number, args: unknown[]) => unknown): object {
+  const make = (path: readonly string[]): object => {
+    const id = idOf(`m\0${specifier}\0${path.join('\0')}`, { kind: 'module', specifier, path });
+    const name = path[path.length - 1] ?? 'module';
+    const stub = {
+      [name]: (...args: unknown[]): unknown => submit(id, args),
+    }[name] as (...args: unknown[]) => unknown;
+    const children = new Map<string, object>();
+    const proxy = new Proxy(stub, {
+      get(target, key, receiver) {
+        // Function methods (call, apply, bind...) stay themselves below the module's top level.
+        const own = typeof key !== 'string' || key === 'then' || (path.length > 0 && key in Function.prototype);
+        if (own && key !== 'name' && key !== 'length') return Reflect.get(target, key, receiver) as unknown;
+        const k = key;
+        let child = children.get(k);
+        if (child === undefined) {
+          child = make([...path, k]);
+          children.set(k, child);
+        }
+        return child;
+      },
+    });
+    stubs.set(proxy, id);
+    return proxy;
+  };
+  return make([]);
+}

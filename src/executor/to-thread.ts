@@ -1,0 +1,32 @@
+/**
+ * asyncio.to_thread: run a function on the default executor. The default executor is made on
+ * first use, with a worker per core; its idle workers never hold the process open.
+ */
+import { availableParallelism } from 'node:os';
+import { ThreadPoolExecutor } from './pool.js';
+
+let fallback: ThreadPoolExecutor | undefined;
+
+/** The executor that toThread uses (made on first use unless one was set). */
+export function defaultExecutor(): ThreadPoolExecutor {
+  if (fallback === undefined || fallback.isShutdown) {
+    fallback = new ThreadPoolExecutor({ name: 'default executor', maxWorkers: availableParallelism() });
+  }
+  return fallback;
+}
+
+/** Replaces the default executor (as loop.set_default_executor); the previous one is not shut down. */
+export function setDefaultExecutor(executor: ThreadPoolExecutor): void {
+  fallback = executor;
+}
+
+/**
+ * Runs `fn(...args)` on the default executor and resolves with its result. `fn` is a function
+ * from `executor.import()` or an inline function (sent as source: it may use only its arguments
+ * and globals).
+ */
+export function toThread<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Promise<Awaited<R>> {
+  return defaultExecutor()
+    .submit(fn, ...args)
+    .then();
+}

@@ -1,0 +1,356 @@
+/**
+ * The entry point of a pool worker. It takes tasks from its ring in order and runs them one at a
+ * time, as a thread of Python's ThreadPoolExecutor does (a task that returns a promise is awaited
+ * before the next starts), writing each result to the result ring at once. When the ring is
+ * empty it spins briefly if there are cores to spare, then idles in its event loop (timers and
+ * I/O of earlier tasks keep running) until the main thread wakes it by message.
+ */
+import { availableParallelism } from 'node:os';
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { Reader, Writer } from '../codec/writer.js';
+import { CancelledError, TimeoutError } from '../errors.js';
+import { CallContext, runInContext } from '../portal/call-context.js';
+import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, views, Word } from './layout.js';
+import { RingReader, RingWriter } from './ring.js';
+import { SpinPolicy } from './spin.js';
+import type { Definition } from './targets.js';
+import {
+  Mode,
+  readBody,
+  readDefine,
+  Record,
+  Status,
+  toPayload,
+  WAKE,
+  writeResult,
+  copyInto,
+  payloadReader,
+  type Payload,
+  type ToWorker,
+} from './wire.js';
+
+export interface WorkerInit {
+  shared: SharedArrayBuffer;
+  awake: SharedArrayBuffer;
+  control: MessagePort;
+  payload: MessagePort;
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+const init = workerData as WorkerInit;
+const { words, cancelled, reasons, tasks: taskBytes, results: resultBytes } = views(init.shared);
+const awake = new Int32Array(init.awake);
+const tasks = new RingReader(words, Word.TaskWrite, Word.TaskRead, taskBytes);
+const results = new RingWriter(words, Word.ResultWrite, Word.ResultRead, resultBytes);
+const control = init.control;
+const payload = init.payload;
+
+const CORES = availableParallelism();
+/** Whether to spin for the next task when the ring runs dry (see spin.ts). */
+const budget = new SpinPolicy();
+/** The ring ran dry after a result: the next task tells how the main thread answered. */
+let waitedForTask = false;
+/** When the last result went out (performance.now()). */
+let lastResult = 0;
+/** Tasks run since the ring last ran dry, and in the stretch before: only one-task stretches are observed. */
+let ranSinceDry = 0;
+let lastStretch = 0;
+/** A worker draining its ring lets its event loop turn this often (timers and I/O of earlier tasks). */
+const YIELD_MS = 10;
+/** Results up to this size go through the ring; larger ones by message (they would crowd it). */
+const MAX_RING_RESULT = 16 * 1024;
+
+const definitions = new Map<number, Definition>();
+const resolved = new Map<number, Fn | Error>();
+const modules = new Map<string, Promise<object>>();
+const scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+let isAwake = false;
+/** A drain is under way (perhaps paused while a task's promise settles): wakes are not needed. */
+let busy = false;
+let running: { seq: number; context: CallContext } | undefined;
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  v !== null &&
+  (typeof v === 'object' || typeof v === 'function') &&
+  typeof (v as { then?: unknown }).then === 'function';
+
+function cancelReason(seq: number): unknown {
+  const slot = seq & CANCEL_MASK;
+  if (Atomics.load(cancelled, slot) !== seq) return undefined;
+  switch (Atomics.load(reasons, slot) as CancelKind) {
+    case CancelKind.Timeout:
+      return new TimeoutError('the task timed out');
+    default:
+      return new CancelledError('the task was cancelled');
+  }
+}
+
+function wakeMain(): void {
+  if ((Atomics.load(words, Word.MainSleeps) as MainWaits) === MainWaits.No) return;
+  switch (Atomics.exchange(words, Word.MainSleeps, MainWaits.No) as MainWaits) {
+    case MainWaits.Loop:
+      control.postMessage(WAKE);
+      return;
+    case MainWaits.Blocked:
+      Atomics.add(awake, BELL, 1);
+      Atomics.notify(awake, BELL);
+      return;
+    case MainWaits.No:
+      return;
+  }
+}
+
+function sendResult(seq: number, status: Status, micros: number, value: unknown): void {
+  lastResult = performance.now();
+  const w = new Writer(scratch, 0, []);
+  writeResult(w, seq, status, micros, value);
+  const pos = w.pos <= MAX_RING_RESULT && w.beside?.length === 0 ? results.reserve(w.pos) : -1;
+  if (pos >= 0) {
+    copyInto(results.data, pos, w.buf, 0, w.pos);
+    results.publish();
+  } else {
+    // The ring is full, or the result is large or carries ports: it goes by message.
+    const [p, transfer] = toPayload(w, 0);
+    payload.postMessage(p, transfer);
+  }
+  wakeMain();
+}
+
+function compile(source: string): Fn | Error {
+  let value: unknown;
+  try {
+    // Indirect eval: global scope, so the function sees globals and nothing of this module.
+    value = (0, eval)(`(${source}\n)`);
+  } catch (error) {
+    return new SyntaxError(
+      `the inline function could not be evaluated in the pool worker: ${(error as Error).message}. ` +
+        'Inline functions travel as source text: write a function expression or an arrow function ' +
+        '(not a method shorthand) that uses only its arguments and globals.',
+      { cause: error },
+    );
+  }
+  if (typeof value !== 'function') return new TypeError('the inline source did not evaluate to a function');
+  return value as Fn;
+}
+
+function lookup(ns: object, d: Definition & { kind: 'module' }): Fn | Error {
+  let value: unknown = ns;
+  for (const key of d.path) value = value === null || value === undefined ? undefined : (value as Props)[key];
+  if (typeof value === 'function') return value as Fn;
+  const name = d.path.length === 0 ? 'the module' : `export '${d.path.join('.')}'`;
+  return new TypeError(`${name} of ${d.specifier} is not a function`);
+}
+type Props = Readonly<Partial<globalThis.Record<string, unknown>>>;
+
+/** The function of target `id`: at once if known, or a promise while its module loads. */
+function resolveTarget(id: number): Fn | Error | Promise<Fn | Error> {
+  const known = resolved.get(id);
+  if (known !== undefined) return known;
+  const d = definitions.get(id);
+  if (d === undefined) return new ReferenceError(`target #${id} is unknown in this worker`);
+  if (d.kind === 'source') {
+    const fn = compile(d.source);
+    resolved.set(id, fn);
+    return fn;
+  }
+  let loading = modules.get(d.specifier);
+  if (loading === undefined) {
+    loading = import(d.specifier) as Promise<object>;
+    modules.set(d.specifier, loading);
+  }
+  return loading.then(
+    (ns) => {
+      const fn = lookup(ns, d);
+      resolved.set(id, fn);
+      return fn;
+    },
+    // A module that fails to load fails each task that needs it, and is tried again by the next.
+    (error: unknown) => {
+      modules.delete(d.specifier);
+      return error instanceof Error ? error : new Error(String(error));
+    },
+  );
+}
+
+/** Runs fn on each item in turn; returns [values, index of the failing item or -1, its error]. */
+function runChunk(fn: Fn, items: unknown[]): unknown {
+  const values: unknown[] = [];
+  const step = (i: number): unknown => {
+    for (; i < items.length; i++) {
+      let v: unknown;
+      try {
+        v = fn(items[i]);
+      } catch (error) {
+        return [values, i, error];
+      }
+      if (isThenable(v)) {
+        const at = i;
+        return Promise.resolve(v).then(
+          (value) => {
+            values.push(value);
+            return step(at + 1);
+          },
+          (error: unknown) => [values, at, error],
+        );
+      }
+      values.push(v);
+    }
+    return [values, -1, undefined];
+  };
+  return step(0);
+}
+
+/** Runs one task; returns a promise if it has not finished yet. */
+function runTask(seq: number, r: Reader): Promise<void> | undefined {
+  const { mode, id, args } = readBody(r);
+  if (cancelReason(seq) !== undefined) {
+    sendResult(seq, Status.Skipped, 0, undefined);
+    return undefined;
+  }
+  Atomics.store(words, Word.Started, seq);
+  // A start is news for a main thread that sleeps (the future's state becomes 'running').
+  wakeMain();
+  const target = resolveTarget(id);
+  if (target instanceof Promise) return target.then((fn) => call(seq, fn, mode, args));
+  return call(seq, target, mode, args);
+}
+
+function call(seq: number, fn: Fn | Error, mode: Mode, args: unknown[]): Promise<void> | undefined {
+  const started = performance.now();
+  const finish = (status: Status, value: unknown): void => {
+    running = undefined;
+    sendResult(seq, status, Math.min(0xffffffff, Math.round((performance.now() - started) * 1000)), value);
+  };
+  if (fn instanceof Error) {
+    finish(Status.Thrown, fn);
+    return undefined;
+  }
+  const context = new CallContext(() => cancelReason(seq));
+  running = { seq, context };
+  let result: unknown;
+  try {
+    result = runInContext(context, () => (mode === Mode.Chunk ? runChunk(fn, args) : fn(...args)));
+  } catch (error) {
+    finish(Status.Thrown, error);
+    return undefined;
+  }
+  if (!isThenable(result)) {
+    finish(Status.Ok, result);
+    return undefined;
+  }
+  return Promise.resolve(result).then(
+    (value) => {
+      finish(Status.Ok, value);
+    },
+    (error: unknown) => {
+      finish(Status.Thrown, error);
+    },
+  );
+}
+
+function spinForTasks(): boolean {
+  // Spin only if the awake workers and the main thread all have a core of their own.
+  const ms = budget.next();
+  if (ms <= 0 || Atomics.load(awake, AWAKE) >= CORES) return false;
+  const end = performance.now() + ms;
+  for (;;) {
+    for (let i = 0; i < 64; i++) if (tasks.ready) return true;
+    if (performance.now() > end) return false;
+  }
+}
+
+/** Takes and runs tasks until the ring is empty; pauses (staying busy) while a task's promise settles. */
+function drain(): void {
+  busy = true;
+  if (!isAwake) {
+    isAwake = true;
+    Atomics.add(awake, AWAKE, 1);
+  }
+  const began = performance.now();
+  for (;;) {
+    while (tasks.next()) {
+      const buf = tasks.data;
+      const type = buf[tasks.start] as Record;
+      const r = new Reader(buf, tasks.start + 1, tasks.end);
+      if (type === Record.Nothing) {
+        tasks.consume();
+        continue;
+      }
+      if (type === Record.Define) {
+        const [id, d] = readDefine(r);
+        definitions.set(id, d);
+        resolved.delete(id);
+        tasks.consume();
+        continue;
+      }
+      const seq = r.u32();
+      if (waitedForTask) {
+        // How long after its last result this thread had the next task (its own wake-up included).
+        // Only after a single task: in a burst the main thread is busy elsewhere, which says nothing
+        // about how soon it answers one task at a time.
+        waitedForTask = false;
+        if (lastStretch === 1) budget.observe(performance.now() - lastResult);
+      }
+      ranSinceDry++;
+      let body = r;
+      if (type === Record.TaskByPort) {
+        const m = receiveMessageOnPort(payload);
+        if (m === undefined) throw new Error('loopthread: a task body is missing from the payload port');
+        body = payloadReader(m.message as Payload);
+      }
+      let pending: Promise<void> | undefined;
+      try {
+        pending = runTask(seq, body);
+      } finally {
+        tasks.consume();
+      }
+      if (pending !== undefined) {
+        void pending.then(drain);
+        return;
+      }
+      if (performance.now() - began > YIELD_MS) {
+        setImmediate(drain);
+        return;
+      }
+    }
+    if (ranSinceDry > 0) {
+      lastStretch = ranSinceDry;
+      ranSinceDry = 0;
+      waitedForTask = true;
+    }
+    if (spinForTasks()) continue;
+    // Idle in the event loop (timers and I/O of earlier tasks go on), not in Atomics.wait: a
+    // parked thread wakes no sooner here (measured), and its event loop would be frozen meanwhile.
+    Atomics.store(words, Word.WorkerSleeps, 1);
+    if (tasks.ready) {
+      Atomics.store(words, Word.WorkerSleeps, 0);
+      continue;
+    }
+    busy = false;
+    isAwake = false;
+    Atomics.sub(awake, AWAKE, 1);
+    return;
+  }
+}
+
+control.on('message', (m: ToWorker) => {
+  if (m === WAKE) {
+    if (!busy) drain();
+  } else if ('cancel' in m) {
+    // Aborts the running task's signal (a CPU loop sees the flag itself through throwIfCancelled).
+    // Reading `aborted` polls the shared cancel flag, which aborts the signal.
+    if (running?.seq === m.cancel && running.context.aborted) return;
+  } else {
+    process.exit(0);
+  }
+});
+
+// Told in shared memory too: a main thread blocked in resultSync sees it without the 'exit' event.
+process.on('exit', (code) => {
+  Atomics.store(words, Word.ExitCode, code + 1);
+});
+
+Atomics.store(words, Word.Ready, 1);
+drain();

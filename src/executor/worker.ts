@@ -1,0 +1,336 @@
+/**
+ * One worker of a pool, seen from the main thread: its thread, its shared rings, and the tasks
+ * handed to it and not yet answered (by sequence number). It knows how to hand over a task, take
+ * results, flag a cancel, and tell what became of its tasks when the thread ends; what to do
+ * about it is the pool's business.
+ */
+import { join } from 'node:path';
+import { MessageChannel, Worker, receiveMessageOnPort, type ResourceLimits } from 'node:worker_threads';
+import { Reader, Writer } from '../codec/writer.js';
+import {
+  createShared,
+  CANCEL_MASK,
+  CANCEL_SLOTS,
+  MainWaits,
+  views,
+  Word,
+  type CancelKind,
+  type Views,
+} from './layout.js';
+import { RingReader, RingWriter } from './ring.js';
+import { SpinPolicy } from './spin.js';
+import { definitionOf } from './targets.js';
+import type { Task } from './task-queue.js';
+import {
+  copyInto,
+  payloadReader,
+  Record as RecordKind,
+  toPayload,
+  WAKE,
+  writeDefine,
+  type Payload,
+  type Status,
+} from './wire.js';
+import type { WorkerInit } from './worker-main.js';
+
+/** Tasks whose bodies are larger than this go by message rather than through the ring. */
+const MAX_RING_TASK = 16 * 1024;
+
+export interface WorkerEvents {
+  /** A result (its value still to be read from `r`). */
+  result(task: Task, status: Status, micros: number, r: Reader): void;
+  /** The worker asked the main thread to look at its results. */
+  wake(): void;
+  /**
+   * The thread ended. `started` were running (or had run without an answer): the thread took
+   * them down with it. `unstarted` never began and can run elsewhere.
+   */
+  exit(worker: PoolWorker, started: Task[], unstarted: Task[], cause: unknown, exitCode: number): void;
+}
+
+const defineScratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+export class PoolWorker {
+  readonly thread: Worker;
+  readonly #views: Views;
+  readonly #tasks: RingWriter;
+  readonly #results: RingReader;
+  readonly #reader: Reader;
+  readonly #control: MessageChannel['port1'];
+  readonly #payload: MessageChannel['port1'];
+  readonly #slots: (Task | undefined)[] = new Array<Task | undefined>(CANCEL_SLOTS);
+  readonly #defined = new Set<number>();
+  #seq = 0;
+  #startedSeen = 0;
+  #dirty = false;
+  #cause: unknown;
+  /** Whether the main thread should look for this worker's results a while before sleeping. */
+  readonly #budget = new SpinPolicy();
+  /** When tasks were last handed over (performance.now()). */
+  #publishedAt = 0;
+  /** Tasks handed over and not yet answered. */
+  outstanding = 0;
+  /** performance.now() when it last became idle. */
+  idleSince = performance.now();
+  /** Being stopped on purpose (retired, or terminated to stop a task that ignored its signal). */
+  stopping = false;
+  exited = false;
+  /** Its ring had no room for the task at hand in the current pump. */
+  full = false;
+
+  constructor(
+    name: string,
+    resourceLimits: ResourceLimits | undefined,
+    awake: SharedArrayBuffer,
+    private readonly events: WorkerEvents,
+  ) {
+    const shared = createShared();
+    this.#views = views(shared);
+    const { words } = this.#views;
+    this.#tasks = new RingWriter(words, Word.TaskWrite, Word.TaskRead, this.#views.tasks);
+    this.#results = new RingReader(words, Word.ResultWrite, Word.ResultRead, this.#views.results);
+    this.#reader = new Reader(this.#views.results, 0, this.#views.results.length);
+    const control = new MessageChannel();
+    const payload = new MessageChannel();
+    this.#control = control.port1;
+    this.#payload = payload.port1;
+    const init: WorkerInit = { shared, awake, control: control.port2, payload: payload.port2 };
+    this.thread = new Worker(join(__dirname, 'worker-main.js'), {
+      name,
+      workerData: init,
+      transferList: [control.port2, payload.port2],
+      resourceLimits,
+    });
+    // An idle pool never holds the process open; the pool itself does while tasks are unsettled.
+    this.thread.unref();
+    this.#control.on('message', () => {
+      events.wake();
+    });
+    // After the listener, which refs the port.
+    this.#control.unref();
+    this.thread.on('error', (error) => {
+      this.#cause ??= error;
+    });
+    this.thread.on('exit', (code) => {
+      this.#onExit(code);
+    });
+  }
+
+  /** The seq of the task running now or last started. */
+  get started(): number {
+    return Atomics.load(this.#views.words, Word.Started);
+  }
+
+  /** Whether the worker idles in its event loop (a task handed to it then costs a wake-up message). */
+  get sleeping(): boolean {
+    return Atomics.load(this.#views.words, Word.WorkerSleeps) === 1;
+  }
+
+  get ready(): boolean {
+    return Atomics.load(this.#views.words, Word.Ready) === 1;
+  }
+
+  /** Hands a task over (visible to the worker after flush()); false if its ring has no room now. */
+  hand(task: Task): boolean {
+    const body = task.end - task.start;
+    const byPort = body > MAX_RING_TASK || task.beside !== undefined;
+    if (!this.#defined.has(task.target) && !this.#define(task.target)) return false;
+    const seq = this.#seq + 1;
+    const pos = this.#tasks.reserve(byPort ? 5 : 5 + body);
+    if (pos < 0) return false;
+    const data = this.#tasks.data;
+    data[pos] = RecordKind.Nothing;
+    data.writeUInt32LE(seq, pos + 1);
+    this.#dirty = true;
+    if (byPort) {
+      // Posted before the record is published: the worker finds it waiting when it reads the record.
+      const [p, transfer] = toPayload(new Writer(task.buf, task.end, task.beside), task.start);
+      this.#payload.postMessage(p, transfer);
+      data[pos] = RecordKind.TaskByPort;
+    } else {
+      data[pos] = RecordKind.Task;
+      copyInto(data, pos + 5, task.buf, task.start, task.end);
+    }
+    this.#seq = seq;
+    task.seq = seq;
+    task.owner = this;
+    task.state = 'handed';
+    this.#slots[seq & CANCEL_MASK] = task;
+    this.outstanding++;
+    this.#dirty = true;
+    return true;
+  }
+
+  #define(id: number): boolean {
+    const w = new Writer(defineScratch);
+    writeDefine(w, id, definitionOf(id));
+    if (w.pos > this.#tasks.maxRecord) throw new RangeError('the inline function is too large to send');
+    const pos = this.#tasks.reserve(w.pos);
+    if (pos < 0) return false;
+    copyInto(this.#tasks.data, pos, w.buf, 0, w.pos);
+    this.#defined.add(id);
+    return true;
+  }
+
+  /** Publishes the tasks handed over since the last flush and wakes the worker if it sleeps. */
+  flush(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    this.#publishedAt = performance.now();
+    this.#tasks.publish();
+    const words = this.#views.words;
+    if (Atomics.load(words, Word.WorkerSleeps) === 1 && Atomics.exchange(words, Word.WorkerSleeps, 0) === 1) {
+      this.#control.postMessage(WAKE);
+    }
+  }
+
+  /** Tells the worker how the main thread now waits (and so how to wake it for results). */
+  set mainWaits(value: MainWaits) {
+    Atomics.store(this.#views.words, Word.MainSleeps, value);
+  }
+
+  /**
+   * For a main thread blocked in resultSync, which cannot receive the 'exit' event: if the thread
+   * is found to have stopped, its end is handled now (and the event ignored when it comes).
+   */
+  checkAlive(): void {
+    if (this.exited || !this.ready) return;
+    this.#native ??= nativeHandle(this.thread) ?? null;
+    if (this.#native !== null && this.#native.loopIdleTime() < 0) {
+      const told = Atomics.load(this.#views.words, Word.ExitCode);
+      this.#onExit(told > 0 ? told - 1 : 1);
+    }
+  }
+
+  #native: NativeWorker | null | undefined;
+
+  /** How long the main thread should keep looking for this worker's results before it sleeps (ms). */
+  get spinMs(): number {
+    return this.#budget.next();
+  }
+
+  /** Takes every result there is; returns how many. */
+  collect(): number {
+    this.#markStarted();
+    let n = 0;
+    const ring = this.#results;
+    if (this.outstanding === 1 && ring.next()) {
+      // One task out, answered: how long after handing it over this thread had the answer (its own
+      // wake-up included), less the task's own run time. Bursts say nothing about this: their
+      // answers queue behind one another.
+      const runMs = ring.data.readUInt32LE(ring.start + 5) / 1000;
+      this.#budget.observe(performance.now() - this.#publishedAt - runMs);
+    }
+    // One reader for all the ring's records (a burst's garbage is what limits it).
+    const r = this.#reader;
+    while (ring.next()) {
+      r.pos = ring.start;
+      try {
+        this.#deliver(r);
+      } finally {
+        ring.consume();
+      }
+      n++;
+    }
+    for (let m = receiveMessageOnPort(this.#payload); m !== undefined; m = receiveMessageOnPort(this.#payload)) {
+      this.#deliver(payloadReader(m.message as Payload));
+      n++;
+    }
+    return n;
+  }
+
+  #markStarted(): void {
+    const started = this.started;
+    for (let seq = this.#startedSeen + 1; seq <= started; seq++) {
+      const task = this.#slots[seq & CANCEL_MASK];
+      if (task?.seq === seq && task.owner === this) task.control.running();
+    }
+    if (started > this.#startedSeen) this.#startedSeen = started;
+  }
+
+  #deliver(r: Reader): void {
+    const seq = r.u32();
+    const status = r.u8() as Status;
+    const micros = r.u32();
+    const slot = seq & CANCEL_MASK;
+    const task = this.#slots[slot];
+    if (task?.seq !== seq || task.owner !== this) return;
+    this.#slots[slot] = undefined;
+    if (--this.outstanding === 0) this.idleSince = performance.now();
+    this.events.result(task, status, micros, r);
+  }
+
+  /** The tasks handed over that have not begun. */
+  unstarted(): Task[] {
+    const out: Task[] = [];
+    for (let seq = Math.max(this.started + 1, this.#seq - CANCEL_SLOTS + 1); seq <= this.#seq; seq++) {
+      const task = this.#slots[seq & CANCEL_MASK];
+      if (task?.seq === seq && task.owner === this) out.push(task);
+    }
+    return out;
+  }
+
+  /** Flags a handed task as cancelled: it is skipped if not started, and its signal aborts if it is. */
+  cancel(task: Task, kind: CancelKind): void {
+    const slot = task.seq & CANCEL_MASK;
+    Atomics.store(this.#views.reasons, slot, kind);
+    Atomics.store(this.#views.cancelled, slot, task.seq);
+    if (task.seq <= this.started) this.#control.postMessage({ cancel: task.seq });
+  }
+
+  /** Asks an idle worker to leave. */
+  retire(): void {
+    this.stopping = true;
+    this.thread.ref();
+    this.#control.postMessage({ exit: true });
+  }
+
+  /** Stops the thread at once (a task ignored its signal past its grace period). */
+  kill(): void {
+    this.stopping = true;
+    this.thread.ref();
+    void this.thread.terminate();
+  }
+
+  #onExit(code: number): void {
+    if (this.exited) return;
+    this.exited = true;
+    // What it answered before it went still counts.
+    this.collect();
+    const last = this.started;
+    const started: Task[] = [];
+    const unstarted: Task[] = [];
+    for (let seq = Math.max(1, this.#seq - CANCEL_SLOTS + 1); seq <= this.#seq; seq++) {
+      const task = this.#slots[seq & CANCEL_MASK];
+      if (task?.seq !== seq || task.owner !== this) continue;
+      this.#slots[seq & CANCEL_MASK] = undefined;
+      (seq <= last ? started : unstarted).push(task);
+    }
+    this.outstanding = 0;
+    this.#control.close();
+    this.#payload.close();
+    this.events.exit(this, started, unstarted, this.#cause, code);
+  }
+}
+
+interface NativeWorker {
+  loopIdleTime(): number;
+}
+
+/**
+ * The worker's native handle, which answers synchronously whether its thread still runs
+ * (loopIdleTime() is -1 once it has stopped), as LoopThread uses it. Undefined if a Node version
+ * hides it: a blocked resultSync then sees a dead worker only at its timeout.
+ */
+function nativeHandle(worker: Worker): NativeWorker | undefined {
+  const key = Object.getOwnPropertySymbols(worker).find((s) => s.description === 'kHandle');
+  const handle = key === undefined ? undefined : (worker as unknown as Record<symbol, unknown>)[key];
+  if (
+    handle !== null &&
+    typeof handle === 'object' &&
+    typeof (handle as { loopIdleTime?: unknown }).loopIdleTime === 'function'
+  ) {
+    return handle as NativeWorker;
+  }
+  return undefined;
+}
