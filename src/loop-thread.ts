@@ -17,6 +17,7 @@ import { ClosedError, WorkerCrashedError } from './errors.js';
 import { Future } from './future.js';
 import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './protocol/wait.js';
+import { nativeHandle, type NativeWorker } from './native-worker.js';
 import { adoptWaitTable, waitTable } from './protocol/wait-for.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
 import type { Asyncified, AsyncValue, Syncified, SyncValue } from './portal/proxy.js';
@@ -599,12 +600,6 @@ export class LoopThread implements Disposable, AsyncDisposable {
   }
 }
 
-/**
- * The worker's native handle, which answers synchronously whether the thread still runs
- * (loopIdleTime() is -1 before the thread starts and after it stops). A blocked caller's event
- * loop cannot receive the 'exit' event, so this is how it notices a thread killed without a word
- * (terminate, out of memory). Undefined if a Node version hides it: the other checks still apply.
- */
 let warned = false;
 
 /** Said once: without the native handle a blocked caller cannot see a silent death. */
@@ -617,22 +612,4 @@ function warnBlind(): void {
       'without a timeout waiting. Crashes, exits and never-settling calls are still reported.',
     { code: 'LOOPTHREAD_NO_WORKER_PROBE' },
   );
-}
-
-interface NativeWorker {
-  loopIdleTime(): number;
-  getResourceLimits?(): Float64Array;
-}
-
-function nativeHandle(worker: Worker): NativeWorker | undefined {
-  const key = Object.getOwnPropertySymbols(worker).find((s) => s.description === 'kHandle');
-  const handle = key === undefined ? undefined : (worker as unknown as Record<symbol, unknown>)[key];
-  if (
-    handle !== null &&
-    typeof handle === 'object' &&
-    typeof (handle as { loopIdleTime?: unknown }).loopIdleTime === 'function'
-  ) {
-    return handle as NativeWorker;
-  }
-  return undefined;
 }

@@ -26,6 +26,7 @@ import {
   wait,
   type ExecutorOptions,
 } from 'loopthread';
+import { rejectionWithin, StillPending, within as withinMs } from './helpers.js';
 
 type Tasks = typeof import('./fixtures/executor-tasks.mjs');
 
@@ -49,22 +50,9 @@ function startPool(t: TestContext, options: ExecutorOptions = {}): ThreadPoolExe
   return pool;
 }
 
-class StillPending extends Error {}
-
 /** Awaits `promise`, failing with StillPending if it has not settled within `ms` ms (a watchdog, not a sleep). */
-async function within<T>(promise: PromiseLike<T>, what: string, ms = SETTLE_LIMIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const watchdog = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new StillPending(`${what} was still pending after ${String(ms)} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, watchdog]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const within = <T>(promise: PromiseLike<T>, what: string, ms = SETTLE_LIMIT_MS): Promise<T> =>
+  withinMs(promise, what, ms);
 
 /** Waits for a condition that nothing signals (a future's state), looking once per turn of the loop. */
 async function until(condition: () => boolean, what: string): Promise<void> {
@@ -76,15 +64,8 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 }
 
 /** The reason `promise` rejects with (failing if it fulfils or stays pending). */
-async function rejection(promise: PromiseLike<unknown>, what = 'the future'): Promise<unknown> {
-  try {
-    await within(promise, what);
-  } catch (error) {
-    if (error instanceof StillPending) throw error;
-    return error;
-  }
-  return assert.fail(`${what} fulfilled instead of rejecting`);
-}
+const rejection = (promise: PromiseLike<unknown>, what = 'the future'): Promise<unknown> =>
+  rejectionWithin(promise, what, SETTLE_LIMIT_MS);
 
 /** Shared flags for a task: word 0 is set when it starts, word 1 releases `hold`. */
 class Flags {

@@ -22,6 +22,7 @@ import {
   type LoopThreadOptions,
   type Syncified,
 } from 'loopthread';
+import { rejectionWithin, within as withinMs } from './helpers.js';
 
 type Remote = typeof import('./fixtures/never-hang-remote.mjs');
 /** Inline functions reach the loop thread's globals through this. */
@@ -77,22 +78,9 @@ function startLoop(t: TestContext, options: LoopThreadOptions = {}): LoopThread 
   return loop;
 }
 
-class StillPending extends Error {}
-
 /** Awaits `promise`, failing with StillPending if it has not settled within `ms` ms (a watchdog, not a sleep). */
-async function within<T>(promise: PromiseLike<T>, what: string, ms = SETTLE_LIMIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const watchdog = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new StillPending(`${what} was still pending after ${String(ms)} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, watchdog]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const within = <T>(promise: PromiseLike<T>, what: string, ms = SETTLE_LIMIT_MS): Promise<T> =>
+  withinMs(promise, what, ms);
 
 /** The error `fn` throws (failing if it returns), checking that it threw within WAKE_LIMIT_MS. */
 function thrown(fn: () => unknown, what = 'the call'): unknown {
@@ -108,15 +96,8 @@ function thrown(fn: () => unknown, what = 'the call'): unknown {
 }
 
 /** The reason `promise` rejects with (failing if it fulfils or stays pending). */
-async function rejection(promise: PromiseLike<unknown>, what = 'the call'): Promise<unknown> {
-  try {
-    await within(promise, what);
-  } catch (error) {
-    if (error instanceof StillPending) throw error;
-    return error;
-  }
-  return assert.fail(`${what} fulfilled instead of rejecting`);
-}
+const rejection = (promise: PromiseLike<unknown>, what = 'the call'): Promise<unknown> =>
+  rejectionWithin(promise, what, SETTLE_LIMIT_MS);
 
 /** Resolves once `count` calls have run `markStarted` on the loop thread (polled there, not slept on here). */
 async function startedOnLoop(loop: LoopThread, count: number): Promise<void> {

@@ -24,18 +24,10 @@ import {
   release,
   type Syncified,
 } from 'loopthread';
+import { thrown } from './helpers.js';
 
 type RefsApi = typeof import('./fixtures/refs-module.mjs');
 const fixture = (name: string): URL => new URL(`./fixtures/${name}`, pathToFileURL(__filename));
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return assert.fail('expected a throw');
-}
 
 describe('copy or reference', () => {
   let loop: LoopThread;

@@ -10,6 +10,7 @@ import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_
 import { Reader, Writer } from '../codec/writer.js';
 import { CancelledError, TimeoutError } from '../errors.js';
 import { CallContext, runInContext } from '../portal/call-context.js';
+import { compileInline } from '../portal/compile.js';
 import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, views, Word } from './layout.js';
 import { RingReader, RingWriter } from './ring.js';
 import { SpinPolicy } from './spin.js';
@@ -118,23 +119,6 @@ function sendResult(seq: number, status: Status, micros: number, value: unknown)
   wakeMain();
 }
 
-function compile(source: string): Fn | Error {
-  let value: unknown;
-  try {
-    // Indirect eval: global scope, so the function sees globals and nothing of this module.
-    value = (0, eval)(`(${source}\n)`);
-  } catch (error) {
-    return new SyntaxError(
-      `the inline function could not be evaluated in the pool worker: ${(error as Error).message}. ` +
-        'Inline functions travel as source text: write a function expression or an arrow function ' +
-        '(not a method shorthand) that uses only its arguments and globals.',
-      { cause: error },
-    );
-  }
-  if (typeof value !== 'function') return new TypeError('the inline source did not evaluate to a function');
-  return value as Fn;
-}
-
 function lookup(ns: object, d: Definition & { kind: 'module' }): Fn | Error {
   let value: unknown = ns;
   for (const key of d.path) value = value === null || value === undefined ? undefined : (value as Props)[key];
@@ -151,7 +135,7 @@ function resolveTarget(id: number): Fn | Error | Promise<Fn | Error> {
   const d = definitions.get(id);
   if (d === undefined) return new ReferenceError(`target #${id} is unknown in this worker`);
   if (d.kind === 'source') {
-    const fn = compile(d.source);
+    const fn = compileInline(d.source, 'in the pool worker');
     resolved.set(id, fn);
     return fn;
   }

@@ -17,6 +17,7 @@ import {
   type CancelKind,
   type Views,
 } from './layout.js';
+import { nativeHandle, type NativeWorker } from '../native-worker.js';
 import { RingReader, RingWriter } from './ring.js';
 import { SpinPolicy } from './spin.js';
 import { definitionOf } from './targets.js';
@@ -311,26 +312,4 @@ export class PoolWorker {
     this.#payload.close();
     this.events.exit(this, started, unstarted, this.#cause, code);
   }
-}
-
-interface NativeWorker {
-  loopIdleTime(): number;
-}
-
-/**
- * The worker's native handle, which answers synchronously whether its thread still runs
- * (loopIdleTime() is -1 once it has stopped), as LoopThread uses it. Undefined if a Node version
- * hides it: a blocked resultSync then sees a dead worker only at its timeout.
- */
-function nativeHandle(worker: Worker): NativeWorker | undefined {
-  const key = Object.getOwnPropertySymbols(worker).find((s) => s.description === 'kHandle');
-  const handle = key === undefined ? undefined : (worker as unknown as Record<symbol, unknown>)[key];
-  if (
-    handle !== null &&
-    typeof handle === 'object' &&
-    typeof (handle as { loopIdleTime?: unknown }).loopIdleTime === 'function'
-  ) {
-    return handle as NativeWorker;
-  }
-  return undefined;
 }

@@ -14,6 +14,7 @@ import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
 import { Assembler } from '../protocol/mailbox.js';
 import { spinFor, SpinBudget } from '../protocol/wait.js';
 import { Outbox } from './outbox.js';
+import { compileInline, type Fn } from './compile.js';
 import type { Writer } from '../codec/writer.js';
 import { CallContext, runInContext } from './call-context.js';
 import { describeExports } from './exports.js';
@@ -58,8 +59,6 @@ interface InFlight {
   abandoned: boolean;
   readonly viaPort: boolean;
 }
-
-type Fn = (...args: unknown[]) => unknown;
 
 /** A call this thread made on a function the caller lent it (a callback), waiting for its answer. */
 interface Callback {
@@ -397,7 +396,7 @@ export class PortalHost {
     const table = conn.sources[viaPort ? 1 : 0];
     let fn = table.get(sourceId);
     if (source !== undefined) {
-      fn = compile(source);
+      fn = compileInline(source, 'on the serving thread');
       table.set(sourceId, fn);
     }
     if (fn === undefined)
@@ -732,22 +731,4 @@ function abortReason(reason: CancelReason): Error {
   return reason === 'timeout'
     ? new TimeoutError('the caller timed out waiting for this call')
     : new CancelledError('the caller cancelled this call');
-}
-
-/** Turns an inline function's source text back into a function, in this thread's global scope. */
-function compile(source: string): Fn | Error {
-  let value: unknown;
-  try {
-    // Indirect eval: global scope, so the function sees globals and nothing of this module.
-    value = (0, eval)(`(${source}\n)`);
-  } catch (error) {
-    return new SyntaxError(
-      `the inline function could not be evaluated on the loop thread: ${(error as Error).message}. ` +
-        'Inline functions travel as source text: write a function expression or an arrow function ' +
-        '(not a method shorthand) that uses only its arguments and globals.',
-      { cause: error },
-    );
-  }
-  if (typeof value !== 'function') return new TypeError('the inline source did not evaluate to a function');
-  return value as Fn;
 }
