@@ -269,6 +269,7 @@ export class PortalClient implements Peer {
       return this.awaitReply(id, deadline, timeout, api);
     } finally {
       this.active.pop();
+      this.early.delete(id);
     }
   }
 
@@ -394,10 +395,10 @@ export class PortalClient implements Peer {
 
   // ---- references ------------------------------------------------------------------------------
 
-  /** Peer: an operation on an object the other side lent, blocking. */
   /** Options of calls made through references (the owner's defaults: its timeout). */
   refOptions: CallOptions = {};
 
+  /** Peer: an operation on an object the other side lent, blocking. */
   refSync = (target: Target, args: unknown[]): unknown => this.invokeSync(target, args, this.refOptions, this.refSync);
 
   /** Peer: an operation on an object the other side lent, as a Future. */

@@ -413,15 +413,3 @@ export function iterate<T = unknown>(remote: object, options: IterateOptions = {
   };
   return iterator;
 }
-
-/** The id of a proxy on its connection, for operations the connection itself performs (exit). */
-export function remoteTarget(proxy: object, op: RefOp): [Target, Mode] {
-  const info = infos.get(proxy);
-  if (info === undefined) throw new TypeError('expected a reference to an object of another thread');
-  return [targetOf(info.claim, info.label, op, null), info.mode];
-}
-
-/** The connection a proxy belongs to. */
-export function remotePeer(proxy: object): Peer | undefined {
-  return infos.get(proxy)?.remotes.peer;
-}
