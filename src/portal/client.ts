@@ -331,7 +331,16 @@ export class PortalClient implements Peer {
   }
 
   callSync(fn: unknown, args: unknown[], options: CallOptions, api: (...args: never[]) => unknown): unknown {
-    const target = this.target(fn, 0);
+    return this.sendCallSync(this.target(fn, 0), args, options, api);
+  }
+
+  /** A blocking call of a target made by this.target() (maybe wrapped): its source is sent once. */
+  private sendCallSync(
+    target: Target,
+    args: unknown[],
+    options: CallOptions,
+    api: (...args: never[]) => unknown,
+  ): unknown {
     return this.roundTrip(
       (w, id) => {
         this.writeCallTo(0, w, id, target, args);
@@ -349,30 +358,12 @@ export class PortalClient implements Peer {
     options: CallOptions,
     api: (...args: never[]) => unknown,
   ): unknown {
-    const target: Target = [3, this.target(fn, 0), exit];
-    return this.roundTrip(
-      (w, id) => {
-        this.writeCallTo(0, w, id, target, args);
-      },
-      options,
-      api,
-    );
+    return this.sendCallSync([3, this.target(fn, 0), exit], args, options, api);
   }
 
   /** Enters a resource without blocking (see LoopThread.enter). */
   enter<T>(fn: unknown, args: unknown[], exit: string | null, options: CallOptions): Future<T> {
-    let target: Target;
-    try {
-      target = [3, this.target(fn, 1), exit];
-    } catch (error) {
-      const [future, control] = Future.create<T>();
-      control.reject(error);
-      control.settle();
-      return future;
-    }
-    return this.sendAsync<T>((w, id) => {
-      this.writeCallTo(1, w, id, target, args);
-    }, options);
+    return this.sendCall<T>(() => [3, this.target(fn, 1), exit], args, options);
   }
 
   /** A blocking call of a known target (a portal's function); `marker` starts the caller's stack. */
@@ -700,9 +691,14 @@ export class PortalClient implements Peer {
   }
 
   call<T>(fn: unknown, args: unknown[], options: CallOptions): Future<T> {
+    return this.sendCall<T>(() => this.target(fn, 1), args, options);
+  }
+
+  /** A non-blocking call; a target that cannot be made (a bad function) fails the Future, not the caller. */
+  private sendCall<T>(makeTarget: () => Target, args: unknown[], options: CallOptions): Future<T> {
     let target: Target;
     try {
-      target = this.target(fn, 1);
+      target = makeTarget();
     } catch (error) {
       const [future, control] = Future.create<T>();
       control.reject(error);
