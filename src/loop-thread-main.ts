@@ -2,27 +2,19 @@
  * The entry point of a LoopThread's worker: hosts a portal on this thread's event loop, loads
  * modules for it, and makes sure that every way this thread can end is told to its callers.
  */
+// First: marks the thread as running, and covers its death until the handlers below take over.
+import { handOver, sayLastWords, type BootData } from './loop-thread-boot.js';
 import { writeSync } from 'node:fs';
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { encodeValue } from './codec/encode.js';
-import { Writer } from './codec/writer.js';
 import { HostState, Line } from './protocol/line.js';
 import { PortalHost } from './portal/host.js';
 import { adoptWaitTable } from './protocol/wait-for.js';
 
-export interface LoopThreadData {
-  line: SharedArrayBuffer;
+export interface LoopThreadData extends BootData {
   port: MessagePort;
-  notes: MessagePort;
   name: string;
   /** Who waits for whom, shared by the threads of the process (see protocol/wait-for). */
   waits: SharedArrayBuffer;
-}
-
-/** The last words of a dying loop thread, read by its owner when it wakes to find it gone. */
-export interface DeathNote {
-  error?: Uint8Array;
-  exitCode?: number;
 }
 
 const data = workerData as LoopThreadData;
@@ -82,18 +74,8 @@ function exitWhenFlushed(deadline: number): void {
 function end(state: HostState.Closed | HostState.Crashed, exitCode: number, error?: unknown): void {
   if (ended) return;
   ended = true;
-  const note: DeathNote = { exitCode };
-  if (error !== undefined) {
-    const w = new Writer(Buffer.allocUnsafeSlow(1024));
-    try {
-      encodeValue(w, error);
-      note.error = w.buf.subarray(0, w.pos);
-    } catch {
-      // An uncopyable thrown value: the owner reports the crash without it.
-    }
-  }
-  if (state === HostState.Crashed) data.notes.postMessage(note);
-  host.shutDown(state, exitCode);
+  if (state === HostState.Crashed) sayLastWords(exitCode, error);
+  host.shutDown(state, exitCode, error);
 }
 
 process.on('uncaughtException', (error) => {
@@ -104,6 +86,7 @@ process.on('uncaughtException', (error) => {
 process.on('exit', (code) => {
   end(HostState.Crashed, code);
 });
+handOver();
 
 // The loop has nothing left to do though calls are pending (the host keeps the loop alive while
 // it waits for calls, so only pending calls that nothing will settle get here). When no caller

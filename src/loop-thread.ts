@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   MessageChannel,
   Worker,
+  type WorkerOptions,
   type SHARE_ENV,
   receiveMessageOnPort,
   type MessagePort,
@@ -23,7 +24,8 @@ import { PortalClient, type CallOptions } from './portal/client.js';
 import type { Asyncified, AsyncValue, Syncified, SyncValue } from './portal/proxy.js';
 import { exitSymbol, markEntered } from './portal/remote.js';
 import type { ConnectRequest } from './portal/host.js';
-import type { DeathNote, LoopThreadData } from './loop-thread-main.js';
+import type { LoopThreadData } from './loop-thread-main.js';
+import type { DeathNote } from './loop-thread-boot.js';
 
 export type { CallOptions } from './portal/client.js';
 
@@ -176,19 +178,16 @@ export interface LoopThreadHandle {
 /** A connection to a LoopThread from another thread (see LoopThread.connect). */
 export class LoopThreadConnection extends LoopThreadCaller implements Disposable {
   readonly #client: PortalClient;
-  readonly #port: MessagePort;
 
   /** @internal */
-  constructor(client: PortalClient, port: MessagePort, options: CallOptions) {
+  constructor(client: PortalClient, options: CallOptions) {
     super(client, options);
     this.#client = client;
-    this.#port = port;
   }
 
   /** Ends this connection (not the LoopThread): calls through it then fail with ClosedError. */
   close(): void {
-    this.#client.fail(new ClosedError(`this connection to ${this.#client.name} is closed`));
-    this.#port.close();
+    this.#client.disconnect(new ClosedError(`this connection to ${this.#client.name} is closed`));
   }
 
   [Symbol.dispose](): void {
@@ -204,11 +203,12 @@ function suppressedError(error: unknown, suppressed: unknown, message: string): 
 }
 
 let count = 0;
-const STARTUP_SLICE_MS = 1;
-const RUNNING_SLICE_MS = 20;
+/** How long a blocked caller sleeps between liveness checks (deaths that leave words wake it at once). */
+const SLICE_MS = 20;
+/** Asking the native handle takes a lock: a blocked caller asks at most this often. */
 const NATIVE_CHECK_MS = 10;
-/** Longer than a thread ever takes from having an isolate to running its event loop. */
-const BOOT_GAP_MS = 500;
+/** Options in execArgv that load code before the thread's main module: code that may fail there. */
+const PRELOAD_FLAGS = /^(?:-r|--require|--import|--loader|--experimental-loader)(?:=|$)/;
 
 export class LoopThread implements Disposable, AsyncDisposable {
   readonly name: string;
@@ -228,13 +228,10 @@ export class LoopThread implements Disposable, AsyncDisposable {
   #state: 'running' | 'closing' | 'closed' = 'running';
   #exitError: Error | undefined;
   #crashCause: unknown;
-  #seenAlive = false;
+  #exitCode: number | undefined;
   #doneCallbacks: ((loop: LoopThread) => void)[] = [];
   #markClosed!: () => void;
   #handle: NativeWorker | undefined;
-  /** The worker's resource limits before its thread began: they change once its isolate exists. */
-  #limitsAtStart: string | undefined;
-  #isolateSeenAt: number | undefined;
   #nextNativeCheck = 0;
 
   constructor(options: LoopThreadOptions = {}) {
@@ -254,12 +251,11 @@ export class LoopThread implements Disposable, AsyncDisposable {
       name: this.name,
       waits: waitTable(),
     };
-    this.#worker = new Worker(join(__dirname, 'loop-thread-main.js'), {
+    this.#worker = startWorker(options.execArgv, {
       name: this.name,
       workerData: data,
       transferList: [calls.port2, notes.port2],
       resourceLimits: options.resourceLimits,
-      execArgv: options.execArgv,
       env: options.env,
       stdout: false,
       stderr: false,
@@ -280,7 +276,6 @@ export class LoopThread implements Disposable, AsyncDisposable {
     });
     this.#handle = nativeHandle(this.#worker);
     if (this.#handle === undefined) warnBlind();
-    this.#limitsAtStart = this.#limits();
     this.#client = new PortalClient(this.#line, calls.port1, `LoopThread "${this.name}"`, this.#worker.threadId, {
       probe: () => this.#probe(),
       onNeverSettled: () => {
@@ -291,6 +286,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
         if (busy) this.#worker.ref();
         else this.#worker.unref();
       },
+      // The worker's exit event tells more (its code, its error) and follows at once.
+      onPortClosed: () => undefined,
     });
     this.#client.refOptions = this.#defaults;
     this.#caller = new LoopThreadCaller(this.#client, this.#defaults);
@@ -298,6 +295,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
       this.#crashCause ??= error;
     });
     this.#worker.on('exit', (code) => {
+      this.#exitCode = code;
       this.#onExit(code);
     });
   }
@@ -337,7 +335,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
       },
     });
     client.refOptions = options;
-    return new LoopThreadConnection(client, port, options);
+    return new LoopThreadConnection(client, options);
   }
 
   /** The worker's thread id. */
@@ -497,57 +495,50 @@ export class LoopThread implements Disposable, AsyncDisposable {
 
   // ---- life and death ------------------------------------------------------------------------
 
+  /**
+   * Whether the thread has stopped, from facts only: its exit event, or (for a caller whose event
+   * loop is blocked) a thread that ran JavaScript (THREAD_RAN, written first thing) and now has no
+   * event loop. Before THREAD_RAN a missing loop means "not started yet", however long that takes.
+   */
   #threadStopped(): boolean {
-    return this.#exitSeen || (this.#handle !== undefined && this.#seenAlive && this.#handle.loopIdleTime() < 0);
+    return this.#exitSeen || (this.#handle !== undefined && this.#line.threadRan && this.#handle.loopIdleTime() < 0);
   }
 
-  /** Between sleep slices of a blocked caller: is the worker still there? */
+  /** Between sleep slices of a blocked caller: is the worker still there, or still allowed to start? */
   #probe(): number {
-    const state = this.#line.state;
-    if (state === HostState.Crashed) throw this.#crash(undefined);
-    if (state !== HostState.Starting) {
-      this.#seenAlive = true;
-      // Asking the native handle takes a lock: a blocked caller asks at most every few ms, not
-      // before each of its sleeps.
-      const now = performance.now();
-      if (now >= this.#nextNativeCheck) {
-        this.#nextNativeCheck = now + NATIVE_CHECK_MS;
-        if (this.#threadStopped()) throw this.#crash(undefined);
-      }
-      return RUNNING_SLICE_MS;
+    if (this.#line.state === HostState.Crashed) throw this.#crash(undefined);
+    const now = performance.now();
+    if (now >= this.#nextNativeCheck) {
+      this.#nextNativeCheck = now + NATIVE_CHECK_MS;
+      if (this.#threadStopped()) throw this.#crash(undefined);
     }
-    if (this.#threadStopped()) throw this.#crash(undefined);
-    if (this.#handle !== undefined && this.#handle.loopIdleTime() >= 0) this.#seenAlive = true;
-    // A thread that fails in its bootstrap (a --require that throws) may live too briefly to be
-    // seen running, but its isolate has filled in its resource limits. Filled in, and still not
-    // running a while later: it has stopped (the step between the two takes far less).
-    if (!this.#seenAlive && this.#limits() !== this.#limitsAtStart) {
-      this.#isolateSeenAt ??= performance.now();
-      if (performance.now() - this.#isolateSeenAt > BOOT_GAP_MS) {
-        throw this.#crash(new Error('it stopped while starting (a preload in execArgv may have failed)'));
-      }
-    }
-    if (performance.now() - this.#startedAt > this.#startupTimeout) {
+    if (this.#line.state === HostState.Starting && now - this.#startedAt > this.#startupTimeout) {
       throw this.#crash(new Error(`it did not start within ${String(this.#startupTimeout)} ms`));
     }
-    return STARTUP_SLICE_MS;
-  }
-
-  #limits(): string | undefined {
-    const limits = this.#handle?.getResourceLimits?.();
-    return limits === undefined ? undefined : Array.from(limits).join();
+    return SLICE_MS;
   }
 
   /** The error for a thread that died: with its last words (uncaught error, exit code) when it left any. */
   #crash(fallbackCause: unknown): WorkerCrashedError {
     if (this.#exitError instanceof WorkerCrashedError) return this.#exitError;
-    let cause = this.#crashCause ?? fallbackCause;
-    let exitCode: number | undefined;
+    let cause = this.#crashCause;
+    let exitCode = this.#exitCode;
+    let said = false;
     for (let m = receiveMessageOnPort(this.#notes); m !== undefined; m = receiveMessageOnPort(this.#notes)) {
       const note = m.message as DeathNote;
       if (note.error !== undefined)
         cause ??= decodeValue(new Reader(Buffer.from(note.error), 0, note.error.byteLength));
       exitCode ??= note.exitCode;
+      said = true;
+    }
+    cause ??= fallbackCause;
+    if (cause === undefined && !said && !this.#exitSeen && this.#threadStopped()) {
+      // Stopped without a word and not by us: only the heap limit stops a worker so (terminate()
+      // is ours, and a native crash ends the process). The same error and code its exit event gives.
+      cause = Object.assign(new Error('Worker terminated due to reaching memory limit: JS heap out of memory'), {
+        code: 'ERR_WORKER_OUT_OF_MEMORY',
+      });
+      exitCode ??= 1;
     }
     this.#crashCause = cause;
     const how =
@@ -561,7 +552,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
     this.#finish(error);
     // A thread that did not start in time, or that is dying, must not linger.
     if (!this.#threadStopped()) void this.#worker.terminate();
-    for (const line of [this.#line, ...this.#handleLines]) line.announce(HostState.Crashed, exitCode ?? 1);
+    for (const line of this.#handleLines) line.announce(HostState.Crashed, exitCode ?? 1);
+    if (this.#line.state !== HostState.Crashed) this.#line.announce(HostState.Crashed, exitCode ?? 1);
     return error;
   }
 
@@ -597,6 +589,27 @@ export class LoopThread implements Disposable, AsyncDisposable {
         throw error;
       });
     }
+  }
+}
+
+/**
+ * Starts the worker with loop-thread-boot.js preloaded ahead of any preload of the user's, so that
+ * a preload that throws or exits is reported with its error rather than as a thread that never
+ * started. Inherited execArgv cannot always be passed on explicitly (a worker refuses V8 and
+ * process-wide options it would inherit silently): then the worker inherits them as it would
+ * have, and a failing inherited preload is seen through startupTimeout.
+ */
+function startWorker(execArgv: string[] | undefined, options: WorkerOptions): Worker {
+  const main = join(__dirname, 'loop-thread-main.js');
+  const boot = ['--require', join(__dirname, 'loop-thread-boot.js')];
+  const own = execArgv ?? process.execArgv;
+  if (!own.some((arg) => PRELOAD_FLAGS.test(arg))) return new Worker(main, { ...options, execArgv });
+  if (execArgv !== undefined) return new Worker(main, { ...options, execArgv: [...boot, ...execArgv] });
+  try {
+    return new Worker(main, { ...options, execArgv: [...boot, ...own] });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+    return new Worker(main, options);
   }
 }
 

@@ -16,9 +16,9 @@ import {
   WorkerCrashedError,
 } from '../errors.js';
 import { Future, type FutureControl } from '../future.js';
-import { ASYNC_SEQ, HostState, type Line } from '../protocol/line.js';
+import { ASYNC_SEQ, HostState, STATE, type Line } from '../protocol/line.js';
 import { Assembler, nextChunk } from '../protocol/mailbox.js';
-import { SpinBudget, waitForChange } from '../protocol/wait.js';
+import { changed, SpinBudget, waitForChange } from '../protocol/wait.js';
 import { beginWait } from '../protocol/wait-for.js';
 import type { ExportShape } from './exports.js';
 import {
@@ -34,6 +34,7 @@ import {
   writeClose,
   writeImport,
   type CancelReason,
+  type DiedNotice,
   type PortPacket,
   type Reply,
   type Request,
@@ -64,6 +65,12 @@ export interface ClientHooks {
   onBusy?: (busy: boolean) => void;
   /** Pending async calls were just rejected with NeverSettledError. */
   onNeverSettled?: () => void;
+  /**
+   * The port closed from the other end: the serving thread closed the connection or is gone.
+   * Without this hook the client fails its calls with what the line says; an owner that knows
+   * more (the worker's exit event) decides instead.
+   */
+  onPortClosed?: () => void;
 }
 
 interface PendingCall {
@@ -112,6 +119,10 @@ export class PortalClient implements Peer {
   private readonly early = new Map<number, Reply>();
   /** Pairs (id, count) of references dropped here, not yet told to the other side. */
   private released: number[] = [];
+  /** The serving thread's last words, once they came. */
+  private died: DiedNotice | undefined;
+  /** Reading a closed port crashes some Node versions: once closed, it is not read again. */
+  private portClosed = false;
 
   constructor(
     private readonly line: Line,
@@ -128,7 +139,29 @@ export class PortalClient implements Peer {
     port.on('message', (p: PortPacket) => {
       this.onPortMessage(p);
     });
+    // The serving side closed this connection or its thread is gone: nothing will answer now.
+    port.on('close', () => {
+      this.portClosed = true;
+      if (this.hooks.onPortClosed !== undefined) this.hooks.onPortClosed();
+      else this.fail(this.goneError());
+    });
     port.unref();
+  }
+
+  /** Why the serving side is gone, from what it left: its state, exit code and last words. */
+  private goneError(): Error {
+    const state = this.line.state;
+    if (state === HostState.Closed) return new ClosedError(`${this.name} is closed`);
+    if (state !== HostState.Crashed) {
+      return new WorkerCrashedError(
+        `${this.name} stopped unexpectedly: its thread ended without a word (terminated, or out of memory)`,
+      );
+    }
+    if (this.died === undefined) this.pump();
+    const exitCode = this.died?.exitCode ?? this.line.exitCode;
+    const cause = this.died?.error;
+    const how = cause instanceof Error ? `: ${cause.name}: ${cause.message}` : ` (exit code ${String(exitCode)})`;
+    return new WorkerCrashedError(`${this.name} stopped unexpectedly${how}`, { cause, exitCode });
   }
 
   /** Why calls fail now, if they do. */
@@ -148,6 +181,13 @@ export class PortalClient implements Peer {
       call.control.settle();
     }
     this.hooks.onBusy?.(false);
+  }
+
+  /** Ends this connection from this side: calls fail with `error`, and the port closes. */
+  disconnect(error: Error): void {
+    this.fail(error);
+    this.portClosed = true;
+    this.port.close();
   }
 
   // ---- targets ----------------------------------------------------------------------------
@@ -187,7 +227,7 @@ export class PortalClient implements Peer {
     const state = this.line.state;
     if (state === HostState.Crashed) {
       this.hooks.probe?.();
-      throw this.failure ?? new WorkerCrashedError(`${this.name} stopped unexpectedly`);
+      throw this.failure ?? this.goneError();
     }
     if (state === HostState.Closed) throw new ClosedError(`${this.name} is closed`);
     return this.hooks.probe?.() ?? DEFAULT_SLICE_MS;
@@ -260,6 +300,8 @@ export class PortalClient implements Peer {
 
   private exchange(write: Write, options: CallOptions, api: (...args: never[]) => unknown): unknown {
     const id = ++this.nextId;
+    // The call's timeout is its own: waiting for the thread to start is the owner's startupTimeout.
+    this.awaitStart();
     const timeout = options.timeout;
     const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
     this.flushReleases();
@@ -327,6 +369,14 @@ export class PortalClient implements Peer {
       this.spin.observe(request.takenAt() - request.publishedAt(), mailbox.publishedAt() - request.takenAt());
       if (reply.ok) return reply.value;
       throw stitch(reply.value, this.name, api);
+    }
+  }
+
+  /** Blocks while the serving thread is starting; its probe ends the wait if it never starts. */
+  private awaitStart(): void {
+    const words = this.line.words;
+    while (Atomics.load(words, STATE) === (HostState.Starting as number)) {
+      waitForChange(words, STATE, HostState.Starting, Infinity, this.checkAlive);
     }
   }
 
@@ -531,6 +581,7 @@ export class PortalClient implements Peer {
   // ---- async calls ----------------------------------------------------------------------------
 
   private pump(): void {
+    if (this.portClosed) return;
     for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
       this.onPortMessage(m.message as PortPacket);
     }
@@ -541,6 +592,10 @@ export class PortalClient implements Peer {
     const reply = readPacket(p, this.reviveAsync);
     if (reply.kind === Kind.Idle) {
       this.onHostIdle();
+      return;
+    }
+    if (reply.kind === Kind.Died) {
+      this.died = reply;
       return;
     }
     if (reply.kind === Kind.Call) {
@@ -666,13 +721,21 @@ export class PortalClient implements Peer {
     this.port.postMessage(p, transfer);
     control.running();
     let timer: NodeJS.Timeout | undefined;
-    if (timeout !== undefined) {
+    let settled = false;
+    const startTimer = (): void => {
+      if (settled || timeout === undefined) return;
       timer = setTimeout(() => {
         if (control.reject(new TimeoutError(`the call to ${this.name} timed out after ${String(timeout)} ms`))) {
           this.cancelRemote(id, 'timeout');
         }
       }, timeout);
       timer.unref();
+    };
+    if (timeout !== undefined) {
+      // The call's timeout is its own: it starts once the serving thread has started.
+      const started = changed(this.line.words, STATE, HostState.Starting);
+      if (started === undefined) startTimer();
+      else void started.then(startTimer);
     }
     const onAbort = (): void => {
       future.cancel(signal?.reason);
@@ -683,6 +746,7 @@ export class PortalClient implements Peer {
     this.pending.set(id, {
       control,
       cleanup: () => {
+        settled = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
       },

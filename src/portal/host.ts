@@ -26,6 +26,7 @@ import {
   readPacket,
   releaseWriter,
   writeCall,
+  writeDied,
   writeIdle,
   writeRelease,
   writeReply,
@@ -716,11 +717,21 @@ export class PortalHost {
     if (this.state === 'running') this.state = 'closing';
   }
 
-  /** Final: marks every connection with `state` and stops keeping the loop alive. */
-  shutDown(state: HostState.Closed | HostState.Crashed, exitCode = 0): void {
+  /**
+   * Final: marks every connection with `state` and stops keeping the loop alive. A dying thread
+   * first sends each connection its last words (exit code, uncaught error), which a caller reads
+   * from its port whether it is blocked or awaiting.
+   */
+  shutDown(state: HostState.Closed | HostState.Crashed, exitCode = 0, error?: unknown): void {
     this.state = 'closed';
     clearInterval(this.keepAlive);
     for (const conn of this.connections) {
+      if (state === HostState.Crashed) {
+        const w = portWriter();
+        writeDied(w, exitCode, error);
+        const [p, transfer] = packet(w);
+        conn.port.postMessage(p, transfer);
+      }
       conn.line.announce(state, exitCode);
       conn.port.close();
     }

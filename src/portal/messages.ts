@@ -19,6 +19,8 @@ export const enum Kind {
   Idle = 6,
   /** Either way: proxies were dropped; the lent objects they stood for may go. */
   Release = 7,
+  /** Host to client, its last message: the serving thread is dying, with its exit code and error. */
+  Died = 8,
 }
 
 /**
@@ -54,7 +56,15 @@ export interface IdleNotice {
   id: 0;
 }
 
-export type Message = Request | Reply | IdleNotice;
+export interface DiedNotice {
+  kind: Kind.Died;
+  id: 0;
+  exitCode: number;
+  /** The uncaught error, if there was one and it could be copied. */
+  error: unknown;
+}
+
+export type Message = Request | Reply | IdleNotice | DiedNotice;
 
 function header(w: Writer, kind: Kind, id: number): void {
   w.u8(kind);
@@ -101,6 +111,20 @@ export function writeClose(w: Writer, id: number, timeout: number): void {
 
 export function writeIdle(w: Writer): void {
   header(w, Kind.Idle, 0);
+}
+
+/** The serving thread's last words; an uncopyable error is left out rather than lose the note. */
+export function writeDied(w: Writer, exitCode: number, error: unknown): void {
+  header(w, Kind.Died, 0);
+  w.f64(exitCode);
+  const start = w.pos;
+  try {
+    w.u8(error === undefined ? 0 : 1);
+    if (error !== undefined) encodeValue(w, error);
+  } catch {
+    w.pos = start;
+    w.u8(0);
+  }
 }
 
 export function writeCancel(w: Writer, id: number, reason: CancelReason): void {
@@ -165,6 +189,10 @@ export function readMessage(
     }
     case Kind.Idle:
       return { kind, id: 0 };
+    case Kind.Died: {
+      const exitCode = r.f64();
+      return { kind, id: 0, exitCode, error: r.u8() === 1 ? decodeValue(r) : undefined };
+    }
     default:
       throw new Error(`loopthread: corrupt message (kind ${String(kind)})`);
   }

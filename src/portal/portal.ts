@@ -47,6 +47,34 @@ export interface PortalOptions {
 
 const clients = new WeakMap<object, { client: PortalClient; port: MessagePort; handle: PortalHandle }>();
 
+/**
+ * The hosts of this thread's open portals. When the thread ends (its loop ran out, process.exit,
+ * an uncaught error) their callers are told at once, blocked ones too, with the exit code and
+ * error. A thread stopped by terminate() or out of memory runs no hook: see the README.
+ */
+const openHosts = new Set<PortalHost>();
+let thrown: unknown;
+function onUncaught(error: unknown): void {
+  thrown ??= error;
+}
+function onThreadExit(code: number): void {
+  const clean = code === 0 && thrown === undefined;
+  for (const host of openHosts) host.shutDown(clean ? HostState.Closed : HostState.Crashed, code, thrown);
+  openHosts.clear();
+}
+function track(host: PortalHost): void {
+  if (openHosts.size === 0) {
+    process.on('uncaughtExceptionMonitor', onUncaught);
+    process.on('exit', onThreadExit);
+  }
+  openHosts.add(host);
+}
+function untrack(host: PortalHost): void {
+  if (!openHosts.delete(host) || openHosts.size > 0) return;
+  process.off('uncaughtExceptionMonitor', onUncaught);
+  process.off('exit', onThreadExit);
+}
+
 export class Portal<Api extends object> implements AsyncDisposable {
   readonly name: string;
   readonly #host = new PortalHost({});
@@ -58,6 +86,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
     this.name = options.name ?? `portal on thread ${threadId}`;
     this.#host.addModule(api);
     this.#shape = describeExports(api);
+    track(this.#host);
   }
 
   /** Opens `api` (an object of functions, or a module namespace) on this thread's event loop. */
@@ -132,8 +161,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
   static disconnect(connected: object): void {
     const entry = clients.get(connected);
     if (entry === undefined) return;
-    entry.client.fail(new ClosedError(`this connection to ${entry.handle.name} is closed`));
-    entry.port.close();
+    entry.client.disconnect(new ClosedError(`this connection to ${entry.handle.name} is closed`));
   }
 
   get closed(): boolean {
@@ -149,6 +177,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
     await this.#host.close(options.timeout ?? 5_000);
+    untrack(this.#host);
     this.#host.shutDown(HostState.Closed);
     this.#state = 'closed';
   }

@@ -3,7 +3,7 @@
  * a few state words and two single-slot mailboxes, one per direction.
  *
  *   word 0  host state (HostState)         word 1  async-reply counter (bumped after each port reply)
- *   word 2  exit code, when the host died
+ *   word 2  exit code, when the host died   word 3  1 once the serving thread runs JavaScript (THREAD_RAN)
  *   words 4-9 request mailbox              words 10-15 reply mailbox
  *   bytes 64-95  per mailbox: when its writer last published, when its reader took that (ms, on
  *                the clock all threads share)
@@ -22,6 +22,12 @@ export const enum HostState {
 export const STATE = 0;
 export const ASYNC_SEQ = 1;
 export const EXIT_CODE = 2;
+/**
+ * Set to 1 by the serving thread as the first thing it runs. With the worker's native handle this
+ * turns "no event loop" into a fact: before this word is set the thread has not started yet;
+ * after it, it has stopped.
+ */
+export const THREAD_RAN = 3;
 const REQUEST_BASE = 4;
 const REPLY_BASE = REQUEST_BASE + MAILBOX_WORDS;
 const HEADER_BYTES = 128;
@@ -50,6 +56,16 @@ export class Line {
 
   get state(): HostState {
     return Atomics.load(this.words, STATE);
+  }
+
+  /** Whether the serving thread has run any JavaScript yet (see THREAD_RAN). */
+  get threadRan(): boolean {
+    return Atomics.load(this.words, THREAD_RAN) !== 0;
+  }
+
+  /** The exit code announced with HostState.Crashed or Closed. */
+  get exitCode(): number {
+    return Atomics.load(this.words, EXIT_CODE);
   }
 
   /** Sets the host state and wakes every waiter on this line, whatever word it waits on. */

@@ -1,0 +1,61 @@
+/**
+ * The first code a LoopThread's worker runs. Preloaded with `--require` ahead of the user's own
+ * preloads when execArgv has any, else loaded by loop-thread-main.ts; either way it runs before
+ * anything that can fail. It writes the fact the owner's liveness checks rest on (THREAD_RAN: the
+ * thread has started, so a missing event loop from now on means it has stopped), and until the
+ * main module takes over it leaves the thread's last words should a preload throw or exit.
+ */
+import { workerData, type MessagePort } from 'node:worker_threads';
+import { encodeValue } from './codec/encode.js';
+import { Writer } from './codec/writer.js';
+import { HostState, Line, THREAD_RAN } from './protocol/line.js';
+
+/** What every LoopThread worker finds in workerData, its preloads too. */
+export interface BootData {
+  line: SharedArrayBuffer;
+  /** Where a dying thread leaves its DeathNote for the owner. */
+  notes: MessagePort;
+}
+
+/** The last words of a dying loop thread, read by its owner when it finds the thread gone. */
+export interface DeathNote {
+  /** The uncaught error, encoded by the codec (absent for process.exit, or an uncopyable value). */
+  error?: Uint8Array;
+  exitCode: number;
+}
+
+const data = workerData as BootData;
+const line = new Line(data.line);
+Atomics.store(line.words, THREAD_RAN, 1);
+
+/** Leaves the thread's last words: the note for the owner, then Crashed on the owner's line. */
+export function sayLastWords(exitCode: number, error: unknown): void {
+  const note: DeathNote = { exitCode };
+  if (error !== undefined) {
+    const w = new Writer(Buffer.allocUnsafeSlow(1024));
+    try {
+      encodeValue(w, error);
+      note.error = w.buf.subarray(0, w.pos);
+    } catch {
+      // An uncopyable thrown value: the owner reports the crash without it.
+    }
+  }
+  data.notes.postMessage(note);
+  line.announce(HostState.Crashed, exitCode);
+}
+
+let thrown: unknown;
+const remember = (error: unknown): void => {
+  thrown ??= error;
+};
+const onExit = (code: number): void => {
+  sayLastWords(code, thrown);
+};
+process.on('uncaughtExceptionMonitor', remember);
+process.on('exit', onExit);
+
+/** The main module is running and says the last words from now on. */
+export function handOver(): void {
+  process.off('uncaughtExceptionMonitor', remember);
+  process.off('exit', onExit);
+}
