@@ -1,0 +1,165 @@
+/**
+ * Liveness from facts (README "Never hang"): whether a loop thread is starting, running or gone is
+ * decided from what the thread writes and from its exit, never from a time guess; a call's
+ * timeout is its own; a blocked caller learns why the thread died as much as an awaiting one.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { LoopThread, WorkerCrashedError, type LoopThreadOptions } from 'loopthread';
+import { rejectionWithin, thrown, within } from './helpers.js';
+
+/** A watchdog for what must settle: it reports a hang, it never times a machine. */
+const SETTLE_LIMIT_MS = 60_000;
+const entry = require.resolve('loopthread');
+/** .cjs fixtures are not compiled: they are used from the source tree. */
+const fixture = (name: string): string => join(__dirname, '..', '..', 'test', 'fixtures', name);
+
+function startLoop(t: TestContext, options: LoopThreadOptions = {}): LoopThread {
+  const loop = new LoopThread({ name: t.name, ...options });
+  t.after(async () => {
+    await within(loop.terminate(), 'terminate()', SETTLE_LIMIT_MS);
+  });
+  return loop;
+}
+
+/** Runs `node file ...args`; resolves with its stdout once it exits with code 0. */
+function runNode(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(`${file} exited with ${String(code ?? signal)}: ${err}`));
+    });
+  });
+}
+
+// ---- start-up ------------------------------------------------------------------------------
+
+test('8 processes starting 8 LoopThreads each at once on 2 cores: every first call is answered, no false crash', async () => {
+  const runs = Array.from({ length: 8 }, () => runNode(fixture('liveness-startup.cjs'), [entry]));
+  const outputs = await within(Promise.all(runs), '8 processes', SETTLE_LIMIT_MS * 2);
+  const expected = [0, 2, 4, 6, 8, 10, 12, 14];
+  for (const output of outputs) assert.deepEqual(JSON.parse(output), expected);
+});
+
+test("a call's timeout does not count the thread's start-up: a blocking call on a slow-starting thread succeeds", async (t) => {
+  const env = { ...process.env, LIVENESS_START_DELAY_MS: '1000' };
+  const slow: LoopThreadOptions = { timeout: 300, env, execArgv: ['--require', fixture('liveness-slow-start.cjs')] };
+  // Both threads start at once; the async call is made first so that both wait for a start-up.
+  const awaited = startLoop(t, slow);
+  const future = awaited.run((n: number) => n + 1, 1);
+  const blocking = startLoop(t, slow);
+  assert.equal(
+    blocking.runSync((n: number) => n + 1, 41),
+    42,
+  );
+  assert.equal(await within(future, 'the awaited call', SETTLE_LIMIT_MS), 2);
+});
+
+test('a thread that never starts still fails its calls after startupTimeout, blocked and awaited', async (t) => {
+  const env = { ...process.env, LIVENESS_START_DELAY_MS: '60000' };
+  const options: LoopThreadOptions = {
+    startupTimeout: 200,
+    env,
+    execArgv: ['--require', fixture('liveness-slow-start.cjs')],
+  };
+  const awaited = startLoop(t, options);
+  const pending = awaited.run(() => 1);
+  const blocking = startLoop(t, options);
+  const error = thrown(() => blocking.runSync(() => 1));
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  assert.match(error.message, /did not start within 200 ms/);
+  const asyncError = await rejectionWithin(pending, 'the awaited call', SETTLE_LIMIT_MS);
+  assert.ok(asyncError instanceof WorkerCrashedError, String(asyncError));
+  assert.match(asyncError.message, /did not start within 200 ms/);
+});
+
+// ---- a blocked caller knows as much as an awaiting one -----------------------------------------
+
+interface Death {
+  name: string;
+  exitCode: number | undefined;
+  causeName: string | undefined;
+  causeMessage: string | undefined;
+  causeCode: unknown;
+}
+
+function death(error: unknown): Death {
+  assert.ok(error instanceof WorkerCrashedError, String(error));
+  const cause = error.cause as (Error & { code?: unknown }) | undefined;
+  return {
+    name: error.name,
+    exitCode: error.exitCode,
+    causeName: cause?.name,
+    causeMessage: cause?.message,
+    causeCode: cause?.code,
+  };
+}
+
+/** Kills a thread in one of the ways a thread dies, from inside a call. */
+type Killer = () => Promise<never>;
+
+const ways: [string, LoopThreadOptions, Killer, Partial<Death>][] = [
+  [
+    'an uncaught error',
+    {},
+    () =>
+      new Promise<never>(() => {
+        setImmediate(() => {
+          throw Object.assign(new RangeError('uncaught on the loop thread'), { code: 'E_LIVENESS' });
+        });
+      }),
+    { exitCode: 1, causeName: 'RangeError', causeMessage: 'uncaught on the loop thread', causeCode: 'E_LIVENESS' },
+  ],
+  [
+    'process.exit(7)',
+    {},
+    () =>
+      new Promise<never>(() => {
+        setImmediate(() => process.exit(7));
+      }),
+    { exitCode: 7, causeName: undefined },
+  ],
+  [
+    'running out of memory',
+    { resourceLimits: { maxOldGenerationSizeMb: 16 } },
+    () => {
+      const hoard: number[][] = [];
+      for (;;) hoard.push(new Array<number>(1000).fill(Math.random()));
+    },
+    { exitCode: 1, causeCode: 'ERR_WORKER_OUT_OF_MEMORY' },
+  ],
+];
+
+for (const [how, options, kill, expected] of ways) {
+  test(`${how}: a blocked caller gets the same cause and exit code as an awaiting one`, async (t) => {
+    const blockedLoop = startLoop(t, options);
+    const awaitedLoop = startLoop(t, options);
+    const blocked = death(thrown(() => blockedLoop.runSync(kill)));
+    const awaited = death(await rejectionWithin(awaitedLoop.run(kill), 'the awaited call', SETTLE_LIMIT_MS));
+    assert.deepEqual(blocked, awaited);
+    assert.deepEqual({ ...blocked, ...expected }, blocked);
+  });
+}
+
+test('a --require preload that throws: the blocked caller gets its error as cause, as the awaiting one does', async (t) => {
+  const execArgv = ['--require', fixture('never-hang-throws-on-require.cjs')];
+  const blocked = death(thrown(() => startLoop(t, { execArgv }).runSync(() => 1)));
+  const awaited = death(
+    await rejectionWithin(
+      startLoop(t, { execArgv }).run(() => 1),
+      'run',
+      SETTLE_LIMIT_MS,
+    ),
+  );
+  assert.deepEqual(blocked, awaited);
+  assert.equal(blocked.exitCode, 1);
+  assert.match(String(blocked.causeMessage), /require-boom/);
+});
