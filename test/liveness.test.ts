@@ -5,9 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { LoopThread, WorkerCrashedError, type LoopThreadOptions } from 'loopthread';
+import { Worker } from 'node:worker_threads';
+import { LoopThread, WorkerCrashedError, type LoopThreadHandle, type LoopThreadOptions } from 'loopthread';
 import { rejectionWithin, thrown, within } from './helpers.js';
 
 /** A watchdog for what must settle: it reports a hang, it never times a machine. */
@@ -163,3 +165,39 @@ test('a --require preload that throws: the blocked caller gets its error as caus
   assert.equal(blocked.exitCode, 1);
   assert.match(String(blocked.causeMessage), /require-boom/);
 });
+
+// ---- connections from other threads --------------------------------------------------------
+
+/** Runs `source` (an async function body) in a worker with `handle`; resolves with what it returns. */
+async function inWorker(source: string, handle: LoopThreadHandle): Promise<unknown> {
+  const worker = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const { LoopThread } = require(workerData.entry);
+     const describe = (e) => ({ name: e.name, exitCode: e.exitCode, cause: e.cause && e.cause.message });
+     (async () => { ${source} })().then((v) => parentPort.postMessage(v));`,
+    { eval: true, workerData: { handle, entry }, transferList: [handle.port] },
+  );
+  try {
+    const [message] = (await within(once(worker, 'message'), 'the worker', SETTLE_LIMIT_MS)) as [unknown];
+    return message;
+  } finally {
+    await worker.terminate();
+  }
+}
+
+for (const kind of ['blocked', 'awaiting'] as const) {
+  test(`${kind === 'blocked' ? 'a blocked' : 'an awaiting'} caller on a connection gets the loop thread's uncaught error as cause and its exit code`, async (t) => {
+    const loop = startLoop(t);
+    const call =
+      kind === 'blocked'
+        ? `try { loop.runSync(die); return 'returned'; } catch (e) { return describe(e); }`
+        : `return loop.run(die).then(() => 'returned', describe);`;
+    const outcome = await inWorker(
+      `const loop = LoopThread.connect(workerData.handle);
+       const die = () => new Promise(() => { setImmediate(() => { throw new Error('the loop thread dies'); }); });
+       ${call}`,
+      loop.createHandle(),
+    );
+    assert.deepEqual(outcome, { name: 'WorkerCrashedError', exitCode: 1, cause: 'the loop thread dies' });
+  });
+}
