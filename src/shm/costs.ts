@@ -1,0 +1,102 @@
+/**
+ * What waiting costs on this machine, measured rather than assumed: the same kind of VM has shown
+ * futex round trips of 50 us one week and 370 us the next. A few milliseconds of ping-pong with a
+ * thread of its own give the three costs the spin policy weighs:
+ *
+ *   futex round trip   both threads sleep in Atomics.wait and wake each other with notify
+ *   spin round trip    both threads spin on a shared word
+ *   port wake          a message posted to a thread whose event loop is idle, until it acts
+ *
+ * Medians, so one descheduling does not skew them.
+ */
+import { Worker } from 'node:worker_threads';
+
+export interface MachineCosts {
+  /** Median round trip (ms) through Atomics.wait/notify, both sides asleep in turn. */
+  futexRoundTripMs: number;
+  /** Median round trip (ms) between two spinning threads. */
+  spinRoundTripMs: number;
+  /** Median time (ms) from posting a message to an idle event loop until that thread acts on it. */
+  portWakeMs: number;
+}
+
+const PING = 0;
+const PONG = 1;
+const PHASE = 2;
+const FUTEX_ROUNDS = 31;
+const SPIN_ROUNDS = 201;
+const PORT_ROUNDS = 15;
+
+/** The partner thread: answers pings by futex, then by spinning, then port messages, as PHASE says. */
+const partner = `
+const { workerData, parentPort } = require('node:worker_threads');
+const w = new Int32Array(workerData);
+let seen = 0;
+for (;;) {
+  const phase = Atomics.load(w, ${PHASE});
+  if (phase === 2) break;
+  if (phase === 0) Atomics.wait(w, ${PING}, seen);
+  const ping = Atomics.load(w, ${PING});
+  if (ping === seen) continue;
+  seen = ping;
+  Atomics.store(w, ${PONG}, ping);
+  Atomics.notify(w, ${PONG});
+}
+parentPort.on('message', (n) => {
+  Atomics.store(w, ${PONG}, n);
+});
+parentPort.postMessage('ready');
+`;
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+};
+
+/** Measures this machine's costs with a short-lived thread (a few ms once it has started). */
+export async function measureMachineCosts(): Promise<MachineCosts> {
+  const sab = new SharedArrayBuffer(16);
+  const w = new Int32Array(sab);
+  const worker = new Worker(partner, { eval: true, workerData: sab });
+  try {
+    const exchange = (rounds: number, spin: boolean): number => {
+      const times: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        const ping = Atomics.load(w, PING) + 1;
+        const start = performance.now();
+        Atomics.store(w, PING, ping);
+        if (!spin) Atomics.notify(w, PING);
+        while (Atomics.load(w, PONG) !== ping) if (!spin) Atomics.wait(w, PONG, ping - 1, 1_000);
+        times.push(performance.now() - start);
+      }
+      return median(times.slice(1));
+    };
+    // The partner sleeps on PING in phase 0: the first exchange also waits for it to start.
+    exchange(1, false);
+    const futexRoundTripMs = exchange(FUTEX_ROUNDS, false);
+    // Wake the partner from its futex sleep into the spinning phase.
+    Atomics.store(w, PHASE, 1);
+    Atomics.notify(w, PING);
+    const spinRoundTripMs = exchange(SPIN_ROUNDS, true);
+    Atomics.store(w, PHASE, 2);
+    Atomics.store(w, PING, Atomics.load(w, PING) + 1);
+    Atomics.notify(w, PING);
+    await new Promise((resolve) => worker.once('message', resolve));
+    // The partner's loop is idle now: each message wakes it; this thread spins to see it act.
+    const wakes: number[] = [];
+    for (let n = 1; n <= PORT_ROUNDS; n++) {
+      const start = performance.now();
+      worker.postMessage(n + 1_000_000);
+      while (Atomics.load(w, PONG) !== n + 1_000_000) {
+        // Yield the core between looks if this machine has one core: spinning would starve the partner.
+        Atomics.wait(w, PONG, Atomics.load(w, PONG), 0.05);
+      }
+      wakes.push(performance.now() - start);
+      // Let the partner's loop go idle again before the next message.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return { futexRoundTripMs, spinRoundTripMs, portWakeMs: median(wakes) };
+  } finally {
+    await worker.terminate();
+  }
+}
