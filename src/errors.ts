@@ -14,6 +14,12 @@ export class LoopThreadError extends Error {
 /** The LoopThread (or its connection) is closed, or was closed while the call waited. */
 export class ClosedError extends LoopThreadError {}
 
+/**
+ * Nobody is left on the other side of a Channel: it is empty and every connection that may put
+ * has ended (or full, and every one that may get). A ClosedError, so iterations end on it.
+ */
+export class DisconnectedError extends ClosedError {}
+
 /** The thread that serves calls stopped unexpectedly: uncaught error, process.exit, out of memory, terminate. */
 export class WorkerCrashedError extends LoopThreadError {
   /** The exit code, when the thread reported one. */

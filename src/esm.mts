@@ -15,6 +15,7 @@ export {
   iterate,
   LoopThreadError,
   ClosedError,
+  DisconnectedError,
   WorkerCrashedError,
   DeadlockError,
   NeverSettledError,

@@ -16,6 +16,7 @@ export type { Syncified, Asyncified, SyncFunction, AsyncFunction, SyncValue, Asy
 export {
   LoopThreadError,
   ClosedError,
+  DisconnectedError,
   WorkerCrashedError,
   DeadlockError,
   NeverSettledError,

@@ -15,17 +15,28 @@ import {
   ClosedError,
   DataCloneError,
   DeadlockError,
+  DisconnectedError,
   TimeoutError,
   type ChannelHandle,
 } from 'loopthread';
+import type { Peer } from './fixtures/channel-peer.mjs';
 import type { Item, Outcome, Task } from './fixtures/channel-worker.mjs';
+import { rejectionWithin, thrown } from './helpers.js';
 
 const fixture = new URL('./fixtures/channel-worker.mjs', pathToFileURL(__filename));
+const peerFixture = new URL('./fixtures/channel-peer.mjs', pathToFileURL(__filename));
 const entry = require.resolve('loopthread');
 
 /** Header words the tests look at (src/channel/layout.ts). */
 const GET_WAITERS = 48;
 const PUT_WAITERS = 49;
+const PUTTERS = 51;
+const GETTERS = 52;
+/**
+ * A watchdog for waits that must end by themselves: a blocked wait that would hang without the
+ * behaviour under test fails with TimeoutError instead, and the test with it.
+ */
+const WATCHDOG = 30_000;
 
 const workers = new Set<Worker>();
 after(async () => {
@@ -687,6 +698,264 @@ describe('Channel when a thread dies', () => {
     assert.equal(await ch.get(), 2);
     ch.close();
     await assert.rejects(ch.get(), ClosedError);
+  });
+});
+
+interface Started {
+  worker: Worker;
+  /** The next message of the peer that has `key` (each message is kept until asked for: none is missed). */
+  next: (key: string) => Promise<Record<string, unknown>>;
+  /** Its exit code. */
+  exited: Promise<number>;
+}
+
+/** Starts a worker of test/fixtures/channel-peer.mts playing `peer`. */
+function startPeer(peer: Peer): Started {
+  const port = peer.handle?.port;
+  const worker = new Worker(peerFixture, { workerData: peer, transferList: port === undefined ? [] : [port] });
+  workers.add(worker);
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  worker.once('exit', () => workers.delete(worker));
+  // Peers that end with an uncaught error: the exit code says it.
+  worker.on('error', () => undefined);
+  const queue: Record<string, unknown>[] = [];
+  let wake: (() => void) | undefined;
+  worker.on('message', (m: Record<string, unknown>) => {
+    queue.push(m);
+    wake?.();
+  });
+  const next = async (key: string): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const i = queue.findIndex((m) => key in m);
+      if (i >= 0) return queue.splice(i, 1)[0]!;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  };
+  return { worker, next, exited };
+}
+
+const word = (handle: ChannelHandle, index: number): number => Atomics.load(new Int32Array(handle.buffer), index);
+
+/** A handle to look at `ch`'s header with, which leaves the connection counts as they were. */
+function peek(ch: Channel<never> | Channel<number>): ChannelHandle {
+  const handle = ch.createHandle();
+  Channel.connect(handle).disconnect();
+  return handle;
+}
+
+describe('Channel: nobody left on the other side (DisconnectedError)', () => {
+  test("the issue's case: a worker producer puts one item and exits; the consumer's next getSync fails", async () => {
+    const ch = new Channel<number>({ role: 'get', allowBlockingMainThread: true });
+    const producer = startPeer({ handle: ch.createHandle({ role: 'put' }), put: [1], end: 'return' });
+    // This thread blocks: its event loop does not run, so what wakes it is the producer's own exit.
+    assert.equal(ch.getSync({ timeout: WATCHDOG }), 1);
+    const error = thrown(() => ch.getSync({ timeout: WATCHDOG }));
+    assert.ok(error instanceof DisconnectedError, String(error));
+    assert.ok(error instanceof ClosedError);
+    assert.equal(error.name, 'DisconnectedError');
+    assert.match(error.message, /empty and every connection that may put has ended/);
+    assert.throws(() => ch.tryGet(), DisconnectedError);
+    assert.equal(await producer.exited, 0);
+  });
+
+  test('likewise the async get fails, and iterations (for await, iterSync) end', async () => {
+    const ch = new Channel<number>({ role: 'get', allowBlockingMainThread: true });
+    startPeer({ handle: ch.createHandle({ role: 'put' }), put: [1, 2], end: 'return' });
+    assert.equal(await ch.get(), 1);
+    assert.equal(await ch.get(), 2);
+    assert.ok(
+      (await rejectionWithin(ch.get(), 'a get with nobody left to put', WATCHDOG)) instanceof DisconnectedError,
+    );
+
+    const iterated = new Channel<number>({ role: 'get', allowBlockingMainThread: true });
+    startPeer({ handle: iterated.createHandle({ role: 'put' }), put: [1, 2, 3], end: 'return' });
+    const got = [];
+    for await (const v of iterated) got.push(v);
+    assert.deepEqual(got, [1, 2, 3]);
+
+    const sync = new Channel<number>({ role: 'get', allowBlockingMainThread: true });
+    startPeer({ handle: sync.createHandle({ role: 'put' }), put: [1, 2, 3], end: 'return' });
+    assert.deepEqual([...sync.iterSync({ timeout: WATCHDOG })], [1, 2, 3]);
+  });
+
+  for (const [end, code] of [
+    ['exit', 7],
+    ['throw', 1],
+  ] as const) {
+    test(`a producer that ends by ${end === 'exit' ? 'process.exit()' : 'an uncaught error'} wakes a blocked getter`, async () => {
+      const ch = new Channel<number>({ role: 'get', allowBlockingMainThread: true });
+      const producer = startPeer({ handle: ch.createHandle({ role: 'put' }), put: [1], end });
+      assert.equal(ch.getSync({ timeout: WATCHDOG }), 1);
+      assert.throws(() => ch.getSync({ timeout: WATCHDOG }), DisconnectedError);
+      assert.equal(await producer.exited, code);
+    });
+  }
+
+  test('symmetrically, a putter of a full channel fails once its only consumer has exited', async () => {
+    const ch = new Channel<number>({ capacity: 1, role: 'put', allowBlockingMainThread: true });
+    const consumer = startPeer({ handle: ch.createHandle({ role: 'get' }), get: 1, end: 'return' });
+    ch.putSync(1, { timeout: WATCHDOG });
+    // Waits, if need be, until the consumer has taken 1.
+    ch.putSync(2, { timeout: WATCHDOG });
+    assert.throws(() => {
+      ch.putSync(3, { timeout: WATCHDOG });
+    }, DisconnectedError);
+    assert.deepEqual(await consumer.next('got'), { got: [1] });
+    assert.throws(() => ch.tryPut(3), /full and every connection that may get has ended/);
+    await assert.rejects(ch.put(3), DisconnectedError);
+    // Items not done, with nobody left to mark them done.
+    await assert.rejects(ch.join(), DisconnectedError);
+    assert.equal(ch.size, 1);
+
+    const async = new Channel<number>({ capacity: 1, role: 'put' });
+    startPeer({ handle: async.createHandle({ role: 'get' }), get: 1, end: 'return' });
+    await async.put(1);
+    await async.put(2);
+    assert.ok(
+      (await rejectionWithin(async.put(3), 'a put with nobody left to get', WATCHDOG)) instanceof DisconnectedError,
+    );
+  });
+
+  test('a getter that starts waiting before the producer has connected is not failed: its handle counts', async () => {
+    const ch = new Channel<number>({ role: 'get' });
+    const handle = ch.createHandle({ role: 'put' });
+    const producer = startPeer({ handle, waitForGo: true, put: [1, 2], end: 'return' });
+    const consumer = startPeer({ handle: ch.createHandle({ role: 'get' }), get: 1, end: 'return' });
+    const got = ch.get();
+    // Both getters sleep (the worker's in getSync) while the producer waits for its go, unconnected.
+    await until(() => word(handle, GET_WAITERS) === 2);
+    assert.equal(await state(got), 'pending');
+    producer.worker.postMessage('go');
+    const [mine, theirs] = await Promise.all([got, consumer.next('got')]);
+    assert.deepEqual([mine, ...(theirs.got as number[])].sort(), [1, 2]);
+  });
+
+  test('two producers, one exits: the other still counts, and getters wait for it', async () => {
+    const ch = new Channel<number>({ role: 'get' });
+    const first = startPeer({ handle: ch.createHandle({ role: 'put' }), put: [1], end: 'return' });
+    const handle = ch.createHandle({ role: 'put' });
+    const second = startPeer({ handle, waitForGo: true, put: [2], end: 'return' });
+    assert.equal(await ch.get(), 1);
+    await first.exited;
+    assert.equal(word(handle, PUTTERS), 1);
+    const got = ch.get();
+    await until(() => word(handle, GET_WAITERS) === 1);
+    assert.equal(await state(got), 'pending');
+    second.worker.postMessage('go');
+    assert.equal(await got, 2);
+    await second.exited;
+    await assert.rejects(ch.get(), DisconnectedError);
+  });
+
+  test('a channel used on one thread alone never reports disconnection, whatever connections come and go', async () => {
+    const ch = new Channel<number>({ capacity: 1, allowBlockingMainThread: true });
+    const handle = peek(ch);
+    Channel.connect(ch.createHandle({ role: 'put' })).disconnect();
+    const getter = Channel.connect<number>(ch.createHandle({ role: 'get' }));
+    getter.disconnect();
+    assert.equal(word(handle, PUTTERS), 1);
+    assert.deepEqual(ch.tryGet(), { ok: false });
+    await assert.rejects(ch.get({ timeout: 10 }), TimeoutError);
+    assert.throws(() => ch.getSync({ timeout: 10 }), TimeoutError);
+    const got = ch.get();
+    await until(() => word(handle, GET_WAITERS) === 1);
+    assert.equal(await state(got), 'pending');
+    await ch.put(5);
+    assert.equal(await got, 5);
+    await ch.put(6);
+    assert.equal(ch.tryPut(7), false);
+    await assert.rejects(ch.put(7, { timeout: 10 }), TimeoutError);
+    assert.throws(() => {
+      ch.putSync(7, { timeout: 10 });
+    }, TimeoutError);
+    assert.equal(ch.getSync(), 6);
+  });
+
+  test('a producer stopped by terminate(), which runs no exit hook, is seen gone by the thread that made its handle', async () => {
+    const ch = new Channel<number>({ role: 'get' });
+    const handle = ch.createHandle({ role: 'put' });
+    const producer = startPeer({ handle, put: [1], end: 'block' });
+    const consumer = startPeer({ handle: ch.createHandle({ role: 'get' }), get: 2, end: 'return' });
+    // The producer has put 1 and blocks (it is not gone); the consumer took 1 and sleeps in getSync
+    // for a second item.
+    await producer.next('done');
+    await until(() => ch.size === 0 && word(handle, GET_WAITERS) === 1);
+    const got = ch.get();
+    await until(() => word(handle, GET_WAITERS) === 2);
+    assert.equal(await state(got), 'pending');
+    assert.equal(word(handle, PUTTERS), 1);
+    await producer.worker.terminate();
+    assert.ok(
+      (await rejectionWithin(got, 'a get after the producer was terminated', WATCHDOG)) instanceof DisconnectedError,
+    );
+    assert.deepEqual(await consumer.next('got'), { got: [1], error: 'DisconnectedError' });
+  });
+
+  test('a thread that connected from a handle sees the thread that made it terminated', async () => {
+    const maker = startPeer({ make: { role: 'put', handleRole: 'get' }, put: [1], end: 'block' });
+    const { handle } = (await maker.next('handle')) as { handle: ChannelHandle };
+    const ch = Channel.connect<number>(handle);
+    assert.equal(await ch.get(), 1);
+    const got = ch.get();
+    await until(() => word(handle, GET_WAITERS) === 1);
+    assert.equal(await state(got), 'pending');
+    await maker.worker.terminate();
+    assert.ok(
+      (await rejectionWithin(got, 'a get after the maker was terminated', WATCHDOG)) instanceof DisconnectedError,
+    );
+  });
+
+  test('a handle sent to a worker that fails to start stops counting', async () => {
+    const ch = new Channel<number>({ role: 'get' });
+    const handle = ch.createHandle({ role: 'put' });
+    const worker = new Worker('this is not javascript (', {
+      eval: true,
+      workerData: handle,
+      transferList: [handle.port],
+    });
+    worker.on('error', () => undefined);
+    assert.ok((await rejectionWithin(ch.get(), 'a get', WATCHDOG)) instanceof DisconnectedError);
+  });
+
+  test('roles: a connection only does what its role says; disconnect() ends one connection and wakes the other side', async () => {
+    const ch = new Channel<number>({ role: 'get' });
+    assert.throws(() => ch.tryPut(1), /role is 'get': it cannot put/);
+    await assert.rejects(ch.put(1), TypeError);
+    assert.throws(() => new Channel({ role: 'all' as 'both' }), TypeError);
+    // Nobody may put: a get fails at once.
+    assert.throws(() => ch.tryGet(), DisconnectedError);
+    await assert.rejects(ch.get(), DisconnectedError);
+    const handle = ch.createHandle({ role: 'put' });
+    const putter = Channel.connect<number>(handle);
+    assert.throws(() => Channel.connect(handle), /connected already/);
+    assert.throws(() => putter.tryGet(), TypeError);
+    assert.throws(() => putter[Symbol.asyncIterator](), TypeError);
+    const got = ch.get();
+    await putter.put(1);
+    assert.equal(await got, 1);
+    const waiting = ch.get();
+    await until(() => word(handle, GET_WAITERS) === 1);
+    putter.disconnect();
+    putter.disconnect();
+    await assert.rejects(waiting, DisconnectedError);
+    assert.throws(() => putter.tryPut(2), /ended by disconnect/);
+    assert.equal(word(handle, PUTTERS), 0);
+    assert.equal(word(handle, GETTERS), 1);
+  });
+
+  test('close() still closes the channel for every connection, and ClosedError wins over disconnection', async () => {
+    const ch = new Channel<number>({ role: 'get' });
+    ch.close();
+    await assert.rejects(ch.get(), (e: unknown) => e instanceof ClosedError && !(e instanceof DisconnectedError));
+  });
+
+  test('the 0.1 handle (channel.handle) connects uncounted: once it is read, no disconnection is reported', async () => {
+    const ch = new Channel<number>({ role: 'get' });
+    const handle = ch.handle;
+    assert.deepEqual(Object.keys(handle).sort(), ['buffer', 'kind']);
+    await assert.rejects(ch.get({ timeout: 10 }), TimeoutError);
   });
 });
 

@@ -2,14 +2,31 @@
  * Channel: a queue shared by threads, with blocking ends (putSync, getSync, iterSync) for worker
  * threads and sync code, and async ends (put, get, for await) that never block a loop. Any number
  * of threads put and get. The queue lives in one SharedArrayBuffer (see layout.ts and ring.ts);
- * values cross by copy through the codec, or as raw bytes in bytes mode.
+ * values cross by copy through the codec, or as raw bytes in bytes mode. Each Channel object is a
+ * connection, counted so that a waiter learns when nobody is left on the other side
+ * (connections.ts).
  */
-import { isMainThread } from 'node:worker_threads';
+import { isMainThread, type MessagePort } from 'node:worker_threads';
 import { decodeValue } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue } from '../codec/encode.js';
 import { Tag } from '../codec/tags.js';
 import { Reader, Writer } from '../codec/writer.js';
-import { CancelledError, ClosedError, DeadlockError, TimeoutError } from '../errors.js';
+import { CancelledError, ClosedError, DeadlockError, DisconnectedError, TimeoutError } from '../errors.js';
+import {
+  BOTH,
+  type ChannelRole,
+  type Connection,
+  GET,
+  PUT,
+  type Reservation,
+  claim,
+  endConnection,
+  makeReservation,
+  open,
+  pin,
+  roleBits,
+  roleName,
+} from './connections.js';
 import { holdLoop, releaseLoop } from './keep-alive.js';
 import {
   BYTES,
@@ -17,10 +34,12 @@ import {
   CAPACITY,
   CLOSED_NOW,
   DONE_SEQ,
+  GETTERS,
   GET_WAITERS,
   HEADER_WORDS,
   MODE,
   OPEN,
+  PUTTERS,
   PUT_SEQ,
   PUT_WAITERS,
   RING_BYTES,
@@ -40,6 +59,13 @@ export interface ChannelOptions {
   bytes?: boolean;
   /** Allow the blocking methods on the main thread of this process (they freeze its event loop). */
   allowBlockingMainThread?: boolean;
+  /**
+   * What this connection does: 'put', 'get' or 'both' (default). Getters of an empty channel fail
+   * with DisconnectedError once no connection that may put is left, and putters of a full one once
+   * none that may get is left: give a connection that never puts the role 'get' (and one that never
+   * gets 'put').
+   */
+  role?: ChannelRole;
 }
 
 export interface ChannelConnectOptions {
@@ -47,10 +73,19 @@ export interface ChannelConnectOptions {
   allowBlockingMainThread?: boolean;
 }
 
-/** What a thread needs to connect to a channel; send it with postMessage or workerData. */
+/**
+ * What a thread needs to connect to a channel; send it with postMessage or workerData. A handle from
+ * createHandle() has a `port`, to list in the transferList, and serves one connection.
+ */
 export interface ChannelHandle {
   readonly kind: 'loopthread.channel';
   readonly buffer: SharedArrayBuffer;
+  /** On handles from createHandle(): list it in the transferList. */
+  readonly port?: MessagePort;
+  /** @internal */
+  readonly slot?: SharedArrayBuffer;
+  /** @internal */
+  readonly maker?: SharedArrayBuffer;
 }
 
 export interface ChannelWaitOptions {
@@ -105,6 +140,8 @@ const small = Buffer.allocUnsafeSlow(8 + 4 * 16);
 /** Strings up to this long take the fast paths. */
 const SHORT = 64;
 const RESOLVED = Promise.resolve();
+/** What #get() returns, beside a length, EMPTY and ENDED, when nobody is left to put. */
+const GONE = -3;
 /** The length of what the last #encode() wrote (the array it returns may be longer). */
 let encodedLength = 0;
 
@@ -174,6 +211,14 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   readonly #bytes: boolean;
   readonly #allowMain: boolean;
   readonly #handle: ChannelHandle;
+  /** This object's connection (connections.ts), its role (PUT, GET or BOTH) and what it may still do. */
+  readonly #conn: Connection;
+  readonly #role: number;
+  #mayPut: boolean;
+  #mayGet: boolean;
+  #ended = false;
+  /** True once `handle`, which connects without being counted, was read (connections.ts, pin). */
+  #pinned = false;
   /** The item the last #take() took. */
   #got: T | undefined;
   /** Iterations take up to this many items in one lock (see #takeMany). */
@@ -186,14 +231,27 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   constructor(options: ChannelOptions = {}) {
     if (options instanceof Attach) {
-      this.#handle = options.handle;
-      this.#ring = new Ring(options.handle.buffer);
+      const handle = options.handle;
+      this.#handle = Object.freeze({ kind: 'loopthread.channel', buffer: handle.buffer });
+      this.#ring = new Ring(handle.buffer);
       this.#words = this.#ring.words;
       this.#bytes = Atomics.load(this.#words, MODE) === BYTES;
       this.#allowMain = options.options.allowBlockingMainThread === true;
       this.#batchMax = this.#bytes ? 1 : batchFor(Atomics.load(this.#words, CAPACITY));
+      if (handle.port === undefined && handle.slot === undefined) {
+        // The handle of 0.1 (`handle`): counted from now, as a connection that may do both.
+        this.#role = BOTH;
+        this.#conn = open(this, this.#words, BOTH);
+      } else {
+        const { c, role } = claim(this, this.#words, handle as ChannelHandle & Reservation);
+        this.#role = role;
+        this.#conn = c;
+      }
+      this.#mayPut = (this.#role & PUT) !== 0;
+      this.#mayGet = (this.#role & GET) !== 0;
       return;
     }
+    const role = roleBits(options.role ?? 'both');
     const capacity = options.capacity ?? NO_LIMIT;
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > NO_LIMIT) {
       throw new RangeError(`capacity must be an integer from 1 to ${NO_LIMIT}, got ${String(capacity)}`);
@@ -214,9 +272,16 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     this.#bytes = options.bytes === true;
     this.#allowMain = options.allowBlockingMainThread === true;
     this.#batchMax = this.#bytes ? 1 : batchFor(capacity);
+    this.#role = role;
+    this.#mayPut = (role & PUT) !== 0;
+    this.#mayGet = (role & GET) !== 0;
+    this.#conn = open(this, words, role);
   }
 
-  /** Connects to a channel made in another thread, from its `handle`. */
+  /**
+   * Connects to a channel from a handle made by createHandle() in any thread (this one too), which
+   * serves one connection; or from `handle`.
+   */
   static connect<T = unknown>(handle: ChannelHandle, options: ChannelConnectOptions = {}): Channel<T> {
     const buffer = (handle as Partial<ChannelHandle> | null)?.buffer;
     if (
@@ -224,19 +289,57 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       !(buffer instanceof SharedArrayBuffer) ||
       buffer.byteLength < HEADER_WORDS * 4
     ) {
-      throw new TypeError('Channel.connect() needs the handle of a Channel (channel.handle)');
+      throw new TypeError('Channel.connect() needs the handle of a Channel (channel.createHandle())');
     }
     return new Channel<T>(new Attach(handle, options) as ChannelOptions);
   }
 
-  /** Send this to another thread (postMessage, workerData) and call Channel.connect() there. */
+  /**
+   * A handle for one connection, in another thread or this one: send it with `transferList:
+   * [handle.port]` and call Channel.connect() there. The connection counts from now on (so that a
+   * waiter is not told that nobody is left before it has connected) until it ends; `role` says
+   * what it does (default 'both').
+   */
+  createHandle(options: { role?: ChannelRole } = {}): ChannelHandle & { readonly port: MessagePort } {
+    if (this.#ended) throw this.#endedError();
+    const role = roleBits(options.role ?? 'both');
+    return Object.freeze({
+      kind: 'loopthread.channel',
+      buffer: this.#handle.buffer,
+      ...makeReservation(this.#conn, role),
+    });
+  }
+
+  /**
+   * The handle of loopthread 0.1, for any number of threads: connections made with it count only
+   * once connected, and any thread may connect with it at any time, so once it has been read this
+   * channel never reports that nobody is left (DisconnectedError). Prefer createHandle().
+   */
   get handle(): ChannelHandle {
+    if (!this.#pinned) {
+      this.#pinned = true;
+      pin(this.#words);
+    }
     return this.#handle;
   }
 
-  /** What to pass as transferList beside the handle: nothing, since shared memory is shared. */
+  /** What to pass as transferList beside `handle`: nothing, since shared memory is shared. */
   get transferList(): [] {
     return [];
+  }
+
+  /**
+   * Ends this connection only (the channel stays open for the others): it no longer counts as one
+   * that may put or get, and its methods throw ClosedError. Items an iteration of it took ahead go
+   * back first. Idempotent. A connection also ends when its thread exits, or when this object is
+   * garbage-collected.
+   */
+  disconnect(): void {
+    if (this.#ended) return;
+    this.#giveBack();
+    this.#ended = true;
+    this.#mayPut = this.#mayGet = false;
+    endConnection(this.#conn);
   }
 
   /**
@@ -416,20 +519,50 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     return result;
   }
 
+  /**
+   * Puts the bytes of the last #encode(): Done, Closed, Full, or Gone if the channel is full and no
+   * connection that may get is left. A getter frees its room before it ends, so a put tried once
+   * more after seeing the count at 0 finds any room that the last getter freed.
+   */
+  #put(bytes: Uint8Array, options: ChannelPutOptions | undefined): PutResult {
+    const result = this.#putBytes(bytes, options);
+    if (result !== PutResult.Full || Atomics.load(this.#words, GETTERS) !== 0) return result;
+    const again = this.#putBytes(bytes, options);
+    return again === PutResult.Full ? PutResult.Gone : again;
+  }
+
+  /**
+   * Takes an item as #take() (or #takeMany()), or GONE if the channel is empty and no connection
+   * that may put is left (looking once more, as #put does).
+   */
+  #get(many: boolean): number {
+    const got = many ? this.#takeMany() : this.#take();
+    if (got !== EMPTY || Atomics.load(this.#words, PUTTERS) !== 0) return got;
+    const again = many ? this.#takeMany() : this.#take();
+    return again === EMPTY ? GONE : again;
+  }
+
   // ---- non-waiting ----
 
   /** Puts `value` if there is room now: true if it did, false if full. ClosedError after close. */
   tryPut(value: T, options?: ChannelPutOptions): boolean {
-    const result = this.#putBytes(this.#encode(value), options);
+    if (!this.#mayPut) throw this.#cannot('put');
+    const result = this.#put(this.#encode(value), options);
     if (result === PutResult.Closed) throw this.#closedError('put');
+    if (result === PutResult.Gone) throw this.#goneError('put');
     return result === PutResult.Done;
   }
 
-  /** Takes an item if there is one now: `{ ok: true, value }`, or `{ ok: false }` if empty. ClosedError once closed and drained. */
+  /**
+   * Takes an item if there is one now: `{ ok: true, value }`, or `{ ok: false }` if empty.
+   * ClosedError once closed and drained, DisconnectedError if empty with nobody left to put.
+   */
   tryGet(): TryGetResult<T> {
-    const got = this.#take();
+    if (!this.#mayGet) throw this.#cannot('get');
+    const got = this.#get(false);
     if (got === EMPTY) return { ok: false };
     if (got === ENDED) throw this.#closedError('get');
+    if (got === GONE) throw this.#goneError('get');
     return { ok: true, value: this.#value() };
   }
 
@@ -485,6 +618,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   /** Puts `value`, blocking while the channel is full. ClosedError after close, TimeoutError on timeout. */
   putSync(value: T, options?: ChannelSyncOptions & ChannelPutOptions): void {
+    if (!this.#mayPut) throw this.#cannot('put');
     this.#checkBlocking(options, 'putSync');
     const bytes = this.#encode(value);
     const n = encodedLength;
@@ -492,9 +626,10 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     if (options?.timeout !== undefined) deadline = checkTimeout(options.timeout);
     for (;;) {
       encodedLength = n;
-      const result = this.#putBytes(bytes, options);
+      const result = this.#put(bytes, options);
       if (result === PutResult.Done) return;
       if (result === PutResult.Closed) throw this.#closedError('put');
+      if (result === PutResult.Gone) throw this.#goneError('put');
       if (performance.now() >= deadline) throw this.#timeoutError('putSync', options?.timeout);
       this.#sleep(BYTES_OUT, PUT_WAITERS, this.#ring.seen, deadline);
     }
@@ -502,6 +637,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   /** Takes an item, blocking while the channel is empty. ClosedError once closed and drained. */
   getSync(options?: ChannelSyncOptions): T {
+    if (!this.#mayGet) throw this.#cannot('get');
     this.#checkBlocking(options, 'getSync');
     return this.#getSync(options, false);
   }
@@ -510,16 +646,21 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     let deadline = Infinity;
     if (options?.timeout !== undefined) deadline = checkTimeout(options.timeout);
     for (;;) {
-      const got = many ? this.#takeMany() : this.#take();
+      const got = this.#get(many);
       if (got === ENDED) throw this.#closedError('get');
+      if (got === GONE) throw this.#goneError('get');
       if (got !== EMPTY) return this.#value();
       if (performance.now() >= deadline) throw this.#timeoutError('getSync', options?.timeout);
       this.#sleep(PUT_SEQ, GET_WAITERS, this.#ring.seen, deadline);
     }
   }
 
-  /** Blocking iteration: each item until the channel is closed and drained. `timeout` applies to each item. */
+  /**
+   * Blocking iteration: each item until the channel is closed and drained, or empty with nobody
+   * left to put. `timeout` applies to each item.
+   */
   iterSync(options?: ChannelSyncOptions): Generator<T, void, undefined> {
+    if (!this.#mayGet) throw this.#cannot('get');
     this.#checkBlocking(options, 'iterSync');
     return this.#iterSync(options);
   }
@@ -529,6 +670,8 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       for (;;) {
         let value: T;
         try {
+          // Ended by disconnect() meanwhile: the iteration ends, as on close.
+          if (!this.#mayGet) return;
           value = this.#getSync(options, true);
         } catch (error) {
           if (error instanceof ClosedError) return;
@@ -580,6 +723,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   /** Puts `value`, waiting (without blocking) while the channel is full. */
   put(value: T, options?: ChannelWaitOptions & ChannelPutOptions): Promise<void> {
+    if (!this.#mayPut) return Promise.reject(this.#cannot('put'));
     if (options !== undefined) return this.#putAsync(value, options);
     // Fast path: with room there, a put costs no async function.
     let bytes: Uint8Array;
@@ -613,13 +757,16 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     }
     const signal = options.signal;
     const deadline = checkTimeout(options.timeout);
+    // The put that found the channel full did not look for getters: the loop's put does.
+    if (seen !== undefined && Atomics.load(this.#words, GETTERS) === 0) seen = undefined;
     for (;;) {
       if (signal?.aborted === true) throw cancelled(signal);
       if (seen === undefined) {
         encodedLength = n;
-        const result = this.#putBytes(bytes, options);
+        const result = this.#put(bytes, options);
         if (result === PutResult.Done) return;
         if (result === PutResult.Closed) throw this.#closedError('put');
+        if (result === PutResult.Gone) throw this.#goneError('put');
         if (performance.now() >= deadline) throw this.#timeoutError('put', options.timeout);
         seen = this.#ring.seen;
       }
@@ -634,6 +781,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   /** Takes an item, waiting (without blocking) while the channel is empty. ClosedError once closed and drained. */
   get(options?: ChannelWaitOptions): Promise<T> {
+    if (!this.#mayGet) return Promise.reject(this.#cannot('get'));
     if (options?.signal === undefined && options?.timeout === undefined) {
       // Fast path: an item already there costs no async function.
       const got = this.#take();
@@ -648,19 +796,23 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     const deadline = checkTimeout(options?.timeout);
     for (;;) {
       if (signal?.aborted === true) throw cancelled(signal);
-      const got = this.#take();
+      const got = this.#get(false);
       if (got === ENDED) throw this.#closedError('get');
+      if (got === GONE) throw this.#goneError('get');
       if (got !== EMPTY) return this.#value();
       if (performance.now() >= deadline) throw this.#timeoutError('get', options?.timeout);
       await this.#wait(PUT_SEQ, GET_WAITERS, this.#ring.seen, deadline, signal);
     }
   }
 
-  /** Each item until the channel is closed and drained. */
+  /** Each item until the channel is closed and drained, or empty with nobody left to put. */
   [Symbol.asyncIterator](): AsyncIterator<T> {
+    if (!this.#mayGet) throw this.#cannot('get');
     const done: IteratorResult<T> = { done: true, value: undefined };
     return {
       next: (): Promise<IteratorResult<T>> => {
+        // Ended by disconnect() meanwhile: the iteration ends, as on close.
+        if (!this.#mayGet) return Promise.resolve(done);
         // Fast path: an item already there (or the end) costs one resolved promise.
         const got = this.#takeMany();
         if (got >= 0) return Promise.resolve({ done: false, value: this.#value() });
@@ -697,10 +849,15 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   /** Marks one item got earlier as processed (Python's Queue.task_done). */
   taskDone(): void {
+    if (!this.#mayGet) throw this.#cannot('get');
     if (!this.#ring.taskDone()) throw new RangeError('taskDone() was called more times than items were put');
   }
 
-  /** Resolves once every item put has been marked done with taskDone() (Python's Queue.join). */
+  /**
+   * Resolves once every item put has been marked done with taskDone() (Python's Queue.join).
+   * DisconnectedError if items are left undone and no connection that may get (and so mark them
+   * done) is left.
+   */
   async join(options?: ChannelWaitOptions): Promise<void> {
     const signal = options?.signal;
     const deadline = checkTimeout(options?.timeout);
@@ -708,7 +865,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     for (;;) {
       if (signal?.aborted === true) throw cancelled(signal);
       const seen = Atomics.load(w, DONE_SEQ);
-      if (Atomics.load(w, UNFINISHED) === 0) return;
+      if (this.#joined()) return;
       if (performance.now() >= deadline) throw this.#timeoutError('join', options?.timeout);
       await this.#wait(DONE_SEQ, NONE, seen, deadline, signal);
     }
@@ -721,10 +878,37 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     const w = this.#words;
     for (;;) {
       const seen = Atomics.load(w, DONE_SEQ);
-      if (Atomics.load(w, UNFINISHED) === 0) return;
+      if (this.#joined()) return;
       if (performance.now() >= deadline) throw this.#timeoutError('joinSync', options?.timeout);
       this.#sleep(DONE_SEQ, NONE, seen, deadline);
     }
+  }
+
+  /** True once every item is done; DisconnectedError if some never can be (the count read first, as #put does). */
+  #joined(): boolean {
+    const getters = Atomics.load(this.#words, GETTERS);
+    if (Atomics.load(this.#words, UNFINISHED) === 0) return true;
+    if (getters === 0) throw this.#goneError('join');
+    return false;
+  }
+
+  #cannot(what: 'put' | 'get'): Error {
+    if (this.#ended) return this.#endedError();
+    return new TypeError(`this connection's role is '${roleName(this.#role)}': it cannot ${what}`);
+  }
+
+  #endedError(): ClosedError {
+    return new ClosedError('this connection was ended by disconnect()');
+  }
+
+  #goneError(what: 'put' | 'get' | 'join'): DisconnectedError {
+    return new DisconnectedError(
+      what === 'put'
+        ? 'the channel is full and every connection that may get has ended'
+        : what === 'get'
+          ? 'the channel is empty and every connection that may put has ended'
+          : 'items are not done and every connection that may get (and mark them done) has ended',
+    );
   }
 
   #closedError(what: 'put' | 'get'): ClosedError {

@@ -6,8 +6,9 @@
  * other, and in the common case of one putting thread and one getting thread each lock stays in
  * its own core's cache. The header is cut in 64-byte cache lines so that each side writes only its
  * own line: settings and the state (line 0, written only by close), the put side (line 1, under
- * the put lock), the get side (line 2), and the waiter counts and join's counter (line 3, written
- * only when a thread goes to sleep or a task is done).
+ * the put lock), the get side (line 2), and the waiter counts, join's counter and the connection
+ * counts (line 3, written only when a thread goes to sleep, a task is done or a connection comes
+ * or goes).
  *
  * The two sides meet in counters that only go up (modulo 2^32). Putters write PUT_SEQ (items put)
  * and BYTES_IN (bytes put); getters write ITEMS_OUT and BYTES_OUT: the items and bytes whose room
@@ -24,7 +25,7 @@
  * bit in the same atomic step, then clears it and notifies: one notify per sleep, none while
  * nobody sleeps, and no separate flag for a put to read (each Atomics call costs about 15 ns, as
  * much as the rest of a small put). Close moves every counter (keeping their differences) to wake
- * everyone. Whatever changes both sides at once (close, giving items back in front) takes both
+ * everyone, and so does the end of the last connection that may put (or get). Whatever changes both sides at once (close, giving items back in front) takes both
  * locks, the put lock first.
  */
 
@@ -71,6 +72,10 @@ export const GET_WAITERS = 48;
 export const PUT_WAITERS = 49;
 /** Bumped when UNFINISHED reaches 0 and on close: join() waits on it. */
 export const DONE_SEQ = 50;
+/** Connections that may put, live or reserved by a handle not yet connected (connections.ts). */
+export const PUTTERS = 51;
+/** Connections that may get, likewise. */
+export const GETTERS = 52;
 
 /** Words in the header (four cache lines); the ring follows, aligned as they are. */
 export const HEADER_WORDS = 64;

@@ -43,6 +43,8 @@ export const enum PutResult {
   Done,
   Full,
   Closed,
+  /** Full, and no connection that may get is left (Channel's, not the ring's). */
+  Gone,
 }
 
 /** What a get found when it took nothing. */
@@ -368,20 +370,33 @@ export class Ring {
   }
 
   /**
-   * Closes: no more puts; gets drain what is left, or (immediate) find nothing left. Moves every
-   * counter, leaving their differences (the counts) as they were and clearing the sleep flags, and
-   * so wakes every waiter of either side; join()'s waiters too.
+   * Closes: no more puts; gets drain what is left, or (immediate) find nothing left. Wakes every
+   * waiter (wake()).
    */
   close(immediate: boolean): void {
+    this.#moveAll(immediate ? CLOSED_NOW : CLOSED);
+  }
+
+  /**
+   * Wakes every waiter of either side, join()'s too, so that each looks again: moves every counter,
+   * leaving their differences (the counts) as they were and clearing the sleep flags. For the end
+   * of the last connection that may put (or get): nothing else changes.
+   */
+  wake(): void {
+    this.#moveAll(OPEN);
+  }
+
+  /** close() (`state` CLOSED or CLOSED_NOW) or wake() (OPEN). */
+  #moveAll(state: number): void {
     const w = this.words;
     lock(w, PUT_LOCK);
     lock(w, GET_LOCK);
     try {
-      if (w[STATE] === OPEN) Atomics.store(w, STATE, CLOSED);
+      if (state !== OPEN && w[STATE] === OPEN) Atomics.store(w, STATE, CLOSED);
       const items = (((w[PUT_SEQ] as number) & ~SLEEPER) + ITEM) | 0;
       const bytes = ((w[BYTES_IN] as number) + RECORD_HEADER) | 0;
       w[BYTES_IN] = bytes;
-      if (immediate && w[STATE] === CLOSED) {
+      if (state === CLOSED_NOW && w[STATE] === CLOSED) {
         Atomics.store(w, STATE, CLOSED_NOW);
         // The ring's items: those that iterations took ahead are theirs to drop (dropped()).
         const count = ((items - ITEM - (w[GET_SEQ] as number)) | 0) >> 1;
