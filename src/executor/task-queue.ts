@@ -36,7 +36,7 @@ export class Task implements FutureHooks {
     /** What the future's hooks ask of the pool. */
     private readonly pool: {
       abandon(task: Task, kind: CancelKind): void;
-      readonly block: (isDone: () => boolean, deadline: number) => void;
+      block(task: Task, isDone: () => boolean, deadline: number): void;
     },
     readonly mode: Mode,
     readonly target: number,
@@ -53,9 +53,11 @@ export class Task implements FutureHooks {
     this.pool.abandon(this, CancelKind.Cancel);
   }
 
-  /** The future's hook for resultSync (the pool's: called detached, and shared by all its tasks). */
+  /** The future's hook for resultSync (called detached). */
   get block(): (isDone: () => boolean, deadline: number) => void {
-    return this.pool.block;
+    return (isDone, deadline) => {
+      this.pool.block(this, isDone, deadline);
+    };
   }
 }
 
