@@ -560,6 +560,15 @@ describe('cancellation', () => {
     assert.equal(await within(tasks.add(1, 2), 'the next task on the same worker'), 3);
   });
 
+  it("a task's timeout also ends a resultSync on it (its timer cannot fire while the caller is blocked)", async (t) => {
+    const pool = startPool(t, { maxWorkers: 1 });
+    const tasks = pool.import<Tasks>(tasksURL);
+    const future = pool.with({ timeout: 50 }).submit(tasks.spinUntilCancelled, new Flags().sab);
+    assert.ok(thrown(() => future.resultSync()) instanceof TimeoutError);
+    await within(future.settled, 'the loop stopping');
+    assert.equal(await within(tasks.add(1, 2), 'the next task'), 3);
+  });
+
   it("tier 2: a running task's currentSignal() aborts on timeout, with a TimeoutError reason", async (t) => {
     const pool = startPool(t, { maxWorkers: 1 });
     const tasks = pool.import<Tasks>(tasksURL);

@@ -292,11 +292,13 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     t.control = control;
     let timer: NodeJS.Timeout | undefined;
     if (timeout !== undefined) {
-      timer = setTimeout(() => {
+      t.expire = () => {
         if (control.reject(new TimeoutError(`the task timed out after ${String(timeout)} ms`))) {
           this.#abandon(t, CancelKind.Timeout);
         }
-      }, timeout);
+      };
+      t.expiresAt = performance.now() + timeout;
+      timer = setTimeout(t.expire, timeout);
     }
     const onAbort = (): void => {
       future.cancel(signal?.reason);
@@ -601,11 +603,14 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
           w.collect();
         }
         this.#pump();
+        // Its own timeout: the timer cannot fire while this thread is blocked.
+        if (performance.now() >= task.expiresAt) task.expire?.();
         if (isDone()) return;
         this.#dropWhatBlocks(task);
-        const left = deadline - performance.now();
+        const now = performance.now();
+        const left = deadline - now;
         if (left <= 0) return;
-        Atomics.wait(awakeWords, BELL, seen, Math.min(left, BLOCK_SLICE_MS));
+        Atomics.wait(awakeWords, BELL, seen, Math.min(left, task.expiresAt - now, BLOCK_SLICE_MS));
         for (const w of [...this.#workers]) w.checkAlive();
       }
     } finally {

@@ -30,6 +30,9 @@ export class Task implements FutureHooks {
   /** The future is done (cancelled or timed out) but the task may still run on its worker. */
   abandoned = false;
   cleanup: (() => void) | undefined;
+  /** With a timeout: when it expires (performance.now() time), and what then happens. */
+  expiresAt = Infinity;
+  expire: (() => void) | undefined;
   future!: Future<unknown>;
   control!: FutureControl<unknown>;
   constructor(
