@@ -756,15 +756,10 @@ describe('a task whose promise can never settle fails with NeverSettledError; it
     assert.equal(pool.threads[0], thread);
   });
 
-  it('blocked in resultSync: the same, and the pool serves on', async (t) => {
-    const pool = startPool(t, { maxWorkers: 2 });
+  it('blocked in resultSync: the same; the pool serves on', async (t) => {
+    const pool = startPool(t, { maxWorkers: 1 });
     const tasks = pool.import<Tasks>(tasksURL);
     assert.ok(thrown(() => pool.submit(never).resultSync()) instanceof NeverSettledError);
-    // One queued behind it on its worker (the window of a fresh pool is two tasks).
-    const first = pool.submit(never);
-    const behind = tasks.add(2, 3);
-    assert.equal(behind.resultSync(), 5);
-    assert.ok((await rejection(first)) instanceof NeverSettledError);
     assert.equal(tasks.add(4, 4).resultSync(), 8);
   });
 
@@ -777,6 +772,23 @@ describe('a task whose promise can never settle fails with NeverSettledError; it
     assert.equal(Atomics.load(flags.words, 2), 2, 'its signal aborted with NeverSettledError');
     assert.equal(await within(tasks.add(1, 1), 'the next task'), 2);
   });
+
+  for (const [where, options] of [
+    ['handed to its worker behind it', {}],
+    ['waiting in the queue for its worker', { maxQueue: 10 }],
+  ] as const) {
+    it(`... or on a task ${where}`, async (t) => {
+      // A fresh pool hands a worker two tasks at a time; a bounded queue, one.
+      const pool = startPool(t, { maxWorkers: 1, ...options });
+      const tasks = pool.import<Tasks>(tasksURL);
+      const flags = new Flags();
+      const stuck = tasks.awaitAbort(flags.sab);
+      const behind = tasks.add(2, 3);
+      assert.equal(behind.resultSync(), 5);
+      assert.ok((await rejection(stuck)) instanceof NeverSettledError);
+      assert.equal(Atomics.load(flags.words, 2), 2, 'its signal aborted with NeverSettledError');
+    });
+  }
 
   it('awaited, a task that awaits its signal is given up only once its caller has nothing left to do', () => {
     assert.deepEqual(child('never-settles-awaited').lines, [
