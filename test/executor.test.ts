@@ -14,6 +14,7 @@ import {
   ClosedError,
   DataCloneError,
   Future,
+  NeverSettledError,
   QueueFullError,
   ThreadPoolExecutor,
   TimeoutError,
@@ -26,7 +27,7 @@ import {
   wait,
   type ExecutorOptions,
 } from 'loopthread';
-import { rejectionWithin, StillPending, within as withinMs } from './helpers.js';
+import { rejectionWithin, StillPending, thrown, within as withinMs } from './helpers.js';
 
 type Tasks = typeof import('./fixtures/executor-tasks.mjs');
 
@@ -559,6 +560,15 @@ describe('cancellation', () => {
     assert.equal(await within(tasks.add(1, 2), 'the next task on the same worker'), 3);
   });
 
+  it("a task's timeout also ends a resultSync on it (its timer cannot fire while the caller is blocked)", async (t) => {
+    const pool = startPool(t, { maxWorkers: 1 });
+    const tasks = pool.import<Tasks>(tasksURL);
+    const future = pool.with({ timeout: 50 }).submit(tasks.spinUntilCancelled, new Flags().sab);
+    assert.ok(thrown(() => future.resultSync()) instanceof TimeoutError);
+    await within(future.settled, 'the loop stopping');
+    assert.equal(await within(tasks.add(1, 2), 'the next task'), 3);
+  });
+
   it("tier 2: a running task's currentSignal() aborts on timeout, with a TimeoutError reason", async (t) => {
     const pool = startPool(t, { maxWorkers: 1 });
     const tasks = pool.import<Tasks>(tasksURL);
@@ -659,6 +669,143 @@ describe('crashes: the future rejects with WorkerCrashedError, the worker is rep
     assert.ok(error instanceof WorkerCrashedError, String(error));
     assert.ok(!pool.threads.includes(dead), 'a dead worker is no longer counted');
     await servesOn(pool);
+  });
+
+  /** What a caller learns of a crash: the same whether it awaited the future or blocked on it. */
+  const facts = (error: unknown) => {
+    assert.ok(error instanceof WorkerCrashedError, String(error));
+    const cause = error.cause as (Error & { code?: unknown }) | undefined;
+    return {
+      message: error.message,
+      exitCode: error.exitCode,
+      cause: cause && [cause.name, cause.message, cause.code],
+    };
+  };
+
+  it('a blocked caller learns what an awaiting one does: the uncaught error as cause, the exit code', async (t) => {
+    const pool = startPool(t, { maxWorkers: 1 });
+    const tasks = pool.import<Tasks>(tasksURL);
+    const awaited = facts(await rejection(tasks.crashUncaught(new Flags().sab)));
+    assert.deepEqual(awaited.cause, ['Error', 'uncaught in the worker', undefined]);
+    assert.equal(awaited.exitCode, 1);
+    assert.deepEqual(facts(thrown(() => tasks.crashUncaught(new Flags().sab).resultSync())), awaited);
+    const exited = facts(await rejection(tasks.exit(3)));
+    assert.equal(exited.exitCode, 3);
+    assert.match(exited.message, /process\.exit\(3\)/);
+    assert.deepEqual(facts(thrown(() => tasks.exit(3).resultSync())), exited);
+    await servesOn(pool);
+  });
+
+  it('a blocked caller is told when its worker ran out of memory, as an awaiting one is', async (t) => {
+    const pool = startPool(t, { maxWorkers: 1, resourceLimits: { maxOldGenerationSizeMb: 16 } });
+    const tasks = pool.import<Tasks>(tasksURL);
+    const awaited = facts(await rejection(tasks.exhaustMemory()));
+    const blocked = facts(thrown(() => tasks.exhaustMemory().resultSync()));
+    assert.match(blocked.message, /out of memory/);
+    assert.equal(blocked.message, awaited.message);
+    assert.equal(blocked.exitCode, awaited.exitCode);
+    assert.equal(blocked.cause?.[2], 'ERR_WORKER_OUT_OF_MEMORY');
+    assert.equal(awaited.cause?.[2], 'ERR_WORKER_OUT_OF_MEMORY');
+    await servesOn(pool);
+  });
+
+  it('a blocked caller whose worker is terminated is told so, not that it ran out of memory', async (t) => {
+    const pool = startPool(t, { maxWorkers: 1 });
+    const tasks = pool.import<Tasks>(tasksURL);
+    const flags = new Flags();
+    const held = tasks.hold(flags.sab);
+    await flags.started();
+    const stopping = pool.threads[0]!.terminate();
+    const blocked = facts(thrown(() => held.resultSync()));
+    assert.match(blocked.message, /\(terminated\)$/);
+    assert.equal(blocked.exitCode, 1);
+    await within(stopping, 'terminate()');
+    await servesOn(pool);
+  });
+
+  it('a worker that cannot start fails the queue after three attempts in a row, rather than retry for ever', async (t) => {
+    // Too little heap for Node itself to start: the thread dies before it runs a task.
+    const pool = startPool(t, { maxWorkers: 1, resourceLimits: { maxOldGenerationSizeMb: 1 } });
+    const queued = [pool.submit(() => 1), pool.submit(() => 2)];
+    for (const future of queued) {
+      const error = await rejection(future);
+      assert.ok(error instanceof WorkerCrashedError, String(error));
+      assert.match(error.message, /out of memory/);
+    }
+    await within(pool.shutdown(), 'shutdown()');
+  });
+});
+
+// ---- tasks that can never settle ---------------------------------------------------------------
+
+describe('a task whose promise can never settle fails with NeverSettledError; its worker serves on', () => {
+  const never = (): Promise<never> => new Promise<never>(() => {});
+
+  it('awaited: once its worker has nothing left to do; the tasks behind it run on the same worker', async (t) => {
+    const pool = startPool(t, { maxWorkers: 1 });
+    const tasks = pool.import<Tasks>(tasksURL);
+    assert.equal(await within(tasks.add(1, 1), 'a first task'), 2);
+    const [thread] = pool.threads;
+    const forever = pool.submit(never);
+    const unrefd = pool.submit(() => new Promise<void>((resolve) => setTimeout(resolve, 60_000).unref()));
+    const behind = [tasks.add(1, 2), tasks.later('a timer still keeps its task alive')];
+    assert.ok((await rejection(forever)) instanceof NeverSettledError);
+    assert.ok((await rejection(unrefd, 'a task waiting on an unref’d timer')) instanceof NeverSettledError);
+    assert.deepEqual(await within(Promise.all(behind), 'the tasks behind'), [3, 'a timer still keeps its task alive']);
+    await within(Promise.all([forever.settled, unrefd.settled]), 'settled');
+    assert.equal(pool.threads[0], thread);
+  });
+
+  it('blocked in resultSync: the same; the pool serves on', async (t) => {
+    const pool = startPool(t, { maxWorkers: 1 });
+    const tasks = pool.import<Tasks>(tasksURL);
+    assert.ok(thrown(() => pool.submit(never).resultSync()) instanceof NeverSettledError);
+    assert.equal(tasks.add(4, 4).resultSync(), 8);
+  });
+
+  it('a task that awaits its signal is given up (its signal aborted) when its caller blocks on it', async (t) => {
+    const pool = startPool(t, { maxWorkers: 1 });
+    const tasks = pool.import<Tasks>(tasksURL);
+    const flags = new Flags();
+    // A cancel could settle it, but a blocked caller cannot cancel.
+    assert.ok(thrown(() => tasks.awaitAbort(flags.sab).resultSync()) instanceof NeverSettledError);
+    assert.equal(Atomics.load(flags.words, 2), 2, 'its signal aborted with NeverSettledError');
+    assert.equal(await within(tasks.add(1, 1), 'the next task'), 2);
+  });
+
+  for (const [where, options] of [
+    ['handed to its worker behind it', {}],
+    ['waiting in the queue for its worker', { maxQueue: 10 }],
+  ] as const) {
+    it(`... or on a task ${where}`, async (t) => {
+      // A fresh pool hands a worker two tasks at a time; a bounded queue, one.
+      const pool = startPool(t, { maxWorkers: 1, ...options });
+      const tasks = pool.import<Tasks>(tasksURL);
+      const flags = new Flags();
+      const stuck = tasks.awaitAbort(flags.sab);
+      const behind = tasks.add(2, 3);
+      assert.equal(behind.resultSync(), 5);
+      assert.ok((await rejection(stuck)) instanceof NeverSettledError);
+      assert.equal(Atomics.load(flags.words, 2), 2, 'its signal aborted with NeverSettledError');
+    });
+  }
+
+  it('awaited, a task that awaits its signal is given up only once its caller has nothing left to do', () => {
+    assert.deepEqual(child('never-settles-awaited').lines, [
+      'NeverSettledError',
+      'its signal: NeverSettledError',
+      'done',
+    ]);
+    // Before that, its caller may still cancel it, though its worker went idle on it long before.
+    assert.deepEqual(child('cancel-after-idle').lines, ['its signal: CancelledError', 'done']);
+  });
+
+  it('spawnThread: the job fails with NeverSettledError and its thread exits', async () => {
+    const awaited = spawnThread(never);
+    assert.ok((await rejection(awaited.future)) instanceof NeverSettledError);
+    const blocked = spawnThread(never);
+    assert.ok(thrown(() => blocked.future.resultSync()) instanceof NeverSettledError);
+    await within(Promise.all([awaited.future.settled, blocked.future.settled]), 'settled');
   });
 });
 

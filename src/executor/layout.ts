@@ -20,8 +20,13 @@ export const enum Word {
   Started = 6,
   /** 1 once the worker runs its loop: a worker that dies before is a failed start. */
   Ready = 7,
-  /** 1 + the code of a process.exit() in the worker, for a main thread that cannot get the 'exit' event. */
-  ExitCode = 8,
+  /**
+   * The seq of a running task whose promise this worker's loop went idle on, when only the main
+   * thread (by cancelling it) could still settle it; 0 otherwise. See worker-main's onIdle.
+   */
+  Idle = 8,
+  /** How many cancel messages the worker has handled: an Idle notice counts only once all have been. */
+  Heard = 9,
 }
 
 const CONTROL_WORDS = 16;

@@ -25,7 +25,7 @@ import {
   type WaitOptions,
 } from './wait.js';
 import { Mode, Status } from './wire.js';
-import { PoolWorker } from './worker.js';
+import { PoolWorker, type Ending } from './worker.js';
 
 export type { TaskOptions } from './task-queue.js';
 
@@ -166,8 +166,8 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     wake: (): void => {
       this.#poll();
     },
-    exit: (worker: PoolWorker, started: Task[], unstarted: Task[], cause: unknown, code: number): void => {
-      this.#onExit(worker, started, unstarted, cause, code);
+    exit: (worker: PoolWorker, started: Task[], unstarted: Task[], ending: Ending): void => {
+      this.#onExit(worker, started, unstarted, ending);
     },
   };
 
@@ -292,11 +292,13 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     t.control = control;
     let timer: NodeJS.Timeout | undefined;
     if (timeout !== undefined) {
-      timer = setTimeout(() => {
+      t.expire = () => {
         if (control.reject(new TimeoutError(`the task timed out after ${String(timeout)} ms`))) {
           this.#abandon(t, CancelKind.Timeout);
         }
-      }, timeout);
+      };
+      t.expiresAt = performance.now() + timeout;
+      timer = setTimeout(t.expire, timeout);
     }
     const onAbort = (): void => {
       future.cancel(signal?.reason);
@@ -452,6 +454,12 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     const w = new PoolWorker(this.name, this.#resourceLimits, awake, this.#events);
     this.#workers.push(w);
     this.#threads++;
+    // Counted until the thread is really gone (its tasks may have been settled before, by a
+    // blocked caller that saw it end).
+    w.thread.once('exit', () => {
+      this.#threads--;
+      this.#maybeClose();
+    });
     return w;
   }
 
@@ -499,6 +507,8 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
       this.#pump();
       this.#schedulePoll();
     }
+    // After the workers were told to wake this thread: a worker that went idle on a task tells it so.
+    this.#updateKeepAlive();
   };
 
   #onResult(task: Task, status: Status, micros: number, r: Reader): void {
@@ -523,8 +533,48 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     if (--this.#unsettled === 0) {
       this.#keepAlive.unref();
       this.#maybeClose();
+    } else if (this.#stuck) {
+      this.#updateKeepAlive();
     }
   }
+
+  /** Some busy worker was stuck at the last look (see #updateKeepAlive). */
+  #stuck = false;
+  /** Listening for this thread's 'beforeExit' (see #onIdle). */
+  #watchingIdle = false;
+
+  /**
+   * While tasks are unsettled the pool keeps the process alive, unless every busy worker is stuck
+   * on a task that only this thread could still settle, by cancelling it (PoolWorker.stuckOn):
+   * then it waits for this thread to have nothing left to do either, as a LoopThread's caller does.
+   */
+  #updateKeepAlive(): void {
+    let stuck = false;
+    let going = false;
+    for (const w of this.#workers) {
+      if (w.outstanding === 0) continue;
+      if (w.stuckOn() !== 0) stuck = true;
+      else going = true;
+    }
+    this.#stuck = stuck;
+    if (this.#unsettled > 0 && (going || !stuck)) this.#keepAlive.ref();
+    else this.#keepAlive.unref();
+    if (stuck && !this.#watchingIdle) {
+      this.#watchingIdle = true;
+      process.once('beforeExit', this.#onIdle);
+    }
+  }
+
+  /** This thread has nothing left to do: it will cancel nothing, so stuck tasks can never settle. */
+  readonly #onIdle = (): void => {
+    this.#watchingIdle = false;
+    for (const w of this.#workers) {
+      const seq = w.stuckOn();
+      if (seq !== 0) w.drop(seq);
+    }
+    // Alive again until the workers' answers are in.
+    this.#updateKeepAlive();
+  };
 
   // ---- cancelling ------------------------------------------------------------------------------
 
@@ -533,18 +583,18 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     abandon: (task: Task, kind: CancelKind): void => {
       this.#abandon(task, kind);
     },
-    block: (isDone: () => boolean, deadline: number): void => {
-      this.#block(isDone, deadline);
+    block: (task: Task, isDone: () => boolean, deadline: number): void => {
+      this.#block(task, isDone, deadline);
     },
   };
 
   /**
    * resultSync of a pool future: this thread blocks, and meanwhile does what its event loop would
    * have done (take results, hand out tasks); workers ring the BELL for it instead of posting a
-   * message. A worker that dies meanwhile is noticed through its native handle, since the 'exit'
-   * event cannot arrive while this thread is blocked.
+   * message. A worker that dies meanwhile is noticed through its last words or its native handle,
+   * since the 'exit' event cannot arrive while this thread is blocked.
    */
-  #block(isDone: () => boolean, deadline: number): void {
+  #block(task: Task, isDone: () => boolean, deadline: number): void {
     try {
       for (;;) {
         const seen = Atomics.load(awakeWords, BELL);
@@ -553,15 +603,38 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
           w.collect();
         }
         this.#pump();
+        // Its own timeout: the timer cannot fire while this thread is blocked.
+        if (performance.now() >= task.expiresAt) task.expire?.();
         if (isDone()) return;
-        const left = deadline - performance.now();
+        this.#dropWhatBlocks(task);
+        const now = performance.now();
+        const left = deadline - now;
         if (left <= 0) return;
-        Atomics.wait(awakeWords, BELL, seen, Math.min(left, BLOCK_SLICE_MS));
+        Atomics.wait(awakeWords, BELL, seen, Math.min(left, task.expiresAt - now, BLOCK_SLICE_MS));
         for (const w of [...this.#workers]) w.checkAlive();
       }
     } finally {
       for (const w of this.#workers) w.mainWaits = MainWaits.No;
       this.#schedulePoll();
+    }
+  }
+
+  /**
+   * Blocked, this thread can cancel nothing: a stuck task (see PoolWorker.stuckOn) that `task` waits
+   * for can never settle. That is the one its worker is stuck on (`task` itself or one ahead of
+   * it); for a task still waiting for a worker, every stuck one if no other worker will make room.
+   */
+  #dropWhatBlocks(task: Task): void {
+    if (task.state === 'handed') {
+      const w = task.owner as PoolWorker;
+      const seq = w.stuckOn();
+      if (seq !== 0) w.drop(seq);
+    } else if (task.state === 'queued' || task.state === 'waiting') {
+      if (this.#workers.some((w) => w.outstanding > 0 && w.stuckOn() === 0)) return;
+      for (const w of this.#workers) {
+        const seq = w.stuckOn();
+        if (seq !== 0) w.drop(seq);
+      }
     }
   }
 
@@ -583,6 +656,8 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
       case 'handed': {
         const worker = task.owner as PoolWorker;
         worker.cancel(task, kind);
+        // A stuck worker is no longer: the cancel may settle its task.
+        if (this.#stuck) this.#updateKeepAlive();
         const grace = task.options.terminateAfter;
         if (grace !== undefined && grace !== Infinity) {
           let timer: NodeJS.Timeout | undefined;
@@ -619,21 +694,12 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
 
   // ---- workers coming and going ----------------------------------------------------------------
 
-  #onExit(worker: PoolWorker, started: Task[], unstarted: Task[], cause: unknown, code: number): void {
-    this.#threads--;
+  #onExit(worker: PoolWorker, started: Task[], unstarted: Task[], ending: Ending): void {
     const at = this.#workers.indexOf(worker);
     if (at >= 0) this.#workers.splice(at, 1);
-    const how =
-      cause instanceof Error
-        ? `: ${cause.name}: ${cause.message}`
-        : worker.stopping
-          ? ' (terminated: a task ignored its signal past terminateAfter)'
-          : code !== 1
-            ? ` (process.exit(${String(code)}))`
-            : ' (terminated, or process.exit(1))';
-    const error = new WorkerCrashedError(`a worker of ${this.name} stopped unexpectedly${how}`, {
-      cause,
-      exitCode: code,
+    const error = new WorkerCrashedError(`a worker of ${this.name} stopped unexpectedly${ending.why}`, {
+      cause: ending.cause,
+      exitCode: ending.exitCode,
     });
     // The tasks it was running went down with it; a task it was told to stop is only settled.
     for (const t of started) {
@@ -701,6 +767,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
       // Nothing will make room any more; a submit after ready() now fails with ClosedError.
       for (const resolve of this.#readyWaiters.splice(0)) resolve();
       clearInterval(this.#keepAlive);
+      process.removeListener('beforeExit', this.#onIdle);
       this.#markClosed();
     }
   }

@@ -30,13 +30,16 @@ export class Task implements FutureHooks {
   /** The future is done (cancelled or timed out) but the task may still run on its worker. */
   abandoned = false;
   cleanup: (() => void) | undefined;
+  /** With a timeout: when it expires (performance.now() time), and what then happens. */
+  expiresAt = Infinity;
+  expire: (() => void) | undefined;
   future!: Future<unknown>;
   control!: FutureControl<unknown>;
   constructor(
     /** What the future's hooks ask of the pool. */
     private readonly pool: {
       abandon(task: Task, kind: CancelKind): void;
-      readonly block: (isDone: () => boolean, deadline: number) => void;
+      block(task: Task, isDone: () => boolean, deadline: number): void;
     },
     readonly mode: Mode,
     readonly target: number,
@@ -53,9 +56,11 @@ export class Task implements FutureHooks {
     this.pool.abandon(this, CancelKind.Cancel);
   }
 
-  /** The future's hook for resultSync (the pool's: called detached, and shared by all its tasks). */
+  /** The future's hook for resultSync (called detached). */
   get block(): (isDone: () => boolean, deadline: number) => void {
-    return this.pool.block;
+    return (isDone, deadline) => {
+      this.pool.block(this, isDone, deadline);
+    };
   }
 }
 

@@ -45,8 +45,22 @@ export interface Payload {
 /** Wakes the other side's event loop (sent only when it said it sleeps). */
 export const WAKE = 0;
 
-/** Control messages from the main thread to a worker. */
-export type ToWorker = typeof WAKE | { readonly cancel: number } | { readonly exit: true };
+/**
+ * Control messages from the main thread to a worker. `drop`: the main thread judged that the task
+ * it names, on which the worker's loop went idle, can never settle (see worker-main's onIdle).
+ */
+export type ToWorker = typeof WAKE | { readonly cancel: number } | { readonly drop: number } | { readonly exit: true };
+
+/**
+ * A worker's last words, posted from its 'exit' hook on its notes port, where the main thread reads
+ * them even while it is blocked (receiveMessageOnPort): the exit code, and the error if an
+ * uncaught one ended it (in the codec's bytes). Neither a terminate() nor running out of memory
+ * runs that hook: a thread that ends without last words ended one of those two ways.
+ */
+export interface LastWords {
+  readonly exitCode: number;
+  readonly error?: Uint8Array;
+}
 
 /** Writes a task's body: a value that cannot be copied throws a DataCloneError naming its argument. */
 export function writeBody(w: Writer, mode: Mode, id: number, args: readonly unknown[]): void {

@@ -7,8 +7,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { encodeValue } from '../codec/encode.js';
 import { Reader, Writer } from '../codec/writer.js';
-import { CancelledError, TimeoutError } from '../errors.js';
+import { CancelledError, NeverSettledError, TimeoutError } from '../errors.js';
 import { CallContext, runInContext } from '../portal/call-context.js';
 import { compileInline } from '../portal/compile.js';
 import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, views, Word } from './layout.js';
@@ -26,6 +27,7 @@ import {
   writeResult,
   copyInto,
   payloadReader,
+  type LastWords,
   type Payload,
   type ToWorker,
 } from './wire.js';
@@ -35,6 +37,8 @@ export interface WorkerInit {
   awake: SharedArrayBuffer;
   control: MessagePort;
   payload: MessagePort;
+  /** Where the worker leaves its last words (see LastWords). */
+  notes: MessagePort;
 }
 
 type Fn = (...args: unknown[]) => unknown;
@@ -70,7 +74,39 @@ const scratch = Buffer.allocUnsafeSlow(64 * 1024);
 let isAwake = false;
 /** A drain is under way (perhaps paused while a task's promise settles): wakes are not needed. */
 let busy = false;
-let running: { seq: number; context: CallContext } | undefined;
+let running: { seq: number; context: TaskContext } | undefined;
+/** The highest seq answered: a task given up as never settling may still settle later, unheard. */
+let answered = 0;
+
+/** A task's call context that knows whether the task asked for its signal, and whether it aborted. */
+class TaskContext extends CallContext {
+  asked = false;
+  wasAborted = false;
+
+  override get signal(): AbortSignal {
+    this.asked = true;
+    return super.signal;
+  }
+
+  override abort(reason: unknown): void {
+    this.wasAborted = true;
+    super.abort(reason);
+  }
+}
+
+/** The task whose promise the drain waits for; `release` ends the wait without it (given up). */
+interface Waiting {
+  readonly seq: number;
+  readonly began: number;
+  readonly release: () => void;
+}
+let awaiting: Waiting | undefined;
+/**
+ * Keeps this thread's loop alive between tasks. While a task's promise is awaited it does not:
+ * only what the task left (timers, I/O, ref'd ports, a Portal call) does, so that 'beforeExit'
+ * says when nothing in this thread can settle it any more.
+ */
+const keepAlive = setInterval(() => undefined, 1 << 30);
 
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   v !== null &&
@@ -104,6 +140,8 @@ function wakeMain(): void {
 }
 
 function sendResult(seq: number, status: Status, micros: number, value: unknown): void {
+  if (seq <= answered) return;
+  answered = seq;
   lastResult = performance.now();
   const w = new Writer(scratch, 0, []);
   writeResult(w, seq, status, micros, value);
@@ -118,6 +156,8 @@ function sendResult(seq: number, status: Status, micros: number, value: unknown)
   }
   wakeMain();
 }
+
+const microsSince = (start: number): number => Math.min(0xffffffff, Math.round((performance.now() - start) * 1000));
 
 function lookup(ns: object, d: Definition & { kind: 'module' }): Fn | Error {
   let value: unknown = ns;
@@ -197,21 +237,22 @@ function runTask(seq: number, r: Reader): Promise<void> | undefined {
   // A start is news for a main thread that sleeps (the future's state becomes 'running').
   wakeMain();
   const target = resolveTarget(id);
-  if (target instanceof Promise) return target.then((fn) => call(seq, fn, mode, args));
+  // (Given up while its module loaded, it does not run once the module is there.)
+  if (target instanceof Promise) return target.then((fn) => (seq > answered ? call(seq, fn, mode, args) : undefined));
   return call(seq, target, mode, args);
 }
 
 function call(seq: number, fn: Fn | Error, mode: Mode, args: unknown[]): Promise<void> | undefined {
   const started = performance.now();
   const finish = (status: Status, value: unknown): void => {
-    running = undefined;
-    sendResult(seq, status, Math.min(0xffffffff, Math.round((performance.now() - started) * 1000)), value);
+    if (running?.seq === seq) running = undefined;
+    sendResult(seq, status, microsSince(started), value);
   };
   if (fn instanceof Error) {
     finish(Status.Thrown, fn);
     return undefined;
   }
-  const context = new CallContext(() => cancelReason(seq));
+  const context = new TaskContext(() => cancelReason(seq));
   running = { seq, context };
   let result: unknown;
   try {
@@ -291,7 +332,7 @@ function drain(): void {
         tasks.consume();
       }
       if (pending !== undefined) {
-        void pending.then(drain);
+        wait(seq, pending);
         return;
       }
       if (performance.now() - began > YIELD_MS) {
@@ -319,22 +360,121 @@ function drain(): void {
   }
 }
 
+/** Pauses the drain until the task's promise settles, or the task is given up (see onIdle). */
+function wait(seq: number, pending: Promise<void>): void {
+  let release!: () => void;
+  const givenUp = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  awaiting = { seq, began: performance.now(), release };
+  keepAlive.unref();
+  void Promise.race([pending, givenUp]).then(() => {
+    awaiting = undefined;
+    Atomics.store(words, Word.Idle, 0);
+    keepAlive.ref();
+    drain();
+  });
+}
+
+// This thread's loop has nothing left to do while a task's promise is pending. Other 'beforeExit'
+// listeners come after this one and may still act (a Portal client rejects its calls here), so
+// look again once they, and what they set off, have had their turn: the resources there are now
+// do not keep the loop alive (it just ran dry); one more then means that something was started.
+process.prependListener('beforeExit', () => {
+  if (awaiting !== undefined) setImmediate(onIdle, awaiting, process.getActiveResourcesInfo());
+});
+
+function onIdle(waiting: Waiting, before: readonly string[]): void {
+  if (awaiting !== waiting || startedWork(before, process.getActiveResourcesInfo())) return;
+  const context = running?.seq === waiting.seq ? running.context : undefined;
+  if (context?.asked === true && !context.wasAborted) {
+    // The task listens to its signal: a cancel (or a timeout) from the main thread could still
+    // settle it. Reading `aborted` looks at the cancel flag first: a cancel not yet read is acted
+    // on now, and if it settles nothing the loop runs dry again and this comes back.
+    if (context.aborted) return;
+    // The main thread decides: it gives it up if it blocks on it, or when it has nothing left to
+    // do itself (as a LoopThread's caller does). Until then this thread waits for its word.
+    Atomics.store(words, Word.Idle, waiting.seq);
+    keepAlive.ref();
+    wakeMain();
+    return;
+  }
+  // Nothing can settle it: no code of this thread will run again, and a cancel would reach nothing.
+  giveUp(waiting);
+}
+
+/** Whether `after` holds a resource that `before` did not. */
+function startedWork(before: readonly string[], after: readonly string[]): boolean {
+  const left = new Map<string, number>();
+  for (const r of before) left.set(r, (left.get(r) ?? 0) + 1);
+  for (const r of after) {
+    const n = left.get(r) ?? 0;
+    if (n === 0) return true;
+    left.set(r, n - 1);
+  }
+  return false;
+}
+
+/** Answers the awaited task with NeverSettledError (aborting its signal) and goes on with the next. */
+function giveUp(waiting: Waiting): void {
+  const error = new NeverSettledError(
+    'the task can never settle: its worker went idle with its promise still pending ' +
+      '(it awaits something that nothing will resolve)',
+  );
+  if (running?.seq === waiting.seq) running.context.abort(error);
+  sendResult(waiting.seq, Status.Thrown, microsSince(waiting.began), error);
+  waiting.release();
+}
+
 control.on('message', (m: ToWorker) => {
   if (m === WAKE) {
     if (!busy) drain();
   } else if ('cancel' in m) {
+    // An Idle notice no longer holds: the cancel may settle the task, or leave it idle again.
+    Atomics.store(words, Word.Idle, 0);
+    Atomics.add(words, Word.Heard, 1);
+    if (awaiting !== undefined) keepAlive.unref();
     // Aborts the running task's signal (a CPU loop sees the flag itself through throwIfCancelled).
     // Reading `aborted` polls the shared cancel flag, which aborts the signal.
     if (running?.seq === m.cancel && running.context.aborted) return;
+  } else if ('drop' in m) {
+    if (awaiting?.seq === m.drop) giveUp(awaiting);
   } else {
     process.exit(0);
   }
 });
+// Only what tasks leave keeps this loop alive (see keepAlive).
+control.unref();
 
-// Told in shared memory too: a main thread blocked in resultSync sees it without the 'exit' event.
-process.on('exit', (code) => {
-  Atomics.store(words, Word.ExitCode, code + 1);
+// Last words (see LastWords): the error that ends this thread, if one does, and its exit code.
+let uncaught: { error: unknown } | undefined;
+process.on('uncaughtExceptionMonitor', (error) => {
+  uncaught = { error };
+  // Still running on the next turn: a handler of the task's own caught it.
+  setImmediate(() => {
+    uncaught = undefined;
+  });
 });
+process.on('exit', (exitCode) => {
+  const note: { exitCode: number; error?: Uint8Array } = { exitCode };
+  if (uncaught !== undefined) note.error = encodeError(uncaught.error);
+  init.notes.postMessage(note satisfies LastWords);
+  // A main thread blocked in resultSync reads them at once.
+  Atomics.add(awake, BELL, 1);
+  Atomics.notify(awake, BELL);
+});
+
+function encodeError(error: unknown): Uint8Array {
+  const w = new Writer(Buffer.allocUnsafeSlow(1024));
+  try {
+    encodeValue(w, error);
+  } catch {
+    // A thrown value that cannot be copied: its description then.
+    w.pos = 0;
+    encodeValue(w, new Error(String(error)));
+  }
+  return w.buf.subarray(0, w.pos);
+}
 
 Atomics.store(words, Word.Ready, 1);
 drain();

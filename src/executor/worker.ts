@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type ResourceLimits } from 'node:worker_threads';
+import { decodeValue } from '../codec/decode.js';
 import { Reader, Writer } from '../codec/writer.js';
 import {
   createShared,
@@ -29,6 +30,7 @@ import {
   toPayload,
   WAKE,
   writeDefine,
+  type LastWords,
   type Payload,
   type Status,
 } from './wire.js';
@@ -46,7 +48,16 @@ export interface WorkerEvents {
    * The thread ended. `started` were running (or had run without an answer): the thread took
    * them down with it. `unstarted` never began and can run elsewhere.
    */
-  exit(worker: PoolWorker, started: Task[], unstarted: Task[], cause: unknown, exitCode: number): void;
+  exit(worker: PoolWorker, started: Task[], unstarted: Task[], ending: Ending): void;
+}
+
+/** How a worker's thread ended, as far as the facts tell; the same whether the main thread was blocked or not. */
+export interface Ending {
+  readonly exitCode: number;
+  /** The error that ended it (an uncaught one, or running out of memory), if one did. */
+  readonly cause: unknown;
+  /** Why, to follow "stopped unexpectedly" in a message. */
+  readonly why: string;
 }
 
 const defineScratch = Buffer.allocUnsafeSlow(64 * 1024);
@@ -64,7 +75,17 @@ export class PoolWorker {
   #seq = 0;
   #startedSeen = 0;
   #dirty = false;
-  #cause: unknown;
+  /** What the 'error' event said, if it came. */
+  #error: unknown;
+  readonly #notes: MessageChannel['port1'];
+  #lastWords: LastWords | undefined;
+  /** terminate() was called on the thread (by the pool, or by whoever holds it). */
+  #terminated = false;
+  /** Its loop was seen running (loopIdleTime >= 0): from then on, no loop means it has stopped. */
+  #seenAlive = false;
+  #cancelsSent = 0;
+  /** The task the worker was told to give up (see stuckOn). */
+  #dropAsked = 0;
   /** Whether the main thread should look for this worker's results a while before sleeping. */
   readonly #budget = new SpinPolicy();
   /** When tasks were last handed over (performance.now()). */
@@ -93,15 +114,24 @@ export class PoolWorker {
     this.#reader = new Reader(this.#views.results, 0, this.#views.results.length);
     const control = new MessageChannel();
     const payload = new MessageChannel();
+    const notes = new MessageChannel();
     this.#control = control.port1;
     this.#payload = payload.port1;
-    const init: WorkerInit = { shared, awake, control: control.port2, payload: payload.port2 };
+    this.#notes = notes.port1;
+    const init: WorkerInit = { shared, awake, control: control.port2, payload: payload.port2, notes: notes.port2 };
     this.thread = new Worker(join(__dirname, 'worker-main.js'), {
       name,
       workerData: init,
-      transferList: [control.port2, payload.port2],
+      transferList: [control.port2, payload.port2, notes.port2],
       resourceLimits,
     });
+    // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
+    // whether terminate() was called tells the two apart.
+    const terminate = this.thread.terminate.bind(this.thread);
+    this.thread.terminate = () => {
+      this.#terminated = true;
+      return terminate();
+    };
     // An idle pool never holds the process open; the pool itself does while tasks are unsettled.
     this.thread.unref();
     this.#control.on('message', () => {
@@ -110,7 +140,7 @@ export class PoolWorker {
     // After the listener, which refs the port.
     this.#control.unref();
     this.thread.on('error', (error) => {
-      this.#cause ??= error;
+      this.#error ??= error;
     });
     this.thread.on('exit', (code) => {
       this.#onExit(code);
@@ -195,12 +225,55 @@ export class PoolWorker {
    * is found to have stopped, its end is handled now (and the event ignored when it comes).
    */
   checkAlive(): void {
-    if (this.exited || !this.ready) return;
-    this.#native ??= nativeHandle(this.thread) ?? null;
-    if (this.#native !== null && this.#native.loopIdleTime() < 0) {
-      const told = Atomics.load(this.#views.words, Word.ExitCode);
-      this.#onExit(told > 0 ? told - 1 : 1);
+    if (this.exited) return;
+    // Last words: it is ending (its tasks are lost), though the thread may not be gone yet.
+    if (this.#readLastWords() !== undefined) {
+      this.#onExit(undefined);
+      return;
     }
+    this.#native ??= nativeHandle(this.thread) ?? null;
+    if (this.#native === null) return;
+    // -1 before the thread's loop exists and after it is gone: only the second, once it was seen.
+    if (this.#native.loopIdleTime() >= 0) this.#seenAlive = true;
+    else if (this.#seenAlive || this.ready) this.#onExit(undefined);
+  }
+
+  #readLastWords(): LastWords | undefined {
+    this.#lastWords ??= receiveMessageOnPort(this.#notes)?.message as LastWords | undefined;
+    return this.#lastWords;
+  }
+
+  /** What the facts tell of its end; `exitCode` is the 'exit' event's, if this comes from there. */
+  #ending(exitCode: number | undefined): Ending {
+    const words = this.#readLastWords();
+    if (words?.error !== undefined) {
+      const cause = decodeValue(new Reader(Buffer.from(words.error), 0, words.error.byteLength));
+      return { exitCode: words.exitCode, cause, why: `: ${describe(cause)}` };
+    }
+    if (words !== undefined) {
+      return { exitCode: words.exitCode, cause: undefined, why: ` (process.exit(${String(words.exitCode)}))` };
+    }
+    // No last words: it was terminated, or ran out of memory (Node ends both with exit code 1),
+    // or it died starting, before it could leave any.
+    const code = exitCode ?? 1;
+    const error = this.#error;
+    if (this.#terminated) {
+      const how = this.stopping ? ': a task ignored its signal past terminateAfter' : '';
+      return { exitCode: code, cause: error, why: ` (terminated${how})` };
+    }
+    if (isOutOfMemory(error) || (error === undefined && this.ready)) {
+      return {
+        exitCode: code,
+        cause: error ?? outOfMemory(),
+        why: ': it ran out of memory (ERR_WORKER_OUT_OF_MEMORY)',
+      };
+    }
+    if (error !== undefined) return { exitCode: code, cause: error, why: `: ${describe(error)}` };
+    return {
+      exitCode: code,
+      cause: undefined,
+      why: ' while it started, without last words (out of memory, or a failing preload)',
+    };
   }
 
   #native: NativeWorker | null | undefined;
@@ -276,7 +349,30 @@ export class PoolWorker {
     const slot = task.seq & CANCEL_MASK;
     Atomics.store(this.#views.reasons, slot, kind);
     Atomics.store(this.#views.cancelled, slot, task.seq);
-    if (task.seq <= this.started) this.#control.postMessage({ cancel: task.seq });
+    if (task.seq <= this.started) {
+      this.#cancelsSent++;
+      this.#control.postMessage({ cancel: task.seq });
+    }
+  }
+
+  /**
+   * The seq of the running task whose promise the worker's loop went idle on while only a cancel
+   * from this thread could still settle it (see worker-main's onIdle), or 0. A notice counts only
+   * once the worker has handled every cancel sent to it, since a cancel may settle the task.
+   */
+  stuckOn(): number {
+    const words = this.#views.words;
+    if (Atomics.load(words, Word.Heard) !== this.#cancelsSent) return 0;
+    const seq = Atomics.load(words, Word.Idle);
+    if (seq === 0 || seq === this.#dropAsked) return 0;
+    const task = this.#slots[seq & CANCEL_MASK];
+    return task?.seq === seq && task.owner === this ? seq : 0;
+  }
+
+  /** Tells the worker to give up the task it is stuck on: it answers NeverSettledError. */
+  drop(seq: number): void {
+    this.#dropAsked = seq;
+    this.#control.postMessage({ drop: seq });
   }
 
   /** Asks an idle worker to leave. */
@@ -293,7 +389,7 @@ export class PoolWorker {
     void this.thread.terminate();
   }
 
-  #onExit(code: number): void {
+  #onExit(code: number | undefined): void {
     if (this.exited) return;
     this.exited = true;
     // What it answered before it went still counts.
@@ -308,8 +404,25 @@ export class PoolWorker {
       (seq <= last ? started : unstarted).push(task);
     }
     this.outstanding = 0;
+    const ending = this.#ending(code);
     this.#control.close();
     this.#payload.close();
-    this.events.exit(this, started, unstarted, this.#cause, code);
+    this.#notes.close();
+    this.events.exit(this, started, unstarted, ending);
   }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : `it threw ${String(error)}`;
+}
+
+function isOutOfMemory(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
+}
+
+/** Node's out-of-memory error, for a caller that was blocked when it came (and so missed the 'error' event). */
+function outOfMemory(): Error {
+  return Object.assign(new Error('Worker terminated due to reaching memory limit: JS heap out of memory'), {
+    code: 'ERR_WORKER_OUT_OF_MEMORY',
+  });
 }
