@@ -28,10 +28,15 @@ type Remote = typeof import('./fixtures/never-hang-remote.mjs');
 /** Inline functions reach the loop thread's globals through this. */
 type Globals = typeof globalThis & Record<string, unknown>;
 
-/** A generous bound on how long a wake-up may take: it catches a hang, never a slow machine. */
-const WAKE_LIMIT_MS = 5_000;
 /** How long anything awaited here may stay pending before the test reports it as hung. */
 const SETTLE_LIMIT_MS = 10_000;
+/**
+ * A timeout for closes that must return before it runs out (they end when the thread has
+ * stopped): returning at all before it shows that, however slow the machine.
+ */
+const CLOSE_TIMEOUT_MS = 60_000;
+/** A child process still running after this is hung (the child scenarios take well under a second). */
+const CHILD_HANG_MS = 60_000;
 
 const repoRoot = join(__dirname, '..', '..');
 const fixtureURL = (name: string): URL => new URL(`./fixtures/${name}`, pathToFileURL(__filename));
@@ -48,7 +53,8 @@ const childRuns = new Map<string, ChildRun>();
 
 /**
  * Runs a scenario of fixtures/never-hang-child.cjs in a process of its own (once; later calls
- * reuse the result): the lines it printed, and how it exited. It kills itself after 4 s.
+ * reuse the result): the lines it printed, and how it exited. A child that does not exit by
+ * itself (kept alive by a LoopThread, or hung) is killed after CHILD_HANG_MS and fails the test.
  */
 function child(scenario: string): ChildRun {
   let run = childRuns.get(scenario);
@@ -56,8 +62,10 @@ function child(scenario: string): ChildRun {
     const result = spawnSync(process.execPath, [fixtureSource('never-hang-child.cjs'), scenario], {
       cwd: repoRoot,
       encoding: 'utf8',
-      timeout: 30_000,
+      timeout: CHILD_HANG_MS,
+      killSignal: 'SIGKILL',
     });
+    assert.equal(result.signal, null, `the child "${scenario}" did not exit by itself: ${result.stdout}`);
     assert.equal(result.error, undefined);
     run = { lines: result.stdout.trim().split('\n'), status: result.status, stderr: result.stderr };
     childRuns.set(scenario, run);
@@ -82,14 +90,14 @@ function startLoop(t: TestContext, options: LoopThreadOptions = {}): LoopThread 
 const within = <T>(promise: PromiseLike<T>, what: string, ms = SETTLE_LIMIT_MS): Promise<T> =>
   withinMs(promise, what, ms);
 
-/** The error `fn` throws (failing if it returns), checking that it threw within WAKE_LIMIT_MS. */
+/**
+ * The error `fn` throws (failing if it returns). A blocked call that is never woken cannot be
+ * stopped from this thread: the test runner kills the file and fails it.
+ */
 function thrown(fn: () => unknown, what = 'the call'): unknown {
-  const start = performance.now();
   try {
     fn();
   } catch (error) {
-    const took = performance.now() - start;
-    assert.ok(took < WAKE_LIMIT_MS, `${what} took ${String(Math.round(took))} ms to wake up`);
     return error;
   }
   return assert.fail(`${what} returned instead of throwing`);
@@ -346,7 +354,7 @@ test('after async calls got NeverSettledError the LoopThread is closed', async (
   const loop = startLoop(t);
   const forever = loop.run(() => new Promise<never>(() => {}));
   assert.ok(thrown(() => forever.resultSync(), 'resultSync') instanceof NeverSettledError);
-  await within(loop.closed, 'loop.closed', 3_000);
+  await within(loop.closed, 'loop.closed');
   await assertCallsFail(loop, ClosedError);
 });
 
@@ -385,10 +393,16 @@ test('an invalid execArgv makes the constructor throw', () => {
   );
 });
 
+/** The caller was woken because the thread died, not because its startupTimeout (30 s) ran out. */
+function assertSeenDying(error: WorkerCrashedError): void {
+  assert.doesNotMatch(error.message, /did not start within/, 'the death went unseen until the startup timeout');
+}
+
 test('a --require preload that throws makes the first runSync throw WorkerCrashedError instead of hanging', async (t) => {
   const loop = startLoop(t, { execArgv: ['--require', fixtureSource('never-hang-throws-on-require.cjs')] });
   const error = thrown(() => loop.runSync(() => 1));
   assert.ok(error instanceof WorkerCrashedError, String(error));
+  assertSeenDying(error);
   await within(loop.closed, 'loop.closed');
   assert.ok(loop.exitError instanceof WorkerCrashedError);
   await assertCallsFail(loop, WorkerCrashedError);
@@ -406,6 +420,7 @@ test('a missing --require module makes the first runSync throw WorkerCrashedErro
   const loop = startLoop(t, { execArgv: ['--require', fixtureSource('never-hang-no-such-file.cjs')] });
   const error = thrown(() => loop.runSync(() => 1));
   assert.ok(error instanceof WorkerCrashedError, String(error));
+  assertSeenDying(error);
   await within(loop.closed, 'loop.closed');
 });
 
@@ -671,20 +686,24 @@ async function assertClosedForGood(loop: LoopThread): Promise<void> {
   await within(loop.closed, 'loop.closed');
   assert.equal(loop.exitError, undefined);
   await assertCallsFail(loop, ClosedError);
-  // Idempotent: every way to close again returns at once.
+  // Idempotent: every way to close again returns before its timeout (there is nothing to wait for).
   const start = performance.now();
-  loop.closeSync({ timeout: 10_000 });
-  await within(Promise.all([loop.close({ timeout: 10_000 }), loop.close(), loop.terminate()]), 'closing again');
-  assert.ok(performance.now() - start < WAKE_LIMIT_MS);
+  loop.closeSync({ timeout: CLOSE_TIMEOUT_MS });
+  await within(
+    Promise.all([loop.close({ timeout: CLOSE_TIMEOUT_MS }), loop.close(), loop.terminate()]),
+    'closing again',
+    CLOSE_TIMEOUT_MS,
+  );
+  assert.ok(performance.now() - start < CLOSE_TIMEOUT_MS, 'closing again waited out its timeout');
   assert.equal(loop.exitError, undefined);
 }
 
 test('closeSync({ timeout: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
   const loop = startLoop(t);
   const calls = startRace(loop);
-  const start = performance.now();
+  // The stubborn calls ignore their signals: closeSync cuts them off after 200 ms instead of
+  // waiting for them (assertRaceOutcomes checks that none of them finished).
   loop.closeSync({ timeout: 200 });
-  assert.ok(performance.now() - start < WAKE_LIMIT_MS, 'closeSync took too long');
   // No caller is left waiting once closeSync has returned.
   assert.deepEqual(
     calls.filter((c) => !c.future.done()).map((c) => c.i),
@@ -702,9 +721,7 @@ test('close({ timeout: 200 }) racing many async calls settles every one with its
     loop.run(() => undefined),
     'a call behind the others',
   );
-  const start = performance.now();
   await within(loop.close({ timeout: 200 }), 'close()');
-  assert.ok(performance.now() - start < WAKE_LIMIT_MS, 'close took too long');
   assert.deepEqual(
     calls.filter((c) => !c.future.done()).map((c) => c.i),
     [],
@@ -748,9 +765,9 @@ test('closeSync() of an idle LoopThread returns without waiting out its timeout'
     2,
   );
   const start = performance.now();
-  loop.closeSync({ timeout: 10_000 });
+  loop.closeSync({ timeout: CLOSE_TIMEOUT_MS });
   const took = performance.now() - start;
-  assert.ok(took < WAKE_LIMIT_MS, `closeSync took ${String(Math.round(took))} ms`);
+  assert.ok(took < CLOSE_TIMEOUT_MS, `closeSync waited out its timeout (${String(Math.round(took))} ms)`);
 });
 
 test('close() returns once the calls in flight have finished, not after its timeout', async (t) => {
@@ -762,9 +779,9 @@ test('close() returns once the calls in flight have finished, not after its time
     'a call behind the cooperative one',
   );
   const start = performance.now();
-  await within(loop.close({ timeout: 10_000 }), 'close()');
+  await within(loop.close({ timeout: CLOSE_TIMEOUT_MS }), 'close()', CLOSE_TIMEOUT_MS + SETTLE_LIMIT_MS);
   const took = performance.now() - start;
-  assert.ok(took < WAKE_LIMIT_MS, `close took ${String(Math.round(took))} ms`);
+  assert.ok(took < CLOSE_TIMEOUT_MS, `close waited out its timeout (${String(Math.round(took))} ms)`);
   assert.deepEqual(await within(cooperative, 'the cooperative call'), { i: 7, stopped: 'ClosedError' });
 });
 
@@ -922,13 +939,12 @@ async function runSequence(ops: Op[], ending: Ending, closeTimeout: number): Pro
         case 'wait': {
           const call = calls[op.pick % Math.max(1, calls.length)];
           if (call === undefined) break;
-          const start = performance.now();
+          // A resultSync that timed out would not match the future's outcome, checked below.
           try {
             call.waited = { ok: true, value: call.future.resultSync({ timeout: SETTLE_LIMIT_MS }) };
           } catch (error) {
             call.waited = { ok: false, error };
           }
-          assert.ok(performance.now() - start < WAKE_LIMIT_MS, `resultSync of call ${String(call.i)} took too long`);
           assert.equal(call.future.done(), true, `call ${String(call.i)} after resultSync`);
           break;
         }
