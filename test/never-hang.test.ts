@@ -828,7 +828,7 @@ test('`await using` closes the LoopThread at the end of its block (Symbol.asyncD
 // ---- 9. generated sequences ------------------------------------------------------------------
 
 test('generated sequences of calls, timeouts, cancels and a close: every future settles once with its own result or a typed error', async () => {
-  await fc.assert(generatedSequences(started, 20), { numRuns: 25 });
+  await fc.assert(generatedSequences(started, 20), { numRuns: 25, includeErrorInReport: true });
 });
 
 // ---- nothing left running -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ import { within } from '../helpers.js';
 const started: LoopThread[] = [];
 
 test('400 generated sequences of up to 60 calls, timeouts, cancels and a close', async () => {
-  await fc.assert(generatedSequences(started, 60), { numRuns: 400 });
+  await fc.assert(generatedSequences(started, 60), { numRuns: 400, includeErrorInReport: true });
 });
 
 test('every LoopThread the sequences started has stopped', async () => {
