@@ -110,12 +110,12 @@ describe('values by copy round-trip through an identity call', () => {
     }
   });
 
-  it('a 64 MiB string crosses in chunks and arrives equal', async () => {
+  it('a 4 MiB string crosses in chunks and arrives equal (64 MiB in the soak)', async () => {
     const unit = 'abcdé€😀';
-    const big = unit.repeat(Math.ceil((64 * 1024 * 1024) / unit.length)).slice(0, 64 * 1024 * 1024);
+    const big = unit.repeat(Math.ceil((4 * 1024 * 1024) / unit.length)).slice(0, 4 * 1024 * 1024);
     for (const back of await roundTrip(big)) {
       assert.equal(back.length, big.length);
-      assert.ok(back === big, 'the 64 MiB string came back different');
+      assert.ok(back === big, 'the 4 MiB string came back different');
     }
   });
 

@@ -22,16 +22,22 @@ import {
   type LoopThreadOptions,
   type Syncified,
 } from 'loopthread';
+import { generatedSequences } from './generated-calls.js';
 import { rejectionWithin, within as withinMs } from './helpers.js';
 
 type Remote = typeof import('./fixtures/never-hang-remote.mjs');
 /** Inline functions reach the loop thread's globals through this. */
 type Globals = typeof globalThis & Record<string, unknown>;
 
-/** A generous bound on how long a wake-up may take: it catches a hang, never a slow machine. */
-const WAKE_LIMIT_MS = 5_000;
 /** How long anything awaited here may stay pending before the test reports it as hung. */
 const SETTLE_LIMIT_MS = 10_000;
+/**
+ * A timeout for closes that must return before it runs out (they end when the thread has
+ * stopped): returning at all before it shows that, however slow the machine.
+ */
+const CLOSE_TIMEOUT_MS = 60_000;
+/** A child process still running after this is hung (the child scenarios take well under a second). */
+const CHILD_HANG_MS = 60_000;
 
 const repoRoot = join(__dirname, '..', '..');
 const fixtureURL = (name: string): URL => new URL(`./fixtures/${name}`, pathToFileURL(__filename));
@@ -48,7 +54,8 @@ const childRuns = new Map<string, ChildRun>();
 
 /**
  * Runs a scenario of fixtures/never-hang-child.cjs in a process of its own (once; later calls
- * reuse the result): the lines it printed, and how it exited. It kills itself after 4 s.
+ * reuse the result): the lines it printed, and how it exited. A child that does not exit by
+ * itself (kept alive by a LoopThread, or hung) is killed after CHILD_HANG_MS and fails the test.
  */
 function child(scenario: string): ChildRun {
   let run = childRuns.get(scenario);
@@ -56,8 +63,10 @@ function child(scenario: string): ChildRun {
     const result = spawnSync(process.execPath, [fixtureSource('never-hang-child.cjs'), scenario], {
       cwd: repoRoot,
       encoding: 'utf8',
-      timeout: 30_000,
+      timeout: CHILD_HANG_MS,
+      killSignal: 'SIGKILL',
     });
+    assert.equal(result.signal, null, `the child "${scenario}" did not exit by itself: ${result.stdout}`);
     assert.equal(result.error, undefined);
     run = { lines: result.stdout.trim().split('\n'), status: result.status, stderr: result.stderr };
     childRuns.set(scenario, run);
@@ -82,14 +91,14 @@ function startLoop(t: TestContext, options: LoopThreadOptions = {}): LoopThread 
 const within = <T>(promise: PromiseLike<T>, what: string, ms = SETTLE_LIMIT_MS): Promise<T> =>
   withinMs(promise, what, ms);
 
-/** The error `fn` throws (failing if it returns), checking that it threw within WAKE_LIMIT_MS. */
+/**
+ * The error `fn` throws (failing if it returns). A blocked call that is never woken cannot be
+ * stopped from this thread: the test runner kills the file and fails it.
+ */
 function thrown(fn: () => unknown, what = 'the call'): unknown {
-  const start = performance.now();
   try {
     fn();
   } catch (error) {
-    const took = performance.now() - start;
-    assert.ok(took < WAKE_LIMIT_MS, `${what} took ${String(Math.round(took))} ms to wake up`);
     return error;
   }
   return assert.fail(`${what} returned instead of throwing`);
@@ -346,7 +355,7 @@ test('after async calls got NeverSettledError the LoopThread is closed', async (
   const loop = startLoop(t);
   const forever = loop.run(() => new Promise<never>(() => {}));
   assert.ok(thrown(() => forever.resultSync(), 'resultSync') instanceof NeverSettledError);
-  await within(loop.closed, 'loop.closed', 3_000);
+  await within(loop.closed, 'loop.closed');
   await assertCallsFail(loop, ClosedError);
 });
 
@@ -385,10 +394,16 @@ test('an invalid execArgv makes the constructor throw', () => {
   );
 });
 
+/** The caller was woken because the thread died, not because its startupTimeout (30 s) ran out. */
+function assertSeenDying(error: WorkerCrashedError): void {
+  assert.doesNotMatch(error.message, /did not start within/, 'the death went unseen until the startup timeout');
+}
+
 test('a --require preload that throws makes the first runSync throw WorkerCrashedError instead of hanging', async (t) => {
   const loop = startLoop(t, { execArgv: ['--require', fixtureSource('never-hang-throws-on-require.cjs')] });
   const error = thrown(() => loop.runSync(() => 1));
   assert.ok(error instanceof WorkerCrashedError, String(error));
+  assertSeenDying(error);
   await within(loop.closed, 'loop.closed');
   assert.ok(loop.exitError instanceof WorkerCrashedError);
   await assertCallsFail(loop, WorkerCrashedError);
@@ -406,6 +421,7 @@ test('a missing --require module makes the first runSync throw WorkerCrashedErro
   const loop = startLoop(t, { execArgv: ['--require', fixtureSource('never-hang-no-such-file.cjs')] });
   const error = thrown(() => loop.runSync(() => 1));
   assert.ok(error instanceof WorkerCrashedError, String(error));
+  assertSeenDying(error);
   await within(loop.closed, 'loop.closed');
 });
 
@@ -671,20 +687,24 @@ async function assertClosedForGood(loop: LoopThread): Promise<void> {
   await within(loop.closed, 'loop.closed');
   assert.equal(loop.exitError, undefined);
   await assertCallsFail(loop, ClosedError);
-  // Idempotent: every way to close again returns at once.
+  // Idempotent: every way to close again returns before its timeout (there is nothing to wait for).
   const start = performance.now();
-  loop.closeSync({ timeout: 10_000 });
-  await within(Promise.all([loop.close({ timeout: 10_000 }), loop.close(), loop.terminate()]), 'closing again');
-  assert.ok(performance.now() - start < WAKE_LIMIT_MS);
+  loop.closeSync({ timeout: CLOSE_TIMEOUT_MS });
+  await within(
+    Promise.all([loop.close({ timeout: CLOSE_TIMEOUT_MS }), loop.close(), loop.terminate()]),
+    'closing again',
+    CLOSE_TIMEOUT_MS,
+  );
+  assert.ok(performance.now() - start < CLOSE_TIMEOUT_MS, 'closing again waited out its timeout');
   assert.equal(loop.exitError, undefined);
 }
 
 test('closeSync({ timeout: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
   const loop = startLoop(t);
   const calls = startRace(loop);
-  const start = performance.now();
+  // The stubborn calls ignore their signals: closeSync cuts them off after 200 ms instead of
+  // waiting for them (assertRaceOutcomes checks that none of them finished).
   loop.closeSync({ timeout: 200 });
-  assert.ok(performance.now() - start < WAKE_LIMIT_MS, 'closeSync took too long');
   // No caller is left waiting once closeSync has returned.
   assert.deepEqual(
     calls.filter((c) => !c.future.done()).map((c) => c.i),
@@ -702,9 +722,7 @@ test('close({ timeout: 200 }) racing many async calls settles every one with its
     loop.run(() => undefined),
     'a call behind the others',
   );
-  const start = performance.now();
   await within(loop.close({ timeout: 200 }), 'close()');
-  assert.ok(performance.now() - start < WAKE_LIMIT_MS, 'close took too long');
   assert.deepEqual(
     calls.filter((c) => !c.future.done()).map((c) => c.i),
     [],
@@ -748,9 +766,9 @@ test('closeSync() of an idle LoopThread returns without waiting out its timeout'
     2,
   );
   const start = performance.now();
-  loop.closeSync({ timeout: 10_000 });
+  loop.closeSync({ timeout: CLOSE_TIMEOUT_MS });
   const took = performance.now() - start;
-  assert.ok(took < WAKE_LIMIT_MS, `closeSync took ${String(Math.round(took))} ms`);
+  assert.ok(took < CLOSE_TIMEOUT_MS, `closeSync waited out its timeout (${String(Math.round(took))} ms)`);
 });
 
 test('close() returns once the calls in flight have finished, not after its timeout', async (t) => {
@@ -762,9 +780,9 @@ test('close() returns once the calls in flight have finished, not after its time
     'a call behind the cooperative one',
   );
   const start = performance.now();
-  await within(loop.close({ timeout: 10_000 }), 'close()');
+  await within(loop.close({ timeout: CLOSE_TIMEOUT_MS }), 'close()', CLOSE_TIMEOUT_MS + SETTLE_LIMIT_MS);
   const took = performance.now() - start;
-  assert.ok(took < WAKE_LIMIT_MS, `close took ${String(Math.round(took))} ms`);
+  assert.ok(took < CLOSE_TIMEOUT_MS, `close waited out its timeout (${String(Math.round(took))} ms)`);
   assert.deepEqual(await within(cooperative, 'the cooperative call'), { i: 7, stopped: 'ClosedError' });
 });
 
@@ -809,202 +827,8 @@ test('`await using` closes the LoopThread at the end of its block (Symbol.asyncD
 
 // ---- 9. generated sequences ------------------------------------------------------------------
 
-type Op =
-  | { kind: 'sync'; ms: number; respect: boolean }
-  | { kind: 'syncTimeout'; ms: number; timeout: number; respect: boolean }
-  | { kind: 'async'; ms: number; respect: boolean }
-  | { kind: 'asyncTimeout'; ms: number; timeout: number; respect: boolean }
-  | { kind: 'asyncSignal'; ms: number; respect: boolean }
-  | { kind: 'cancel'; pick: number }
-  | { kind: 'abort'; pick: number }
-  | { kind: 'wait'; pick: number }
-  | { kind: 'turn' };
-
-type Ending = 'closeSync' | 'close' | 'terminate';
-
-const ms = fc.integer({ min: 0, max: 20 });
-const callTimeout = fc.integer({ min: 1, max: 30 });
-const pick = fc.nat({ max: 19 });
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ kind: fc.constant('sync' as const), ms, respect: fc.boolean() }),
-  fc.record({ kind: fc.constant('syncTimeout' as const), ms, timeout: callTimeout, respect: fc.boolean() }),
-  fc.record({ kind: fc.constant('async' as const), ms, respect: fc.boolean() }),
-  fc.record({ kind: fc.constant('asyncTimeout' as const), ms, timeout: callTimeout, respect: fc.boolean() }),
-  fc.record({ kind: fc.constant('asyncSignal' as const), ms, respect: fc.boolean() }),
-  fc.record({ kind: fc.constant('cancel' as const), pick }),
-  fc.record({ kind: fc.constant('abort' as const), pick }),
-  fc.record({ kind: fc.constant('wait' as const), pick }),
-  fc.record({ kind: fc.constant('turn' as const) }),
-);
-
-interface AsyncCall {
-  i: number;
-  future: Future<{ i: number }>;
-  timeout: boolean;
-  controller: AbortController | undefined;
-  /** cancel() or an abort took the future while it was not done: it must end cancelled. */
-  mustBeCancelled: boolean;
-  doneCallbacks: number;
-  /** What resultSync gave, when an op waited on it. */
-  waited?: { ok: true; value: unknown } | { ok: false; error: unknown };
-}
-
-/** Runs one generated sequence on a LoopThread of its own, then ends it as `ending` says. */
-async function runSequence(ops: Op[], ending: Ending, closeTimeout: number): Promise<void> {
-  const loop = new LoopThread({ name: 'generated sequence' });
-  started.push(loop);
-  try {
-    const remote = loop.importSync<Remote>(remoteURL);
-    const calls: AsyncCall[] = [];
-    const syncValues = new Set<number>();
-    let next = 0;
-    for (const op of ops) {
-      const i = next++;
-      switch (op.kind) {
-        case 'sync': {
-          assert.deepEqual(loop.runSync(remote.echo, i, op.ms, op.respect), { i }, `sync call ${String(i)}`);
-          syncValues.add(i);
-          break;
-        }
-        case 'syncTimeout': {
-          try {
-            assert.deepEqual(
-              loop.with({ timeout: op.timeout }).runSync(remote.echo, i, op.ms, op.respect),
-              { i },
-              `sync call ${String(i)}`,
-            );
-            syncValues.add(i);
-          } catch (error) {
-            assert.ok(error instanceof TimeoutError, `sync call ${String(i)}: ${String(error)}`);
-          }
-          break;
-        }
-        case 'async':
-        case 'asyncTimeout':
-        case 'asyncSignal': {
-          const controller = op.kind === 'asyncSignal' ? new AbortController() : undefined;
-          const options = op.kind === 'asyncTimeout' ? { timeout: op.timeout } : { signal: controller?.signal };
-          const future = loop.with(options).run(remote.echo, i, op.ms, op.respect);
-          const call: AsyncCall = {
-            i,
-            future,
-            timeout: op.kind === 'asyncTimeout',
-            controller,
-            mustBeCancelled: false,
-            doneCallbacks: 0,
-          };
-          future.addDoneCallback(() => {
-            call.doneCallbacks++;
-          });
-          calls.push(call);
-          break;
-        }
-        case 'cancel': {
-          const call = calls[op.pick % Math.max(1, calls.length)];
-          if (call === undefined) break;
-          const wasDone = call.future.done();
-          const cancelled = call.future.cancel();
-          if (!wasDone) {
-            assert.equal(cancelled, true, `cancel() of pending call ${String(call.i)}`);
-            call.mustBeCancelled = true;
-          } else {
-            assert.equal(cancelled, call.future.cancelled(), `cancel() of done call ${String(call.i)}`);
-          }
-          break;
-        }
-        case 'abort': {
-          const call = calls[op.pick % Math.max(1, calls.length)];
-          if (call?.controller === undefined) break;
-          if (!call.future.done()) call.mustBeCancelled = true;
-          call.controller.abort();
-          break;
-        }
-        case 'wait': {
-          const call = calls[op.pick % Math.max(1, calls.length)];
-          if (call === undefined) break;
-          const start = performance.now();
-          try {
-            call.waited = { ok: true, value: call.future.resultSync({ timeout: SETTLE_LIMIT_MS }) };
-          } catch (error) {
-            call.waited = { ok: false, error };
-          }
-          assert.ok(performance.now() - start < WAKE_LIMIT_MS, `resultSync of call ${String(call.i)} took too long`);
-          assert.equal(call.future.done(), true, `call ${String(call.i)} after resultSync`);
-          break;
-        }
-        case 'turn':
-          await new Promise((resolve) => setImmediate(resolve));
-          break;
-      }
-    }
-
-    // No call ran twice; every sync call that returned a value ran once.
-    const runs = new Map(loop.runSync(remote.echoRuns));
-    for (const [i, count] of runs) assert.ok(count <= 1, `call ${String(i)} ran ${String(count)} times`);
-    for (const i of syncValues) assert.equal(runs.get(i), 1, `sync call ${String(i)} returned without running`);
-
-    if (ending === 'closeSync') loop.closeSync({ timeout: closeTimeout });
-    else if (ending === 'close') await within(loop.close({ timeout: closeTimeout }), 'close()');
-    else await within(loop.terminate(), 'terminate()');
-    // Once closing has returned, no future is still waiting.
-    assert.deepEqual(
-      calls.filter((c) => !c.future.done()).map((c) => c.i),
-      [],
-      `futures still pending after ${ending}`,
-    );
-
-    const outcomes = await within(Promise.allSettled(calls.map((c) => c.future)), 'the futures');
-    await within(Promise.all(calls.map((c) => c.future.settled)), 'future.settled');
-    await new Promise((resolve) => setImmediate(resolve));
-    outcomes.forEach((outcome, k) => {
-      const call = calls[k]!;
-      const label = `async call ${String(call.i)}`;
-      assert.equal(call.doneCallbacks, 1, `${label}: done callbacks run`);
-      if (call.mustBeCancelled) {
-        assert.equal(call.future.cancelled(), true, `${label} must be cancelled`);
-        assert.equal(outcome.status, 'rejected', label);
-      }
-      if (outcome.status === 'fulfilled') {
-        assert.deepEqual(outcome.value, { i: call.i }, `${label} got another call's result`);
-        assert.equal(call.future.state, 'finished', label);
-      } else {
-        const error: unknown = outcome.reason;
-        const allowed =
-          error instanceof ClosedError ||
-          (error instanceof CancelledError && call.future.cancelled()) ||
-          (error instanceof TimeoutError && call.timeout);
-        assert.ok(allowed, `${label}: ${String(error)}`);
-        assert.equal(call.future.cancelled(), error instanceof CancelledError, label);
-      }
-      // resultSync gave the very outcome the future ended with.
-      if (call.waited !== undefined) {
-        if (call.waited.ok) {
-          assert.equal(outcome.status, 'fulfilled', label);
-          assert.deepEqual(call.waited.value, { i: call.i }, label);
-        } else {
-          assert.equal(outcome.status, 'rejected', label);
-          assert.equal(call.waited.error, outcome.reason, label);
-        }
-      }
-    });
-    await within(loop.closed, 'loop.closed');
-    assert.ok(thrown(() => loop.runSync(() => 1)) instanceof ClosedError);
-    assert.ok((await rejection(loop.run(() => 1))) instanceof ClosedError);
-  } finally {
-    await within(loop.terminate(), 'terminate()');
-  }
-}
-
 test('generated sequences of calls, timeouts, cancels and a close: every future settles once with its own result or a typed error', async () => {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.array(opArb, { maxLength: 20 }),
-      fc.constantFrom<Ending>('closeSync', 'close', 'terminate'),
-      fc.constantFrom(0, 20, 100),
-      runSequence,
-    ),
-    { numRuns: 25 },
-  );
+  await fc.assert(generatedSequences(started, 20), { numRuns: 25, includeErrorInReport: true });
 });
 
 // ---- nothing left running -----------------------------------------------------------------------
