@@ -245,6 +245,11 @@ export class PortalHost {
     }
     conn.rejectCallbacks(new ClosedError('the calling thread is gone'));
     conn.lender.clear();
+    // The loop may be waiting idle for this caller to act: with one caller fewer, decide again.
+    if (this.waitingWhileIdle) {
+      this.waitingWhileIdle = false;
+      this.updateKeepAlive();
+    }
   }
 
   private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
