@@ -104,19 +104,13 @@ const blocked = (kind: Kind): boolean => kind === 'sync' || kind === 'iter-sync'
 
 /** Which thread ends the other side: the serving thread itself, the caller, or a third thread. */
 function endedBy(direction: Direction, way: Way): 'server' | 'caller' | 'third' {
-  switch (way) {
-    case 'disconnect':
-      return 'caller';
-    case 'terminate':
-    case 'close':
-      if (way === 'close' && (direction === 'c' || direction === 'd')) return 'server';
-      // The owner of the LoopThread (a: the caller; b: the main thread) or of the Portal's worker (c: the caller).
-      return direction === 'b' ? 'third' : 'caller';
-    case 'owner-exit':
-      return 'third';
-    default:
-      return 'server';
-  }
+  if (way === 'disconnect') return 'caller';
+  if (way === 'owner-exit') return 'third';
+  // A Portal is closed by its own thread.
+  if (way === 'close' && (direction === 'c' || direction === 'd')) return 'server';
+  // By the owner of the LoopThread (a: the caller, b: the main thread) or of the Portal's worker (c: the caller).
+  if (way === 'terminate' || way === 'close') return direction === 'b' ? 'third' : 'caller';
+  return 'server';
 }
 
 /** Why a combination is not generated (see the header), or undefined if it is. */
@@ -124,7 +118,8 @@ function exclusion(direction: Direction, kind: Kind, phase: Phase, way: Way): st
   if (direction === 'd' && way !== 'close' && way !== 'disconnect') {
     return way === 'never' ? 'a Portal on the free main thread: merely pending' : 'the main thread serves';
   }
-  if (way === 'owner-exit' && direction !== 'b') return 'no owner that can exit apart from the caller';
+  if (way === 'owner-exit' && direction !== 'b')
+    return 'owner-exit: the owner is the caller (a), or the never case (c)';
   if (way === 'disconnect' && direction === 'a') return 'the owner of a LoopThread has no connection to close';
   if (endedBy(direction, way) === 'caller' && blocked(kind) && !(kind === 'cb-sync' && phase === 'during')) {
     return 'a blocked caller cannot end the other side';
@@ -195,11 +190,11 @@ function startWorker(
   return { worker, message, exited };
 }
 
-function newLoop(c: Case, options: { timeout?: number } = {}): LoopThread {
+function newLoop(c: Case): LoopThread {
   const loop = new LoopThread({
     name: `matrix ${label(c)}`,
+    timeout: WATCHDOG_MS,
     resourceLimits: c.way === 'oom' ? OOM_LIMITS : undefined,
-    ...options,
   });
   loops.push(loop);
   return loop;
@@ -249,7 +244,7 @@ async function runCase(c: Case): Promise<Result> {
           const owner = workerOf(startWorker({ role: 'owner-caller', stage: stage.buffer, plan, kind: c.kind }));
           return { outcome: await report(owner, 'the owning worker') };
         }
-        const loop = newLoop(c, { timeout: WATCHDOG_MS });
+        const loop = newLoop(c);
         cleanups.push(() => loop.terminate());
         const target = await loopTarget(loop);
         await (await loop.import<Api>(apiURL)).arm(stage.buffer);
@@ -268,7 +263,7 @@ async function runCase(c: Case): Promise<Result> {
           const owner = workerOf(startWorker({ role: 'owner', stage: stage.buffer, plan, kind: c.kind }));
           handle = (await within(owner.message, 'the owner’s handle', WATCHDOG_MS)) as LoopThreadHandle;
         } else {
-          const l = newLoop(c, { timeout: WATCHDOG_MS });
+          const l = newLoop(c);
           loop = l;
           cleanups.push(() => l.terminate());
           await (await l.import<Api>(apiURL)).arm(stage.buffer);
