@@ -298,6 +298,16 @@ export class LoopThread implements Disposable, AsyncDisposable {
       this.#exitCode = code;
       this.#onExit(code);
     });
+    // Should this (owning) thread end first, its connections on other threads must hear of it.
+    const tell = (): void => {
+      for (const line of this.#handleLines) {
+        if (line.state !== HostState.Crashed && line.state !== HostState.Closed) line.announce(HostState.Closed);
+      }
+    };
+    ownLoop(tell);
+    void this.closed.then(() => {
+      disownLoop(tell);
+    });
   }
 
   /**
@@ -611,6 +621,24 @@ function startWorker(execArgv: string[] | undefined, options: WorkerOptions): Wo
     if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
     return new Worker(main, options);
   }
+}
+
+/**
+ * What to do for each LoopThread of this thread still running when this thread exits: Node then
+ * stops their workers, which run no exit hook of their own, so a thread blocked on one of them
+ * through a connection would wait for ever. (A thread killed by terminate() or the heap limit
+ * runs no hook either: its LoopThreads' connections are then not told.)
+ */
+const ownedLoops = new Set<() => void>();
+function onOwnerExit(): void {
+  for (const tell of ownedLoops) tell();
+}
+function ownLoop(tell: () => void): void {
+  if (ownedLoops.size === 0) process.on('exit', onOwnerExit);
+  ownedLoops.add(tell);
+}
+function disownLoop(tell: () => void): void {
+  if (ownedLoops.delete(tell) && ownedLoops.size === 0) process.off('exit', onOwnerExit);
 }
 
 let warned = false;

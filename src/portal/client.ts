@@ -107,6 +107,8 @@ export class PortalClient implements Peer {
   private failure: Error | undefined;
   /** The host said its loop is idle with our async calls pending; cleared by our next request. */
   private hostIdle = false;
+  /** The id of the last request sent (an idle notice from before the host read it is stale). */
+  private lastSent = 0;
   private exitWatch = false;
   /** What this thread lent the other side (callbacks, objects passed by reference). */
   private readonly lender = new Lender();
@@ -306,6 +308,7 @@ export class PortalClient implements Peer {
     const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
     this.flushReleases();
     this.sendBlocking(write, id, deadline);
+    this.lastSent = id;
     this.active.push(id);
     try {
       return this.awaitReply(id, deadline, timeout, api);
@@ -591,7 +594,7 @@ export class PortalClient implements Peer {
     if (p === WAKE) return;
     const reply = readPacket(p, this.reviveAsync);
     if (reply.kind === Kind.Idle) {
-      this.onHostIdle();
+      if (reply.id >= this.lastSent) this.onHostIdle();
       return;
     }
     if (reply.kind === Kind.Died) {
@@ -719,6 +722,7 @@ export class PortalClient implements Peer {
     }
     const [p, transfer] = packet(w);
     this.port.postMessage(p, transfer);
+    this.lastSent = id;
     control.running();
     let timer: NodeJS.Timeout | undefined;
     let settled = false;

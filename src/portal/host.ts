@@ -110,6 +110,8 @@ export class HostConnection implements Peer {
   replied = false;
   /** When this connection's last blocking request was taken (performance.now()). */
   lastRequestAt = -Infinity;
+  /** The id of the last request read from this connection, by either channel (told in idle notices). */
+  lastRequest = 0;
 
   constructor(
     readonly line: Line,
@@ -243,6 +245,11 @@ export class PortalHost {
     }
     conn.rejectCallbacks(new ClosedError('the calling thread is gone'));
     conn.lender.clear();
+    // The loop may be waiting idle for this caller to act: with one caller fewer, decide again.
+    if (this.waitingWhileIdle) {
+      this.waitingWhileIdle = false;
+      this.updateKeepAlive();
+    }
   }
 
   private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
@@ -305,6 +312,9 @@ export class PortalHost {
     if (this.waitingWhileIdle) {
       this.waitingWhileIdle = false;
       this.updateKeepAlive();
+    }
+    if (m.kind === Kind.Call || m.kind === Kind.Import || m.kind === Kind.Close) {
+      conn.lastRequest = Math.max(conn.lastRequest, m.id);
     }
     switch (m.kind) {
       case Kind.Call:
@@ -634,7 +644,7 @@ export class PortalHost {
     for (const conn of free) {
       if (conn.inflight.size === 0) continue;
       const w = portWriter();
-      writeIdle(w);
+      writeIdle(w, conn.lastRequest);
       const [p, transfer] = packet(w);
       conn.port.postMessage(p, transfer);
       Atomics.add(conn.line.words, ASYNC_SEQ, 1);

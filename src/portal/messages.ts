@@ -53,7 +53,8 @@ export interface Reply {
 
 export interface IdleNotice {
   kind: Kind.Idle;
-  id: 0;
+  /** The last request the host had read from this caller: a caller that sent one since ignores the notice. */
+  id: number;
 }
 
 export interface DiedNotice {
@@ -109,8 +110,8 @@ export function writeClose(w: Writer, id: number, timeout: number): void {
   w.f64(timeout);
 }
 
-export function writeIdle(w: Writer): void {
-  header(w, Kind.Idle, 0);
+export function writeIdle(w: Writer, lastRequest: number): void {
+  header(w, Kind.Idle, lastRequest);
 }
 
 /** The serving thread's last words; an uncopyable error is left out rather than lose the note. */
@@ -188,7 +189,7 @@ export function readMessage(
       return { kind, id, ok, value: decodeValue(r, revive) };
     }
     case Kind.Idle:
-      return { kind, id: 0 };
+      return { kind, id };
     case Kind.Died: {
       const exitCode = r.f64();
       return { kind, id: 0, exitCode, error: r.u8() === 1 ? decodeValue(r) : undefined };

@@ -129,6 +129,8 @@ export class Portal<Api extends object> implements AsyncDisposable {
         else port.unref();
       },
     });
+    // Calls through references (iterations, lent objects) keep the connection's options too.
+    client.refOptions = options;
     return Portal.#bind<Api>(client, port, handle, options);
   }
 
