@@ -8,7 +8,7 @@ import { writeSync } from 'node:fs';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { HostState, Line } from './protocol/line.js';
 import { PortalHost } from './portal/host.js';
-import { adoptWaitTable } from './protocol/wait-for.js';
+import { adoptWaitTable } from './shm/wait-for.js';
 
 export interface LoopThreadData extends BootData {
   port: MessagePort;

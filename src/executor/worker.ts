@@ -18,7 +18,7 @@ import {
   type CancelKind,
   type Views,
 } from './layout.js';
-import { nativeHandle, type NativeWorker } from '../native-worker.js';
+import { nativeHandle, type NativeWorker } from '../shm/native-worker.js';
 import { RingReader, RingWriter } from './ring.js';
 import { SpinPolicy } from './spin.js';
 import { definitionOf } from './targets.js';

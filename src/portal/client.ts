@@ -17,9 +17,10 @@ import {
 } from '../errors.js';
 import { Future, type FutureControl } from '../future.js';
 import { ASYNC_SEQ, HostState, STATE, type Line } from '../protocol/line.js';
-import { Assembler, nextChunk } from '../protocol/mailbox.js';
-import { changed, SpinBudget, waitForChange } from '../protocol/wait.js';
-import { beginWait } from '../protocol/wait-for.js';
+import { Assembler, nextChunk, now } from '../protocol/mailbox.js';
+import { changed, waitForChange, Waited } from '../shm/wait.js';
+import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
+import { beginWait } from '../shm/wait-for.js';
 import type { ExportShape } from './exports.js';
 import {
   Kind,
@@ -99,7 +100,7 @@ export class PortalClient implements Peer {
   private nextId = 0;
   private seenReply: number;
   private readonly assembler = new Assembler();
-  private readonly spin = new SpinBudget();
+  private readonly spin = new SpinPolicy();
   private readonly pending = new Map<number, PendingCall>();
   private readonly sourceIds = new Map<string, number>();
   /** Which inline sources each channel has already sent (0: blocking, 1: port). */
@@ -326,6 +327,11 @@ export class PortalClient implements Peer {
   ): unknown {
     const words = this.line.words;
     const mailbox = this.line.reply;
+    // What the spin policy learns from this call: only from a plain one (one wait, no callbacks).
+    const began = now();
+    const budget = this.spin.next();
+    let waits = 0;
+    let waited: Waited = Waited.Spun;
     for (;;) {
       const early = this.early.get(id);
       if (early !== undefined) {
@@ -333,18 +339,19 @@ export class PortalClient implements Peer {
         if (early.ok) return early.value;
         throw stitch(early.value, this.name, api);
       }
-      const changed =
-        mailbox.seq() !== this.seenReply ||
-        waitForChange(
-          words,
-          mailbox.seqIndex,
-          this.seenReply,
-          deadline,
-          this.checkAlive,
-          this.spin.next(),
-          mailbox.readerSleepsIndex,
-        );
-      if (!changed) {
+      waited =
+        mailbox.seq() !== this.seenReply
+          ? Waited.Spun
+          : waitForChange(
+              words,
+              mailbox.seqIndex,
+              this.seenReply,
+              deadline,
+              this.checkAlive,
+              waits++ === 0 ? budget : 0,
+              mailbox.readerSleepsIndex,
+            );
+      if (waited === Waited.TimedOut) {
         this.cancelRemote(id, 'timeout');
         throw new TimeoutError(`the call to ${this.name} timed out after ${String(timeout)} ms`);
       }
@@ -360,6 +367,7 @@ export class PortalClient implements Peer {
       }
       if (reply.kind === Kind.Call) {
         this.serveWhileBlocked(reply);
+        waits = 2;
         continue;
       }
       if (reply.id !== id) {
@@ -368,8 +376,11 @@ export class PortalClient implements Peer {
         if (this.active.includes(reply.id)) this.early.set(reply.id, reply);
         continue;
       }
-      const request = this.line.request;
-      this.spin.observe(request.takenAt() - request.publishedAt(), mailbox.publishedAt() - request.takenAt());
+      if (waits <= 1) {
+        const answeredAt = mailbox.publishedAt();
+        if (waited === Waited.Slept) observeWake(now() - answeredAt);
+        this.spin.observe(answeredAt - began, budget);
+      }
       if (reply.ok) return reply.value;
       throw stitch(reply.value, this.name, api);
     }

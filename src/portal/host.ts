@@ -11,8 +11,9 @@ import { endIteration, Lender, performRefOp } from './lender.js';
 import { Remotes, type Peer } from './remote.js';
 import { ClosedError, NeverSettledError, TimeoutError, CancelledError } from '../errors.js';
 import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
-import { Assembler } from '../protocol/mailbox.js';
-import { spinFor, SpinBudget } from '../protocol/wait.js';
+import { Assembler, now } from '../protocol/mailbox.js';
+import { spinFor } from '../shm/wait.js';
+import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { Outbox } from './outbox.js';
 import { compileInline, type Fn } from './compile.js';
 import type { Writer } from '../codec/writer.js';
@@ -105,9 +106,11 @@ export class HostConnection implements Peer {
   readonly assembler = new Assembler();
   seenRequest = 0;
   chained = 0;
-  readonly spin = new SpinBudget();
+  readonly spin = new SpinPolicy();
   /** A blocking reply went out since the last request was taken. */
   replied = false;
+  /** How long this thread spun for the next request after that reply (ms). */
+  spun = 0;
   /** When this connection's last blocking request was taken (performance.now()). */
   lastRequestAt = -Infinity;
   /** The id of the last request read from this connection, by either channel (told in idle notices). */
@@ -255,7 +258,7 @@ export class PortalHost {
   private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
     if (p === WAKE) {
       conn.chained = 0;
-      this.takeRequest(conn);
+      this.takeRequest(conn, true);
       return;
     }
     if (typeof p !== 'string' && 'connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
@@ -277,7 +280,8 @@ export class PortalHost {
     }
   }
 
-  private takeRequest(conn: HostConnection): void {
+  /** `woken`: this thread slept, and the caller's WAKE message woke it (a wake-up to learn from). */
+  private takeRequest(conn: HostConnection, woken = false): void {
     const mailbox = conn.line.request;
     const seq = mailbox.seq();
     if (seq === conn.seenRequest || this.state === 'closed') {
@@ -288,9 +292,9 @@ export class PortalHost {
     conn.lastRequestAt = performance.now();
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
     mailbox.markTaken();
-    // How the caller took our last reply and called again: worth spinning for next time, or not.
-    const reply = conn.line.reply;
-    if (conn.replied) conn.spin.observe(reply.takenAt() - reply.publishedAt(), mailbox.publishedAt() - reply.takenAt());
+    if (woken) observeWake(now() - mailbox.publishedAt());
+    // How soon the caller called again after our last reply: worth spinning for next time, or not.
+    if (conn.replied) conn.spin.observe(mailbox.publishedAt() - conn.line.reply.publishedAt(), conn.spun);
     conn.replied = false;
     const bytes = conn.assembler.take(mailbox);
     if (bytes === undefined) {
@@ -495,6 +499,7 @@ export class PortalHost {
       writeReply(w, id, ok, value, conn.remotes.lending);
     });
     conn.replied = published;
+    conn.spun = budget;
     if (!spin) return;
     if (published && spinFor(words, conn.line.request.seqIndex, conn.seenRequest, budget)) {
       conn.chained++;

@@ -4,7 +4,7 @@
  */
 import { Writer } from '../codec/writer.js';
 import { nextChunk, type Mailbox } from '../protocol/mailbox.js';
-import { changed } from '../protocol/wait.js';
+import { changed } from '../shm/wait.js';
 import { ownedWriter } from './messages.js';
 
 export class Outbox {

@@ -7,7 +7,7 @@ import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads'
 import { ClosedError } from '../errors.js';
 import type { Future } from '../future.js';
 import { HostState, Line } from '../protocol/line.js';
-import { adoptWaitTable, waitTable } from '../protocol/wait-for.js';
+import { adoptWaitTable, waitTable } from '../shm/wait-for.js';
 import { PortalClient, type CallOptions } from './client.js';
 import { describeExports, type ExportShape } from './exports.js';
 import { PortalHost } from './host.js';

@@ -1,0 +1,59 @@
+/**
+ * Waiting for a word of shared memory to move past a value: blocking (spin for the budget the
+ * spin policy gives, then Atomics.wait in slices, checking after each slice that the other side is
+ * still alive) and asynchronous (Atomics.waitAsync).
+ */
+/** How a wait ended: its word moved while it spun (or before), after it slept, or not by the deadline. */
+export const enum Waited {
+  TimedOut = 0,
+  Spun = 1,
+  Slept = 2,
+}
+
+/** Spins up to `ms` milliseconds for words[index] to differ from `seen`. True if it did. */
+export function spinFor(words: Int32Array, index: number, seen: number, ms: number): boolean {
+  if (ms <= 0) return Atomics.load(words, index) !== seen;
+  const end = performance.now() + ms;
+  for (;;) {
+    for (let i = 0; i < 64; i++) if (Atomics.load(words, index) !== seen) return true;
+    if (performance.now() > end) return false;
+  }
+}
+
+/**
+ * Blocks until words[index] differs from `seen`, or until `deadline` (a performance.now() time).
+ * `checkAlive` runs before every sleep slice: it throws when waiting is pointless (the other side
+ * died or closed) and returns how many milliseconds to sleep before it should run again.
+ * `sleepFlag`, if given, is the index of a word set to 1 while this thread sleeps, so that the
+ * writer notifies only then (see Mailbox.notify). Says how the wait ended (TimedOut is falsy).
+ */
+export function waitForChange(
+  words: Int32Array,
+  index: number,
+  seen: number,
+  deadline: number,
+  checkAlive: () => number,
+  spinMs = 0,
+  sleepFlag?: number,
+): Waited {
+  if (spinFor(words, index, seen, spinMs)) return Waited.Spun;
+  for (let slept = false; ; slept = true) {
+    if (Atomics.load(words, index) !== seen) return slept ? Waited.Slept : Waited.Spun;
+    const left = deadline - performance.now();
+    if (left <= 0) return Waited.TimedOut;
+    const slice = checkAlive();
+    if (sleepFlag === undefined) {
+      Atomics.wait(words, index, seen, Math.min(left, slice));
+    } else {
+      Atomics.store(words, sleepFlag, 1);
+      Atomics.wait(words, index, seen, Math.min(left, slice));
+      Atomics.store(words, sleepFlag, 0);
+    }
+  }
+}
+
+/** Resolves once words[index] differs from `seen` (at once if it already does). Never keeps a loop alive. */
+export function changed(words: Int32Array, index: number, seen: number): Promise<unknown> | undefined {
+  const result = Atomics.waitAsync(words, index, seen);
+  return result.async ? result.value : undefined;
+}
