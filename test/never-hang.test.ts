@@ -23,7 +23,9 @@ import {
   type Syncified,
 } from 'loopthread';
 import { generatedSequences } from './generated-calls.js';
-import { rejectionWithin, within as withinMs } from './helpers.js';
+// A blocked call that is never woken cannot be stopped from this thread: thrown() does not return,
+// and the test runner kills the file and fails it.
+import { rejectionWithin, thrown, within as withinMs } from './helpers.js';
 
 type Remote = typeof import('./fixtures/never-hang-remote.mjs');
 /** Inline functions reach the loop thread's globals through this. */
@@ -90,19 +92,6 @@ function startLoop(t: TestContext, options: LoopThreadOptions = {}): LoopThread 
 /** Awaits `promise`, failing with StillPending if it has not settled within `ms` ms (a watchdog, not a sleep). */
 const within = <T>(promise: PromiseLike<T>, what: string, ms = SETTLE_LIMIT_MS): Promise<T> =>
   withinMs(promise, what, ms);
-
-/**
- * The error `fn` throws (failing if it returns). A blocked call that is never woken cannot be
- * stopped from this thread: the test runner kills the file and fails it.
- */
-function thrown(fn: () => unknown, what = 'the call'): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return assert.fail(`${what} returned instead of throwing`);
-}
 
 /** The reason `promise` rejects with (failing if it fulfils or stays pending). */
 const rejection = (promise: PromiseLike<unknown>, what = 'the call'): Promise<unknown> =>
@@ -702,8 +691,8 @@ async function assertClosedForGood(loop: LoopThread): Promise<void> {
 test('closeSync({ timeout: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
   const loop = startLoop(t);
   const calls = startRace(loop);
-  // The stubborn calls ignore their signals: closeSync cuts them off after 200 ms instead of
-  // waiting for them (assertRaceOutcomes checks that none of them finished).
+  // The stubborn calls ignore their signals and take a minute: closeSync does not wait for them
+  // past its timeout (assertRaceOutcomes checks that none of them finished).
   loop.closeSync({ timeout: 200 });
   // No caller is left waiting once closeSync has returned.
   assert.deepEqual(
