@@ -17,6 +17,7 @@ import { createSyncFn } from 'synckit';
 import makeSynchronized from 'make-synchronized';
 import makeSynchronous from 'make-synchronous';
 import { machineTimes } from './machine.mjs';
+import { measureMachineCosts } from '../dist/src/shm/costs.js';
 
 const ROUNDS = 5;
 const ROUND_MS = 250;
@@ -27,7 +28,11 @@ const MAX_CALLS = 200_000;
 
 const SECTIONS = [
   { key: 'idle', title: 'idle machine', load: false },
-  { key: 'loaded', title: 'with one core kept busy by another process', load: true },
+  {
+    key: 'loaded',
+    title: 'with one core kept busy by another process',
+    load: true,
+  },
 ];
 const flags = process.argv.slice(2);
 const unknown = flags.filter((f) => f !== '--idle-only' && f !== '--loaded-only');
@@ -60,7 +65,10 @@ const CASES = [
     kind: 'loopthread',
     setup() {
       const loop = new LoopThread({ name: 'bench inline' });
-      return { call: (value) => loop.runSync(inlineIdentity, value), close: () => loop.closeSync() };
+      return {
+        call: (value) => loop.runSync(inlineIdentity, value),
+        close: () => loop.closeSync(),
+      };
     },
   },
   {
@@ -81,14 +89,20 @@ const CASES = [
   {
     name: 'make-synchronized',
     kind: 'peer',
-    setup: () => ({ call: makeSynchronized(identityModule).identity, close() {} }),
+    setup: () => ({
+      call: makeSynchronized(identityModule).identity,
+      close() {},
+    }),
   },
   {
     // The default export reuses one worker per function ('make-synchronous/subprocess' would spawn a
     // process per call); the time-based calibration gives it fewer calls if it is slow anyway.
     name: 'make-synchronous',
     kind: 'peer',
-    setup: () => ({ call: makeSynchronous(async (value) => value), close() {} }),
+    setup: () => ({
+      call: makeSynchronous(async (value) => value),
+      close() {},
+    }),
   },
 ];
 
@@ -158,7 +172,9 @@ async function startBusyProcess(ms) {
     for (let i = 1; Date.now() < end; i++) if (i % 1e6 === 0 && process.ppid !== parent) break;`;
   // Taken before the child starts its clock, so the child surely runs until then.
   const deadline = Date.now() + ms;
-  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', source], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const kill = () => child.kill('SIGKILL');
   process.once('exit', kill);
   const stop = async () => {
@@ -208,6 +224,8 @@ async function runSection(section) {
     const expectedMs = CASES.length * PAYLOADS.length * (WARMUP_MS + ROUNDS * ROUND_MS) + 5_000;
     busy = await startBusyProcess(expectedMs * 1.5);
   }
+  // What waking and spinning cost on this machine now, in this regime (the spin policy's inputs).
+  const costs = await measureMachineCosts();
   const started = performance.now();
   const cpuAtStart = { machine: machineTimes(), own: process.cpuUsage() };
   const busyCpuAtStart = busy && processCpuMs(busy.pid);
@@ -274,12 +292,18 @@ async function runSection(section) {
     r.callsPerSecond = 1e6 / r.medianUs;
     r.ratioVsLoopthreadInline = r.kind === 'baseline' ? null : r.medianUs / reference.get(r.payload);
   }
-  return { cpuUse, busyOutlasted, seconds: (performance.now() - started) / 1000, results };
+  return {
+    cpuUse,
+    busyOutlasted,
+    costs,
+    seconds: (performance.now() - started) / 1000,
+    results,
+  };
 }
 
 const fmt = (n, digits = 2) => n.toFixed(digits);
 
-function printSection(section, { cpuUse, busyOutlasted, results }) {
+function printSection(section, { cpuUse, busyOutlasted, costs, results }) {
   const rows = [
     ['case', 'payload', 'median us/call', 'rounds min-max', 'p99 us', 'calls/s', 'peer / loopthread'],
     ...results.map((r) => [
@@ -303,6 +327,12 @@ function printSection(section, { cpuUse, busyOutlasted, results }) {
   console.log(
     `CPU use, in cores: this process ${fmt(cpuUse.own)}, other processes ${fmt(cpuUse.others)}` +
       (section.load ? ` (the busy process ${busyCores === undefined ? 'unmeasured' : fmt(busyCores)})` : ''),
+  );
+  const trivial = results.find((r) => r.case === 'loopthread runSync inline' && r.payload === PAYLOADS[0].label);
+  console.log(
+    `this machine: futex round trip ${fmt(costs.futexRoundTripMs * 1000)} us, spin round trip ` +
+      `${fmt(costs.spinRoundTripMs * 1000)} us, idle event loop woken by a message ${fmt(costs.portWakeMs * 1000)} us; ` +
+      `a trivial runSync costs ${fmt(trivial.medianUs / (costs.spinRoundTripMs * 1000), 0)} spin round trips`,
   );
   console.log('');
   console.log(line(rows[0]));
