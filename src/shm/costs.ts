@@ -16,7 +16,7 @@ export interface MachineCosts {
   futexRoundTripMs: number;
   /** Median round trip (ms) between two spinning threads. */
   spinRoundTripMs: number;
-  /** Median time (ms) from posting a message to an idle event loop until that thread acts on it. */
+  /** Median time (ms) from posting a message to an idle event loop until that thread acts on it (estimated). */
   portWakeMs: number;
 }
 
@@ -44,6 +44,7 @@ for (;;) {
 }
 parentPort.on('message', (n) => {
   Atomics.store(w, ${PONG}, n);
+  Atomics.notify(w, ${PONG});
 });
 parentPort.postMessage('ready');
 `;
@@ -82,16 +83,15 @@ export async function measureMachineCosts(): Promise<MachineCosts> {
     Atomics.store(w, PING, Atomics.load(w, PING) + 1);
     Atomics.notify(w, PING);
     await new Promise((resolve) => worker.once('message', resolve));
-    // The partner's loop is idle now: each message wakes it; this thread spins to see it act.
+    // The partner's loop is idle now: each message wakes it, and it wakes this thread in turn (a
+    // spinning thread here could take the core the partner needs); the futex half is taken off.
     const wakes: number[] = [];
     for (let n = 1; n <= PORT_ROUNDS; n++) {
       const start = performance.now();
+      const before = Atomics.load(w, PONG);
       worker.postMessage(n + 1_000_000);
-      while (Atomics.load(w, PONG) !== n + 1_000_000) {
-        // Yield the core between looks if this machine has one core: spinning would starve the partner.
-        Atomics.wait(w, PONG, Atomics.load(w, PONG), 0.05);
-      }
-      wakes.push(performance.now() - start);
+      while (Atomics.load(w, PONG) !== n + 1_000_000) Atomics.wait(w, PONG, before, 1_000);
+      wakes.push(Math.max(0, performance.now() - start - futexRoundTripMs / 2));
       // Let the partner's loop go idle again before the next message.
       await new Promise((resolve) => setImmediate(resolve));
     }
