@@ -7,6 +7,7 @@ import { handOver, sayLastWords, type BootData } from './loop-thread-boot.js';
 import { writeSync } from 'node:fs';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { HostState, Line } from './protocol/line.js';
+import { pause } from './shm/wait.js';
 import { PortalHost } from './portal/host.js';
 import { adoptWaitTable } from './shm/wait-for.js';
 
@@ -39,7 +40,7 @@ function writeThrough(stream: NodeJS.WriteStream, fd: number): void {
         offset += writeSync(fd, bytes, offset, bytes.byteLength - offset);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+        pause(1);
       }
     }
     if (typeof done === 'function') (done as () => void)();

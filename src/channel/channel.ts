@@ -27,7 +27,8 @@ import {
   roleBits,
   roleName,
 } from './connections.js';
-import { holdLoop, releaseLoop } from './keep-alive.js';
+import { holdLoop, releaseLoop } from '../shm/keep-alive.js';
+import { sleepOn, sleepOnAsync } from '../shm/wait.js';
 import {
   BYTES,
   BYTES_OUT,
@@ -610,7 +611,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     const value = this.#willSleep(index, waiters, seen);
     if (Number.isNaN(value)) return;
     try {
-      Atomics.wait(w, index, value, Math.min(left, SLICE_MS));
+      sleepOn(w, index, value, Math.min(left, SLICE_MS));
     } finally {
       if (waiters !== NONE) Atomics.sub(w, waiters, 1);
     }
@@ -694,18 +695,18 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     // Flagged before the wait starts, so that a move between the two cannot skip its notify.
     const value = this.#willSleep(index, waiters, seen);
     if (Number.isNaN(value)) return;
-    const result = Atomics.waitAsync(w, index, value, Math.min(left, SLICE_MS));
-    if (!result.async) {
+    const woken = sleepOnAsync(w, index, value, Math.min(left, SLICE_MS));
+    if (woken === undefined) {
       if (waiters !== NONE) Atomics.sub(w, waiters, 1);
       return;
     }
     holdLoop();
     let onAbort: (() => void) | undefined;
     try {
-      if (signal === undefined) await result.value;
+      if (signal === undefined) await woken;
       else {
         await Promise.race([
-          result.value,
+          woken,
           new Promise<void>((resolve) => {
             onAbort = () => {
               resolve();

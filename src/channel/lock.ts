@@ -11,6 +11,7 @@
  * What that guarantees is written in the README ("Channel", when a thread dies).
  */
 import { threadId } from 'node:worker_threads';
+import { sleepOn } from '../shm/wait.js';
 
 /** The word after the holder's: bumped on every release. */
 export const LOCK_SEQ = 1;
@@ -41,7 +42,7 @@ function lockSlow(words: Int32Array, at: number): void {
       if (Atomics.compareExchange(words, at, 0, TAG) === 0) return;
     } else {
       Atomics.add(words, at + LOCK_SLEEPERS, 1);
-      Atomics.wait(words, at, holder, 10);
+      sleepOn(words, at, holder, 10);
       Atomics.sub(words, at + LOCK_SLEEPERS, 1);
     }
     const nextHolder = Atomics.load(words, at);

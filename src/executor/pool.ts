@@ -10,6 +10,8 @@ import { decodeValue } from '../codec/decode.js';
 import type { Reader } from '../codec/writer.js';
 import { CancelledError, ClosedError, QueueFullError, TimeoutError, WorkerCrashedError } from '../errors.js';
 import { Future } from '../future.js';
+import { KeepAlive } from '../shm/keep-alive.js';
+import { sleepOn } from '../shm/wait.js';
 import { AWAKE, BELL, CancelKind, MainWaits, MAX_WINDOW } from './layout.js';
 import { mapChunks, type MapOptions } from './map.js';
 import { stage, staged } from './staging.js';
@@ -158,7 +160,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   #lastProgress = 0;
   #bootFailures = 0;
   #idleTimer: NodeJS.Timeout | undefined;
-  readonly #keepAlive = setInterval(() => undefined, 1 << 30);
+  readonly #keepAlive = new KeepAlive();
   readonly #events = {
     result: (task: Task, status: Status, micros: number, r: Reader): void => {
       this.#onResult(task, status, micros, r);
@@ -180,7 +182,6 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     this.maxQueue = options.maxQueue ?? Infinity;
     if (!(this.maxQueue >= 0)) throw new RangeError('maxQueue must be a number >= 0');
     this.#resourceLimits = options.resourceLimits;
-    this.#keepAlive.unref();
     this.#closed = new Promise((resolve) => {
       this.#markClosed = resolve;
     });
@@ -310,7 +311,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
         signal?.removeEventListener('abort', onAbort);
       };
     }
-    if (this.#unsettled++ === 0) this.#keepAlive.ref();
+    if (this.#unsettled++ === 0) this.#keepAlive.hold(true);
     // After a pump, either nothing waits or no worker can take more; only a result or a worker
     // coming or going changes that (and each pumps). So a task behind others needs no pump.
     const behindOthers = this.#queued > 0 || this.#waitingCount > 0;
@@ -531,7 +532,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     task.cleanup = undefined;
     task.control.settle();
     if (--this.#unsettled === 0) {
-      this.#keepAlive.unref();
+      this.#keepAlive.hold(false);
       this.#maybeClose();
     } else if (this.#stuck) {
       this.#updateKeepAlive();
@@ -557,8 +558,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
       else going = true;
     }
     this.#stuck = stuck;
-    if (this.#unsettled > 0 && (going || !stuck)) this.#keepAlive.ref();
-    else this.#keepAlive.unref();
+    this.#keepAlive.hold(this.#unsettled > 0 && (going || !stuck));
     if (stuck && !this.#watchingIdle) {
       this.#watchingIdle = true;
       process.once('beforeExit', this.#onIdle);
@@ -610,7 +610,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
         const now = performance.now();
         const left = deadline - now;
         if (left <= 0) return;
-        Atomics.wait(awakeWords, BELL, seen, Math.min(left, task.expiresAt - now, BLOCK_SLICE_MS));
+        sleepOn(awakeWords, BELL, seen, Math.min(left, task.expiresAt - now, BLOCK_SLICE_MS));
         for (const w of [...this.#workers]) w.checkAlive();
       }
     } finally {
@@ -766,7 +766,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
       this.#state = 'closed';
       // Nothing will make room any more; a submit after ready() now fails with ClosedError.
       for (const resolve of this.#readyWaiters.splice(0)) resolve();
-      clearInterval(this.#keepAlive);
+      this.#keepAlive.dispose();
       process.removeListener('beforeExit', this.#onIdle);
       this.#markClosed();
     }

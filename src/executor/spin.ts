@@ -1,4 +1,5 @@
 /**
+ * (The pool's own spin policy, still apart from shm/spin-policy.ts: folding it in is open work.)
  * When a pool's threads spin for each other (the worker for its next task, the main thread for
  * results) rather than sleep until woken by a message. Spinning wins whenever the other side
  * answers within the window and has a core of its own: a wake-up by message costs 10-100 us here,

@@ -15,6 +15,7 @@ import { compileInline } from '../portal/compile.js';
 import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, views, Word } from './layout.js';
 import { RingReader, RingWriter } from './ring.js';
 import { SpinPolicy } from './spin.js';
+import { KeepAlive } from '../shm/keep-alive.js';
 import type { Definition } from './targets.js';
 import {
   Mode,
@@ -106,7 +107,8 @@ let awaiting: Waiting | undefined;
  * only what the task left (timers, I/O, ref'd ports, a Portal call) does, so that 'beforeExit'
  * says when nothing in this thread can settle it any more.
  */
-const keepAlive = setInterval(() => undefined, 1 << 30);
+const keepAlive = new KeepAlive();
+keepAlive.hold(true);
 
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   v !== null &&
@@ -367,11 +369,11 @@ function wait(seq: number, pending: Promise<void>): void {
     release = resolve;
   });
   awaiting = { seq, began: performance.now(), release };
-  keepAlive.unref();
+  keepAlive.hold(false);
   void Promise.race([pending, givenUp]).then(() => {
     awaiting = undefined;
     Atomics.store(words, Word.Idle, 0);
-    keepAlive.ref();
+    keepAlive.hold(true);
     drain();
   });
 }
@@ -395,7 +397,7 @@ function onIdle(waiting: Waiting, before: readonly string[]): void {
     // The main thread decides: it gives it up if it blocks on it, or when it has nothing left to
     // do itself (as a LoopThread's caller does). Until then this thread waits for its word.
     Atomics.store(words, Word.Idle, waiting.seq);
-    keepAlive.ref();
+    keepAlive.hold(true);
     wakeMain();
     return;
   }
@@ -433,7 +435,7 @@ control.on('message', (m: ToWorker) => {
     // An Idle notice no longer holds: the cancel may settle the task, or leave it idle again.
     Atomics.store(words, Word.Idle, 0);
     Atomics.add(words, Word.Heard, 1);
-    if (awaiting !== undefined) keepAlive.unref();
+    if (awaiting !== undefined) keepAlive.hold(false);
     // Aborts the running task's signal (a CPU loop sees the flag itself through throwIfCancelled).
     // Reading `aborted` polls the shared cancel flag, which aborts the signal.
     if (running?.seq === m.cancel && running.context.aborted) return;

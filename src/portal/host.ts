@@ -14,6 +14,7 @@ import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
 import { Assembler, now } from '../protocol/mailbox.js';
 import { spinFor } from '../shm/wait.js';
 import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
+import { KeepAlive } from '../shm/keep-alive.js';
 import { Outbox } from './outbox.js';
 import { compileInline, type Fn } from './compile.js';
 import type { Writer } from '../codec/writer.js';
@@ -208,10 +209,11 @@ export class PortalHost {
   /** Resources entered by enterSync, exited last-in first-out when the host closes. */
   private readonly entered: Entered[] = [];
   /** Keeps this thread's loop alive while it waits for calls, and only then (see onLoopIdle). */
-  private readonly keepAlive = setInterval(() => undefined, 1 << 30);
+  private readonly keepAlive = new KeepAlive();
 
   constructor(private readonly options: HostOptions) {
-    if (options.keepAlive !== true) this.keepAlive.unref();
+    // A loop thread's host holds its loop open from the start, waiting for calls.
+    if (options.keepAlive === true) this.keepAlive.hold(true);
   }
 
   /** Hosts a module namespace or api object; its id is what targets name. */
@@ -611,8 +613,7 @@ export class PortalHost {
 
   private updateKeepAlive(): void {
     if (this.state === 'closed' || this.options.keepAlive !== true) return;
-    if (this.pending === 0 || this.busyOutboxes > 0 || this.waitingWhileIdle) this.keepAlive.ref();
-    else this.keepAlive.unref();
+    this.keepAlive.hold(this.pending === 0 || this.busyOutboxes > 0 || this.waitingWhileIdle);
   }
 
   /** The loop went idle with calls pending, but a connected thread that is not blocked may still act. */
@@ -739,7 +740,7 @@ export class PortalHost {
    */
   shutDown(state: HostState.Closed | HostState.Crashed, exitCode = 0, error?: unknown): void {
     this.state = 'closed';
-    clearInterval(this.keepAlive);
+    this.keepAlive.dispose();
     for (const conn of this.connections) {
       if (state === HostState.Crashed) {
         const w = portWriter();

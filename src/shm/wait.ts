@@ -57,3 +57,29 @@ export function changed(words: Int32Array, index: number, seen: number): Promise
   const result = Atomics.waitAsync(words, index, seen);
   return result.async ? result.value : undefined;
 }
+
+/**
+ * Sleeps while words[index] is `value`, until a notify or `ms` pass: the one place a thread of
+ * loopthread parks in Atomics.wait (callers that keep their own counters and flags use it
+ * directly; waitForChange adds the spin and the liveness checks).
+ */
+export function sleepOn(words: Int32Array, index: number, value: number, ms: number): void {
+  Atomics.wait(words, index, value, ms);
+}
+
+/** Sleeps for `ms` without a word to watch (a write retried after EAGAIN). */
+export function pause(ms: number): void {
+  Atomics.wait(idle, 0, 0, ms);
+}
+const idle = new Int32Array(new SharedArrayBuffer(4));
+
+/** Atomics.waitAsync, the one place it is called: `undefined` if words[index] is no longer `value`. */
+export function sleepOnAsync(
+  words: Int32Array,
+  index: number,
+  value: number,
+  ms: number,
+): Promise<'ok' | 'timed-out'> | undefined {
+  const result = Atomics.waitAsync(words, index, value, ms);
+  return result.async ? result.value : undefined;
+}
