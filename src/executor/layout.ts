@@ -30,6 +30,16 @@ export const enum Word {
 }
 
 const CONTROL_WORDS = 16;
+/** Two float64 stamps at the end of the control words (words 12-15), on the clock threads share. */
+const STAMP_OFFSET = 48;
+
+/** When one side last woke the other: the spin policy's wake-up samples (shm/spin-policy). */
+export const enum Stamp {
+  /** The main thread posted WAKE to the idle worker. */
+  WorkerWoken = 0,
+  /** The worker posted WAKE to the main thread's loop, or rang the BELL for it. */
+  MainWoken = 1,
+}
 /**
  * Cancel flags, indexed by `seq & CANCEL_MASK`: the slot holds the seq of a cancelled task, and
  * its reason word says why. Fewer tasks than this are ever in flight on one worker (the window
@@ -57,6 +67,7 @@ export const enum CancelKind {
 
 export interface Views {
   readonly words: Int32Array;
+  readonly stamps: Float64Array;
   readonly cancelled: Int32Array;
   readonly reasons: Int32Array;
   readonly tasks: Buffer;
@@ -70,6 +81,7 @@ export function createShared(): SharedArrayBuffer {
 export function views(sab: SharedArrayBuffer): Views {
   return {
     words: new Int32Array(sab, 0, CONTROL_WORDS),
+    stamps: new Float64Array(sab, STAMP_OFFSET, 2),
     cancelled: new Int32Array(sab, CANCEL_OFFSET, CANCEL_SLOTS),
     reasons: new Int32Array(sab, REASON_OFFSET, CANCEL_SLOTS),
     tasks: Buffer.from(sab, TASK_OFFSET, TASK_RING_BYTES),

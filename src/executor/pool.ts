@@ -12,6 +12,7 @@ import { CancelledError, ClosedError, QueueFullError, TimeoutError, WorkerCrashe
 import { Future } from '../future.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { sleepOn } from '../shm/wait.js';
+import { now as sharedNow, observeWake } from '../shm/spin-policy.js';
 import { AWAKE, BELL, CancelKind, MainWaits, MAX_WINDOW } from './layout.js';
 import { mapChunks, type MapOptions } from './map.js';
 import { stage, staged } from './staging.js';
@@ -610,7 +611,12 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
         const now = performance.now();
         const left = deadline - now;
         if (left <= 0) return;
+        const asleepAt = sharedNow();
         sleepOn(awakeWords, BELL, seen, Math.min(left, task.expiresAt - now, BLOCK_SLICE_MS));
+        // Woken by a worker's BELL: a wake-up sample for the spin policy.
+        let rang = 0;
+        for (const w of this.#workers) rang = Math.max(rang, w.mainWokenAt);
+        if (rang >= asleepAt) observeWake(sharedNow() - rang);
         for (const w of [...this.#workers]) w.checkAlive();
       }
     } finally {

@@ -12,9 +12,9 @@ import { Reader, Writer } from '../codec/writer.js';
 import { CancelledError, NeverSettledError, TimeoutError } from '../errors.js';
 import { CallContext, runInContext } from '../portal/call-context.js';
 import { compileInline } from '../portal/compile.js';
-import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, views, Word } from './layout.js';
+import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, Stamp, views, Word } from './layout.js';
 import { RingReader, RingWriter } from './ring.js';
-import { SpinPolicy } from './spin.js';
+import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import type { Definition } from './targets.js';
 import {
@@ -45,7 +45,7 @@ export interface WorkerInit {
 type Fn = (...args: unknown[]) => unknown;
 
 const init = workerData as WorkerInit;
-const { words, cancelled, reasons, tasks: taskBytes, results: resultBytes } = views(init.shared);
+const { words, stamps, cancelled, reasons, tasks: taskBytes, results: resultBytes } = views(init.shared);
 const awake = new Int32Array(init.awake);
 const tasks = new RingReader(words, Word.TaskWrite, Word.TaskRead, taskBytes);
 const results = new RingWriter(words, Word.ResultWrite, Word.ResultRead, resultBytes);
@@ -59,6 +59,8 @@ const budget = new SpinPolicy();
 let waitedForTask = false;
 /** When the last result went out (performance.now()). */
 let lastResult = 0;
+/** The spin budget of the last look for tasks (what the next task's arrival is judged against). */
+let spunFor = 0;
 /** Tasks run since the ring last ran dry, and in the stretch before: only one-task stretches are observed. */
 let ranSinceDry = 0;
 let lastStretch = 0;
@@ -130,9 +132,11 @@ function wakeMain(): void {
   if ((Atomics.load(words, Word.MainSleeps) as MainWaits) === MainWaits.No) return;
   switch (Atomics.exchange(words, Word.MainSleeps, MainWaits.No) as MainWaits) {
     case MainWaits.Loop:
+      stamps[Stamp.MainWoken] = now();
       control.postMessage(WAKE);
       return;
     case MainWaits.Blocked:
+      stamps[Stamp.MainWoken] = now();
       Atomics.add(awake, BELL, 1);
       Atomics.notify(awake, BELL);
       return;
@@ -280,6 +284,7 @@ function call(seq: number, fn: Fn | Error, mode: Mode, args: unknown[]): Promise
 function spinForTasks(): boolean {
   // Spin only if the awake workers and the main thread all have a core of their own.
   const ms = budget.next();
+  spunFor = ms;
   if (ms <= 0 || Atomics.load(awake, AWAKE) >= CORES) return false;
   const end = performance.now() + ms;
   for (;;) {
@@ -318,7 +323,7 @@ function drain(): void {
         // Only after a single task: in a burst the main thread is busy elsewhere, which says nothing
         // about how soon it answers one task at a time.
         waitedForTask = false;
-        if (lastStretch === 1) budget.observe(performance.now() - lastResult);
+        if (lastStretch === 1) budget.observe(performance.now() - lastResult, spunFor);
       }
       ranSinceDry++;
       let body = r;
@@ -430,7 +435,10 @@ function giveUp(waiting: Waiting): void {
 
 control.on('message', (m: ToWorker) => {
   if (m === WAKE) {
-    if (!busy) drain();
+    if (!busy) {
+      observeWake(now() - (stamps[Stamp.WorkerWoken] as number));
+      drain();
+    }
   } else if ('cancel' in m) {
     // An Idle notice no longer holds: the cancel may settle the task, or leave it idle again.
     Atomics.store(words, Word.Idle, 0);

@@ -13,6 +13,7 @@ import {
   CANCEL_MASK,
   CANCEL_SLOTS,
   MainWaits,
+  Stamp,
   views,
   Word,
   type CancelKind,
@@ -20,7 +21,7 @@ import {
 } from './layout.js';
 import { nativeHandle, type NativeWorker } from '../shm/native-worker.js';
 import { RingReader, RingWriter } from './ring.js';
-import { SpinPolicy } from './spin.js';
+import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { definitionOf } from './targets.js';
 import type { Task } from './task-queue.js';
 import {
@@ -90,6 +91,8 @@ export class PoolWorker {
   readonly #budget = new SpinPolicy();
   /** When tasks were last handed over (performance.now()). */
   #publishedAt = 0;
+  /** The spin budget when the last tasks were handed over (what an answer is judged against). */
+  #spunFor = 0;
   /** Tasks handed over and not yet answered. */
   outstanding = 0;
   /** performance.now() when it last became idle. */
@@ -135,6 +138,7 @@ export class PoolWorker {
     // An idle pool never holds the process open; the pool itself does while tasks are unsettled.
     this.thread.unref();
     this.#control.on('message', () => {
+      observeWake(now() - (this.#views.stamps[Stamp.MainWoken] as number));
       events.wake();
     });
     // After the listener, which refs the port.
@@ -208,11 +212,18 @@ export class PoolWorker {
     if (!this.#dirty) return;
     this.#dirty = false;
     this.#publishedAt = performance.now();
+    this.#spunFor = this.#budget.next();
     this.#tasks.publish();
     const words = this.#views.words;
     if (Atomics.load(words, Word.WorkerSleeps) === 1 && Atomics.exchange(words, Word.WorkerSleeps, 0) === 1) {
+      this.#views.stamps[Stamp.WorkerWoken] = now();
       this.#control.postMessage(WAKE);
     }
+  }
+
+  /** When this worker last woke the main thread (on the clock threads share). */
+  get mainWokenAt(): number {
+    return this.#views.stamps[Stamp.MainWoken] as number;
   }
 
   /** Tells the worker how the main thread now waits (and so how to wake it for results). */
@@ -293,7 +304,7 @@ export class PoolWorker {
       // wake-up included), less the task's own run time. Bursts say nothing about this: their
       // answers queue behind one another.
       const runMs = ring.data.readUInt32LE(ring.start + 5) / 1000;
-      this.#budget.observe(performance.now() - this.#publishedAt - runMs);
+      this.#budget.observe(performance.now() - this.#publishedAt - runMs, this.#spunFor);
     }
     // One reader for all the ring's records (a burst's garbage is what limits it).
     const r = this.#reader;

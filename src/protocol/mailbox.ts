@@ -7,8 +7,9 @@
  * never shows a torn or repeated message. A message larger than the slot crosses in chunks, each
  * flagged MORE but the last.
  */
-/** Milliseconds on a clock that all threads of the process share (performance.now() does not). */
-export const now = (): number => performance.timeOrigin + performance.now();
+import { now } from '../shm/spin-policy.js';
+
+export { now };
 
 export const SEQ = 0;
 export const ACK = 1;

@@ -13,7 +13,8 @@
  * Spinning costs the other side time when the cores are oversubscribed (a busy neighbour, more
  * threads than cores): answers then come later than the budget. Two late answers in a row turn
  * spinning off for a number of waits that doubles each time, up to a limit; an answer within the
- * budget resets that. Each call site has its own SpinPolicy; the wake-up estimate is the thread's.
+ * budget resets that. Each call site has its own SpinPolicy and reports every wait to it (also
+ * those it did not spin for: they count down the time off); the wake-up estimate is the thread's.
  */
 import { availableParallelism } from 'node:os';
 
@@ -30,6 +31,9 @@ const WEIGHT = 1 / 8;
  * spin for that long.
  */
 const OUTLIER = 4;
+
+/** Milliseconds on a clock that all threads of the process share (performance.now() does not). */
+export const now = (): number => performance.timeOrigin + performance.now();
 
 /** This thread's wake-up cost in ms (NaN until a wait has slept and been woken). */
 let wakeMs = Number.NaN;
@@ -51,18 +55,18 @@ export class SpinPolicy {
   #off = 0;
   #backoff = FIRST_BACKOFF;
 
-  /** How long (ms) to spin in the next wait before sleeping. */
+  /** How long (ms) to spin in the next wait before sleeping (asking twice gives the same answer). */
   next(): number {
-    if (!CAN_SPIN || Number.isNaN(wakeMs)) return 0;
-    if (this.#off > 0) {
-      this.#off--;
-      return 0;
-    }
+    if (!CAN_SPIN || Number.isNaN(wakeMs) || this.#off > 0) return 0;
     return wakeMs;
   }
 
-  /** The wait given `budget` ms of spin saw its answer `answerMs` after it began. */
+  /** A wait that was given `budget` ms of spin (maybe 0) saw its answer `answerMs` after it began. */
   observe(answerMs: number, budget: number): void {
+    if (this.#off > 0) {
+      this.#off--;
+      return;
+    }
     if (budget <= 0) return;
     if (answerMs <= budget) {
       this.#late = 0;
