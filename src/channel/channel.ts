@@ -29,6 +29,7 @@ import {
 } from './connections.js';
 import { holdLoop, releaseLoop } from '../shm/keep-alive.js';
 import { sleepOn, sleepOnAsync } from '../shm/wait.js';
+import { now as sharedNow, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import {
   BYTES,
   BYTES_OUT,
@@ -125,8 +126,6 @@ const NO_LIMIT = 0x7fffffff;
 const NONE = -1;
 /** Blocking sleeps are cut in slices this long (a wake-up is never needed, but costs nothing). */
 const SLICE_MS = 1000;
-/** A blocking wait spins this long first when another core may answer at once. */
-const SPIN_MS = 0.02;
 /**
  * While spinning, a waiter looks at the other side's counter once a microsecond, not in a tight
  * loop: each look pulls the cache line that the other side writes on every item away from it, and
@@ -209,6 +208,8 @@ function cancelled(signal: AbortSignal): CancelledError {
 export class Channel<T = unknown> implements AsyncIterable<T> {
   readonly #ring: Ring;
   readonly #words: Int32Array;
+  /** How long this connection's blocking waits spin before they sleep. */
+  readonly #spin = new SpinPolicy();
   readonly #bytes: boolean;
   readonly #allowMain: boolean;
   readonly #handle: ChannelHandle;
@@ -598,23 +599,33 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     // A sleep flag set by another sleeper is no move of the counter.
     const flag = waiters === NONE ? 0 : SLEEPER;
     const expected = seen | flag;
-    let now = performance.now();
-    const spinEnd = now + SPIN_MS;
-    do {
-      if ((Atomics.load(w, index) | flag) !== expected) return;
+    // Spin for about a wake-up's cost (the one spin policy), then sleep.
+    const budget = this.#spin.next();
+    const began = performance.now();
+    let now = began;
+    const spinEnd = now + budget;
+    while (now < spinEnd) {
+      if ((Atomics.load(w, index) | flag) !== expected) {
+        this.#spin.observe(now - began, budget);
+        return;
+      }
       const next = now + POLL_MS;
       do now = performance.now();
       while (now < next);
-    } while (now < spinEnd);
+    }
     const left = deadline - performance.now();
     if (left <= 0) return;
     const value = this.#willSleep(index, waiters, seen);
     if (Number.isNaN(value)) return;
+    const asleepAt = sharedNow();
     try {
       sleepOn(w, index, value, Math.min(left, SLICE_MS));
     } finally {
       if (waiters !== NONE) Atomics.sub(w, waiters, 1);
     }
+    const wokenAt = this.#ring.wokenAt[0] as number;
+    if (wokenAt >= asleepAt) observeWake(sharedNow() - wokenAt);
+    this.#spin.observe(performance.now() - began, budget);
   }
 
   /** Puts `value`, blocking while the channel is full. ClosedError after close, TimeoutError on timeout. */

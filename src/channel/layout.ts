@@ -77,6 +77,12 @@ export const PUTTERS = 51;
 /** Connections that may get, likewise. */
 export const GETTERS = 52;
 
+/**
+ * Words 54-55: a float64, when a sleeper was last notified (on the clock threads share): the woken
+ * thread's wake-up sample for the spin policy (shm/spin-policy).
+ */
+export const WOKEN_AT_BYTE = 54 * 4;
+
 /** Words in the header (four cache lines); the ring follows, aligned as they are. */
 export const HEADER_WORDS = 64;
 

@@ -35,8 +35,10 @@ import {
   STATE,
   TAIL,
   UNFINISHED,
+  WOKEN_AT_BYTE,
   pad4,
 } from './layout.js';
+import { now } from '../shm/spin-policy.js';
 
 /** What a put did. */
 export const enum PutResult {
@@ -59,6 +61,8 @@ const SMALL = 64;
 
 export class Ring {
   readonly words: Int32Array;
+  /** When a sleeper was last notified (layout.ts, WOKEN_AT_BYTE). */
+  readonly wokenAt: Float64Array;
   /** The ring's bytes. */
   readonly data: Uint8Array;
   /** The ring as words, to read and write record lengths (records start aligned to 4). */
@@ -87,11 +91,18 @@ export class Ring {
 
   constructor(buffer: SharedArrayBuffer) {
     this.words = new Int32Array(buffer, 0, HEADER_WORDS);
+    this.wokenAt = new Float64Array(buffer, WOKEN_AT_BYTE, 1);
     this.size = this.words[RING_BYTES] as number;
     this.capacity = this.words[CAPACITY] as number;
     this.#maxItems = this.capacity * ITEM;
     this.data = new Uint8Array(buffer, HEADER_WORDS * 4, this.size);
     this.lengths = new Int32Array(buffer, HEADER_WORDS * 4, this.size >> 2);
+  }
+
+  /** Wakes the threads sleeping on `index`, stamping when (their wake-up sample). */
+  #wake(index: number): void {
+    this.wokenAt[0] = now();
+    Atomics.notify(this.words, index);
   }
 
   /** The most bytes one item may have. */
@@ -188,7 +199,7 @@ export class Ring {
     } finally {
       this.#putMine = unlock(w, PUT_LOCK);
     }
-    if ((before & SLEEPER) !== 0) Atomics.notify(w, PUT_SEQ);
+    if ((before & SLEEPER) !== 0) this.#wake(PUT_SEQ);
     return result;
   }
 
@@ -290,7 +301,7 @@ export class Ring {
       // Clearing after the add: a putter that flagged meanwhile waits on a value the clear
       // changes, or is already asleep for the notify below.
       Atomics.and(w, BYTES_OUT, ~SLEEPER);
-      Atomics.notify(w, BYTES_OUT);
+      this.#wake(BYTES_OUT);
     }
   }
 
@@ -348,7 +359,7 @@ export class Ring {
       this.#getMine = unlock(w, GET_LOCK);
       this.#putMine = unlock(w, PUT_LOCK);
     }
-    if ((before & SLEEPER) !== 0) Atomics.notify(w, PUT_SEQ);
+    if ((before & SLEEPER) !== 0) this.#wake(PUT_SEQ);
     return back;
   }
 
