@@ -19,7 +19,8 @@ import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
 import workerpool from 'workerpool';
 import { FixedThreadPool } from 'poolifier';
-import { machineTimes } from './machine.mjs';
+import { machineTimes, startBusyProcess } from './machine.mjs';
+import { measureMachineCosts } from '../dist/src/shm/costs.js';
 
 const THREADS = 2;
 const BURST = 100_000;
@@ -122,77 +123,95 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(
   `Node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${THREADS} threads per pool\n`,
 );
-const live = [];
-for (const spec of contenders) {
-  const c = { name: spec.name, ...spec.make(), bursts: [], serials: [], fibs: [], splits: [] };
-  await burst(c, 10_000);
-  await serial(c, 1_000);
-  await fib(c, 20);
-  live.push(c);
-}
-const before = machineTimes();
-for (let round = 0; round < ROUNDS; round++) {
-  for (const c of live) {
-    c.bursts.push(await burst(c, BURST));
-    c.serials.push(await serial(c, SERIAL));
-    const f = await fib(c, FIB_TASKS);
-    c.fibs.push(f.rate);
-    c.splits.push(f.split);
+/** Runs every contender in one regime: `loaded` keeps one core busy with another process meanwhile. */
+async function regime(title, loaded) {
+  const busyProcess = loaded ? await startBusyProcess(30 * 60_000) : undefined;
+  try {
+    const costs = await measureMachineCosts();
+    console.log(`== ${title} ==`);
+    console.log(
+      `this machine: futex round trip ${(costs.futexRoundTripMs * 1000).toFixed(2)} us, spin round trip ` +
+        `${(costs.spinRoundTripMs * 1000).toFixed(2)} us, idle event loop woken by a message ${(costs.portWakeMs * 1000).toFixed(2)} us\n`,
+    );
+    const live = [];
+    for (const spec of contenders) {
+      const c = { name: spec.name, ...spec.make(), bursts: [], serials: [], fibs: [], splits: [] };
+      await burst(c, 10_000);
+      await serial(c, 1_000);
+      await fib(c, 20);
+      live.push(c);
+    }
+    const before = machineTimes();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const c of live) {
+        c.bursts.push(await burst(c, BURST));
+        c.serials.push(await serial(c, SERIAL));
+        const f = await fib(c, FIB_TASKS);
+        c.fibs.push(f.rate);
+        c.splits.push(f.split);
+      }
+      process.stdout.write(`round ${round + 1} of ${ROUNDS} done\n`);
+    }
+    const after = machineTimes();
+
+    const rows = live.map((c) => ({
+      name: c.name,
+      burst: median(c.bursts),
+      serial: median(c.serials),
+      fib: median(c.fibs),
+      split: c.splits[c.fibs.indexOf(median(c.fibs))],
+    }));
+    const ours = rows[0];
+    const fmt = (n, digits = 0) =>
+      n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    console.log('');
+    console.log(
+      `| pool | burst of ${fmt(BURST)} (tasks/s) | serial latency (us/task) | fib(${FIB_N}) x ${FIB_TASKS} (tasks/s) | fib split |`,
+    );
+    console.log('| --- | ---: | ---: | ---: | :---: |');
+    for (const r of rows) {
+      console.log(`| ${r.name} | ${fmt(r.burst)} | ${fmt(r.serial, 1)} | ${fmt(r.fib)} | ${r.split} |`);
+    }
+    console.log('');
+    console.log(
+      "loopthread against each peer (burst and fib: how many times the peer's rate; serial: how many times faster):",
+    );
+    console.log('');
+    console.log('| peer | burst | serial latency | fib |');
+    console.log('| --- | ---: | ---: | ---: |');
+    for (const r of rows.slice(1)) {
+      console.log(
+        `| ${r.name} | ${fmt(ours.burst / r.burst, 2)}x | ${fmt(r.serial / ours.serial, 2)}x | ${fmt(ours.fib / r.fib, 2)}x |`,
+      );
+    }
+    const peers = rows.slice(1);
+    const bestBurst = peers.reduce((a, b) => (b.burst > a.burst ? b : a));
+    const bestSerial = peers.reduce((a, b) => (b.serial < a.serial ? b : a));
+    console.log('');
+    console.log(
+      `burst: ${fmt(ours.burst / bestBurst.burst, 2)}x the fastest peer (${bestBurst.name}); ` +
+        `serial latency: ${fmt(ours.serial / bestSerial.serial, 2)} of the best peer's (${bestSerial.name})`,
+    );
+    const busy = (after.busy - before.busy) / (after.total - before.total);
+    console.log(`machine CPU use during the timed rounds: ${fmt(busy * 100)}% of all cores`);
+
+    // Closing comes after the table: poolifier's destroy() can leave its promise pending for ever (the
+    // process would then end without a word), so each close gets a few seconds at most.
+    for (const c of live) {
+      let timer;
+      const closed = await Promise.race([
+        Promise.resolve(c.close()).then(() => true),
+        new Promise((resolve) => (timer = setTimeout(resolve, 5_000, false))),
+      ]);
+      clearTimeout(timer);
+      if (!closed) console.log(`(${c.name} did not close within 5 s)`);
+    }
+  } finally {
+    await busyProcess?.stop();
   }
-  process.stdout.write(`round ${round + 1} of ${ROUNDS} done\n`);
 }
-const after = machineTimes();
 
-const rows = live.map((c) => ({
-  name: c.name,
-  burst: median(c.bursts),
-  serial: median(c.serials),
-  fib: median(c.fibs),
-  split: c.splits[c.fibs.indexOf(median(c.fibs))],
-}));
-const ours = rows[0];
-const fmt = (n, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+await regime('idle machine', false);
 console.log('');
-console.log(
-  `| pool | burst of ${fmt(BURST)} (tasks/s) | serial latency (us/task) | fib(${FIB_N}) x ${FIB_TASKS} (tasks/s) | fib split |`,
-);
-console.log('| --- | ---: | ---: | ---: | :---: |');
-for (const r of rows) {
-  console.log(`| ${r.name} | ${fmt(r.burst)} | ${fmt(r.serial, 1)} | ${fmt(r.fib)} | ${r.split} |`);
-}
-console.log('');
-console.log(
-  "loopthread against each peer (burst and fib: how many times the peer's rate; serial: how many times faster):",
-);
-console.log('');
-console.log('| peer | burst | serial latency | fib |');
-console.log('| --- | ---: | ---: | ---: |');
-for (const r of rows.slice(1)) {
-  console.log(
-    `| ${r.name} | ${fmt(ours.burst / r.burst, 2)}x | ${fmt(r.serial / ours.serial, 2)}x | ${fmt(ours.fib / r.fib, 2)}x |`,
-  );
-}
-const peers = rows.slice(1);
-const bestBurst = peers.reduce((a, b) => (b.burst > a.burst ? b : a));
-const bestSerial = peers.reduce((a, b) => (b.serial < a.serial ? b : a));
-console.log('');
-console.log(
-  `burst: ${fmt(ours.burst / bestBurst.burst, 2)}x the fastest peer (${bestBurst.name}); ` +
-    `serial latency: ${fmt(ours.serial / bestSerial.serial, 2)} of the best peer's (${bestSerial.name})`,
-);
-const busy = (after.busy - before.busy) / (after.total - before.total);
-console.log(`machine CPU use during the timed rounds: ${fmt(busy * 100)}% of all cores`);
-
-// Closing comes after the table: poolifier's destroy() can leave its promise pending for ever (the
-// process would then end without a word), so each close gets a few seconds at most.
-for (const c of live) {
-  let timer;
-  const closed = await Promise.race([
-    Promise.resolve(c.close()).then(() => true),
-    new Promise((resolve) => (timer = setTimeout(resolve, 5_000, false))),
-  ]);
-  clearTimeout(timer);
-  if (!closed) console.log(`(${c.name} did not close within 5 s)`);
-}
+await regime('with one core kept busy by another process', true);
 process.exit(0);
