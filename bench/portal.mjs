@@ -1,6 +1,6 @@
 // Benchmark: worker threads calling into the MAIN thread's event loop through a Portal, against a
 // hand-written bridge of the kind loopthread's peers use, and (for reference) into a LoopThread.
-// Run with `npx tsc -p . && node bench/portal.mjs` (about 40 s on 2 cores).
+// Run with `npm run bench:portal` (builds first; about 40 s on 2 cores).
 //
 // 1. Round trip: one worker, blocking calls of a trivial echo of an 8-byte string, each call timestamped;
 //    median per-call time per round, after a warm-up, rounds of the two cases taking turns.
