@@ -6,8 +6,7 @@
  * main module takes over it leaves the thread's last words should a preload throw or exit.
  */
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { encodeValue } from './codec/encode.js';
-import { Writer } from './codec/writer.js';
+import { encodeStandalone } from './codec/standalone.js';
 import { HostState, Line, THREAD_RAN } from './protocol/line.js';
 
 /** What every LoopThread worker finds in workerData, its preloads too. */
@@ -31,15 +30,9 @@ Atomics.store(line.words, THREAD_RAN, 1);
 /** Leaves the thread's last words: the note for the owner, then Crashed on the owner's line. */
 export function sayLastWords(exitCode: number, error: unknown): void {
   const note: DeathNote = { exitCode };
-  if (error !== undefined) {
-    const w = new Writer(Buffer.allocUnsafeSlow(1024));
-    try {
-      encodeValue(w, error);
-      note.error = w.buf.subarray(0, w.pos);
-    } catch {
-      // An uncopyable thrown value: the owner reports the crash without it.
-    }
-  }
+  // An uncopyable thrown value is left out: the owner reports the crash without it.
+  const bytes = error === undefined ? undefined : encodeStandalone(error);
+  if (bytes !== undefined) note.error = bytes;
   data.notes.postMessage(note);
   line.announce(HostState.Crashed, exitCode);
 }

@@ -12,8 +12,7 @@ import {
   type MessagePort,
   type ResourceLimits,
 } from 'node:worker_threads';
-import { decodeValue } from './codec/decode.js';
-import { Reader } from './codec/writer.js';
+import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
 import { Future } from './future.js';
 import { HostState, Line } from './protocol/line.js';
@@ -536,8 +535,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
     let said = false;
     for (let m = receiveMessageOnPort(this.#notes); m !== undefined; m = receiveMessageOnPort(this.#notes)) {
       const note = m.message as DeathNote;
-      if (note.error !== undefined)
-        cause ??= decodeValue(new Reader(Buffer.from(note.error), 0, note.error.byteLength));
+      if (note.error !== undefined) cause ??= decodeStandalone(note.error);
       exitCode ??= note.exitCode;
       said = true;
     }

@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { encodeValue } from '../codec/encode.js';
+import { encodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
 import { CancelledError, NeverSettledError, TimeoutError } from '../errors.js';
 import { CallContext, runInContext } from '../portal/call-context.js';
@@ -467,24 +467,15 @@ process.on('uncaughtExceptionMonitor', (error) => {
 });
 process.on('exit', (exitCode) => {
   const note: { exitCode: number; error?: Uint8Array } = { exitCode };
-  if (uncaught !== undefined) note.error = encodeError(uncaught.error);
+  // A thrown value that cannot be copied: its description then.
+  if (uncaught !== undefined) {
+    note.error = encodeStandalone(uncaught.error) ?? encodeStandalone(new Error(String(uncaught.error)));
+  }
   init.notes.postMessage(note satisfies LastWords);
   // A main thread blocked in resultSync reads them at once.
   Atomics.add(awake, BELL, 1);
   Atomics.notify(awake, BELL);
 });
-
-function encodeError(error: unknown): Uint8Array {
-  const w = new Writer(Buffer.allocUnsafeSlow(1024));
-  try {
-    encodeValue(w, error);
-  } catch {
-    // A thrown value that cannot be copied: its description then.
-    w.pos = 0;
-    encodeValue(w, new Error(String(error)));
-  }
-  return w.buf.subarray(0, w.pos);
-}
 
 Atomics.store(words, Word.Ready, 1);
 drain();

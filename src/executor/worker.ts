@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type ResourceLimits } from 'node:worker_threads';
-import { decodeValue } from '../codec/decode.js';
+import { decodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
 import {
   createShared,
@@ -258,7 +258,7 @@ export class PoolWorker {
   #ending(exitCode: number | undefined): Ending {
     const words = this.#readLastWords();
     if (words?.error !== undefined) {
-      const cause = decodeValue(new Reader(Buffer.from(words.error), 0, words.error.byteLength));
+      const cause = decodeStandalone(words.error);
       return { exitCode: words.exitCode, cause, why: `: ${describe(cause)}` };
     }
     if (words !== undefined) {
