@@ -8,6 +8,7 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { encodeStandalone } from './codec/standalone.js';
 import { HostState, Line, THREAD_RAN } from './protocol/line.js';
+import { atThreadEnd } from './shm/thread-end.js';
 
 /** What every LoopThread worker finds in workerData, its preloads too. */
 export interface BootData {
@@ -37,18 +38,12 @@ export function sayLastWords(exitCode: number, error: unknown): void {
   line.announce(HostState.Crashed, exitCode);
 }
 
-let thrown: unknown;
-const remember = (error: unknown): void => {
-  thrown ??= error;
-};
-const onExit = (code: number): void => {
-  sayLastWords(code, thrown);
-};
-process.on('uncaughtExceptionMonitor', remember);
-process.on('exit', onExit);
+// Until the main module takes over, this thread's end is told from here.
+const forget = atThreadEnd((code, thrown) => {
+  sayLastWords(code, thrown?.error);
+});
 
 /** The main module is running and says the last words from now on. */
 export function handOver(): void {
-  process.off('uncaughtExceptionMonitor', remember);
-  process.off('exit', onExit);
+  forget();
 }

@@ -19,6 +19,7 @@ import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './shm/wait.js';
 import { nativeHandle, type NativeWorker } from './shm/native-worker.js';
 import { adoptWaitTable, waitTable } from './shm/wait-for.js';
+import { atThreadEnd } from './shm/thread-end.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
 import type { Asyncified, AsyncValue, Syncified, SyncValue } from './portal/proxy.js';
 import { exitSymbol, markEntered } from './portal/remote.js';
@@ -297,16 +298,16 @@ export class LoopThread implements Disposable, AsyncDisposable {
       this.#exitCode = code;
       this.#onExit(code);
     });
-    // Should this (owning) thread end first, its connections on other threads must hear of it.
+    // Should this (owning) thread end first, Node stops the worker, which then runs no exit hook
+    // of its own: its connections on other threads must hear of it from here.
     const tell = (): void => {
       for (const line of this.#handleLines) {
         if (line.state !== HostState.Crashed && line.state !== HostState.Closed) line.announce(HostState.Closed);
       }
     };
-    ownLoop(tell);
-    void this.closed.then(() => {
-      disownLoop(tell);
-    });
+    // (Terminated, or out of memory, this thread runs no code: its connections are then not told.)
+    const forget = atThreadEnd(tell);
+    void this.closed.then(forget);
   }
 
   /**
@@ -619,24 +620,6 @@ function startWorker(execArgv: string[] | undefined, options: WorkerOptions): Wo
     if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
     return new Worker(main, options);
   }
-}
-
-/**
- * What to do for each LoopThread of this thread still running when this thread exits: Node then
- * stops their workers, which run no exit hook of their own, so a thread blocked on one of them
- * through a connection would wait for ever. (A thread killed by terminate() or the heap limit
- * runs no hook either: its LoopThreads' connections are then not told.)
- */
-const ownedLoops = new Set<() => void>();
-function onOwnerExit(): void {
-  for (const tell of ownedLoops) tell();
-}
-function ownLoop(tell: () => void): void {
-  if (ownedLoops.size === 0) process.on('exit', onOwnerExit);
-  ownedLoops.add(tell);
-}
-function disownLoop(tell: () => void): void {
-  if (ownedLoops.delete(tell) && ownedLoops.size === 0) process.off('exit', onOwnerExit);
 }
 
 let warned = false;

@@ -23,6 +23,7 @@ import { MessageChannel, MessagePort } from 'node:worker_threads';
 import { ClosedError } from '../errors.js';
 import { GETTERS, PUTTERS } from './layout.js';
 import { Ring } from './ring.js';
+import { atThreadEnd } from '../shm/thread-end.js';
 
 export const PUT = 1;
 export const GET = 2;
@@ -92,7 +93,7 @@ let hooked = false;
 function track(owner: object, c: Connection): Connection {
   if (!hooked) {
     hooked = true;
-    process.on('exit', () => {
+    atThreadEnd(() => {
       exiting = true;
       for (const each of live) end(each.words, each.slot);
     });

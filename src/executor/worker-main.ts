@@ -16,6 +16,7 @@ import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, Stamp, views, Word } f
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
+import { atThreadEnd } from '../shm/thread-end.js';
 import type { Definition } from './targets.js';
 import {
   Mode,
@@ -457,19 +458,11 @@ control.on('message', (m: ToWorker) => {
 control.unref();
 
 // Last words (see LastWords): the error that ends this thread, if one does, and its exit code.
-let uncaught: { error: unknown } | undefined;
-process.on('uncaughtExceptionMonitor', (error) => {
-  uncaught = { error };
-  // Still running on the next turn: a handler of the task's own caught it.
-  setImmediate(() => {
-    uncaught = undefined;
-  });
-});
-process.on('exit', (exitCode) => {
+atThreadEnd((exitCode, thrown) => {
   const note: { exitCode: number; error?: Uint8Array } = { exitCode };
   // A thrown value that cannot be copied: its description then.
-  if (uncaught !== undefined) {
-    note.error = encodeStandalone(uncaught.error) ?? encodeStandalone(new Error(String(uncaught.error)));
+  if (thrown !== undefined) {
+    note.error = encodeStandalone(thrown.error) ?? encodeStandalone(new Error(String(thrown.error)));
   }
   init.notes.postMessage(note satisfies LastWords);
   // A main thread blocked in resultSync reads them at once.

@@ -8,6 +8,7 @@ import { ClosedError } from '../errors.js';
 import type { Future } from '../future.js';
 import { HostState, Line } from '../protocol/line.js';
 import { adoptWaitTable, waitTable } from '../shm/wait-for.js';
+import { atThreadEnd } from '../shm/thread-end.js';
 import { PortalClient, type CallOptions } from './client.js';
 import { describeExports, type ExportShape } from './exports.js';
 import { PortalHost } from './host.js';
@@ -47,37 +48,10 @@ export interface PortalOptions {
 
 const clients = new WeakMap<object, { client: PortalClient; port: MessagePort; handle: PortalHandle }>();
 
-/**
- * The hosts of this thread's open portals. When the thread ends (its loop ran out, process.exit,
- * an uncaught error) their callers are told at once, blocked ones too, with the exit code and
- * error. A thread stopped by terminate() or out of memory runs no hook: see the README.
- */
-const openHosts = new Set<PortalHost>();
-let thrown: unknown;
-function onUncaught(error: unknown): void {
-  thrown ??= error;
-}
-function onThreadExit(code: number): void {
-  const clean = code === 0 && thrown === undefined;
-  for (const host of openHosts) host.shutDown(clean ? HostState.Closed : HostState.Crashed, code, thrown);
-  openHosts.clear();
-}
-function track(host: PortalHost): void {
-  if (openHosts.size === 0) {
-    process.on('uncaughtExceptionMonitor', onUncaught);
-    process.on('exit', onThreadExit);
-  }
-  openHosts.add(host);
-}
-function untrack(host: PortalHost): void {
-  if (!openHosts.delete(host) || openHosts.size > 0) return;
-  process.off('uncaughtExceptionMonitor', onUncaught);
-  process.off('exit', onThreadExit);
-}
-
 export class Portal<Api extends object> implements AsyncDisposable {
   readonly name: string;
   readonly #host = new PortalHost({});
+  readonly #forget: () => void;
   readonly #shape: Record<string, ExportShape>;
   readonly #lines: Line[] = [];
   #state: 'open' | 'closing' | 'closed' = 'open';
@@ -86,7 +60,13 @@ export class Portal<Api extends object> implements AsyncDisposable {
     this.name = options.name ?? `portal on thread ${threadId}`;
     this.#host.addModule(api);
     this.#shape = describeExports(api);
-    track(this.#host);
+    // When this thread ends with the portal open, its callers are told at once, blocked ones too:
+    // closed after a clean exit, crashed (exit code, error) otherwise. See the README for
+    // terminate() and the heap limit, which run no code.
+    this.#forget = atThreadEnd((code, thrown) => {
+      const clean = code === 0 && thrown === undefined;
+      this.#host.shutDown(clean ? HostState.Closed : HostState.Crashed, code, thrown?.error);
+    });
   }
 
   /** Opens `api` (an object of functions, or a module namespace) on this thread's event loop. */
@@ -179,7 +159,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
     await this.#host.close(options.timeout ?? 5_000);
-    untrack(this.#host);
+    this.#forget();
     this.#host.shutDown(HostState.Closed);
     this.#state = 'closed';
   }
