@@ -94,7 +94,7 @@ describe('values by copy round-trip through an identity call', () => {
     for (const back of await roundTrip(value)) assert.deepStrictEqual(back, value);
   }
 
-  it('strings: empty, non-ASCII, emoji and 64 KiB', async () => {
+  it('strings: empty, Latin-1, other non-ASCII, emoji and 64 KiB', async () => {
     for (const s of [
       '',
       'a',
@@ -105,6 +105,12 @@ describe('values by copy round-trip through an identity call', () => {
       '👍🏽 👨‍👩‍👧 🏳️‍🌈',
       'x'.repeat(64 * 1024),
       'é€😀'.repeat(16 * 1024),
+      // one byte per character up to the end, then not: the boundaries of the codec's paths
+      'ÿ'.repeat(48),
+      'ÿ'.repeat(49),
+      `${'é'.repeat(48)}\u0100`,
+      'é'.repeat(64 * 1024),
+      `${'é'.repeat(64 * 1024)}\u0100`,
     ]) {
       for (const back of await roundTrip(s)) assert.equal(back, s);
     }

@@ -10,7 +10,7 @@ import { isMainThread, type MessagePort } from 'node:worker_threads';
 import { decodeValue } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue } from '../codec/encode.js';
 import { Tag } from '../codec/tags.js';
-import { Reader, Writer } from '../codec/writer.js';
+import { Reader, Writer, readString, stringBytes, writeShortString } from '../codec/writer.js';
 import { CancelledError, ClosedError, DeadlockError, DisconnectedError, TimeoutError } from '../errors.js';
 import {
   BOTH,
@@ -135,10 +135,8 @@ const POLL_MS = 0.001;
 
 /** Buffers reused for encoding, one per thread (a nested put, from a getter on a value, takes a new one). */
 let scratch: Buffer | undefined = Buffer.allocUnsafeSlow(4096);
-/** Where the fast path encodes a short ASCII string or a number (no user code runs meanwhile). */
-const small = Buffer.allocUnsafeSlow(8 + 4 * 16);
-/** Strings up to this long take the fast paths. */
-const SHORT = 64;
+/** Where the fast path encodes a short string or a number (no user code runs meanwhile). */
+const small = Buffer.allocUnsafeSlow(64);
 const RESOLVED = Promise.resolve();
 /** What #get() returns, beside a length, EMPTY and ENDED, when nobody is left to put. */
 const GONE = -3;
@@ -175,20 +173,7 @@ const batchFor = (capacity: number): number => Math.min(BATCH, capacity >> 2);
 /** Decodes the value whose `n` bytes start at `pos` in `buf`. */
 function decodeAt(buf: Buffer, pos: number, n: number): unknown {
   const tag = buf[pos];
-  if (
-    tag === Tag.String &&
-    buf[pos + 4] === 0x80 &&
-    buf[pos + 2] === 0 &&
-    buf[pos + 3] === 0 &&
-    n === 5 + (buf[pos + 1] as number)
-  ) {
-    // The fast path's strings (short ASCII): the shortest by a loop, which beats a native call.
-    const end = pos + n;
-    if (n > 5 + 16) return buf.toString('latin1', pos + 5, end);
-    let s = '';
-    for (let i = pos + 5; i < end; i++) s += String.fromCharCode(buf[i] as number);
-    return s;
-  }
+  if (tag === Tag.String && n === 5 + stringBytes(buf, pos + 1)) return readString(buf, pos + 1);
   if (tag === Tag.Int32 && n === 5) return buf.readInt32LE(pos + 1);
   return decodeValue(new Reader(buf, pos, pos + n));
 }
@@ -378,26 +363,11 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   #encode(value: T): Uint8Array {
     let bytes: Uint8Array;
     if (!this.#bytes) {
-      // Fast paths, writing what the codec would: short ASCII strings and numbers.
+      // Fast paths for what most channels carry, without a Writer: short strings and numbers.
       if (typeof value === 'string') {
-        const n = value.length;
-        if (n <= SHORT) {
-          const b = small;
-          let i = 0;
-          for (; i < n; i++) {
-            const c = value.charCodeAt(i);
-            if (c > 0x7f) break;
-            b[5 + i] = c;
-          }
-          if (i === n) {
-            b[0] = Tag.String;
-            b[1] = n;
-            b[2] = 0;
-            b[3] = 0;
-            b[4] = 0x80; // ASCII
-            return this.#fits(b, 5 + n);
-          }
-        }
+        small[0] = Tag.String;
+        const end = writeShortString(small, 1, value);
+        if (end >= 0) return this.#fits(small, end);
       } else if (typeof value === 'number') {
         if ((value | 0) === value && !Object.is(value, -0)) {
           small[0] = Tag.Int32;
