@@ -17,7 +17,7 @@ import { ClosedError, WorkerCrashedError } from './errors.js';
 import { Future } from './future.js';
 import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './shm/wait.js';
-import { nativeHandle, type NativeWorker } from './shm/native-worker.js';
+import { ThreadLiveness } from './shm/thread-liveness.js';
 import { adoptWaitTable, waitTable } from './shm/wait-for.js';
 import { atThreadEnd } from './shm/thread-end.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
@@ -231,7 +231,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
   #exitCode: number | undefined;
   #doneCallbacks: ((loop: LoopThread) => void)[] = [];
   #markClosed!: () => void;
-  #handle: NativeWorker | undefined;
+  #liveness!: ThreadLiveness;
   #nextNativeCheck = 0;
 
   constructor(options: LoopThreadOptions = {}) {
@@ -274,8 +274,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
     void this.closed.then(() => {
       clearTimeout(startup);
     });
-    this.#handle = nativeHandle(this.#worker);
-    if (this.#handle === undefined) warnBlind();
+    this.#liveness = new ThreadLiveness(this.#worker, () => this.#line.threadRan);
+    if (!this.#liveness.canProbe) warnBlind();
     this.#client = new PortalClient(this.#line, calls.port1, `LoopThread "${this.name}"`, this.#worker.threadId, {
       probe: () => this.#probe(),
       onNeverSettled: () => {
@@ -511,7 +511,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
    * event loop. Before THREAD_RAN a missing loop means "not started yet", however long that takes.
    */
   #threadStopped(): boolean {
-    return this.#exitSeen || (this.#handle !== undefined && this.#line.threadRan && this.#handle.loopIdleTime() < 0);
+    return this.#exitSeen || this.#liveness.stopped();
   }
 
   /** Between sleep slices of a blocked caller: is the worker still there, or still allowed to start? */

@@ -19,7 +19,7 @@ import {
   type CancelKind,
   type Views,
 } from './layout.js';
-import { nativeHandle, type NativeWorker } from '../shm/native-worker.js';
+import { ThreadLiveness } from '../shm/thread-liveness.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { definitionOf } from './targets.js';
@@ -82,8 +82,6 @@ export class PoolWorker {
   #lastWords: LastWords | undefined;
   /** terminate() was called on the thread (by the pool, or by whoever holds it). */
   #terminated = false;
-  /** Its loop was seen running (loopIdleTime >= 0): from then on, no loop means it has stopped. */
-  #seenAlive = false;
   #cancelsSent = 0;
   /** The task the worker was told to give up (see stuckOn). */
   #dropAsked = 0;
@@ -128,6 +126,7 @@ export class PoolWorker {
       transferList: [control.port2, payload.port2, notes.port2],
       resourceLimits,
     });
+    this.#liveness = new ThreadLiveness(this.thread, () => this.ready);
     // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
     // whether terminate() was called tells the two apart.
     const terminate = this.thread.terminate.bind(this.thread);
@@ -242,11 +241,7 @@ export class PoolWorker {
       this.#onExit(undefined);
       return;
     }
-    this.#native ??= nativeHandle(this.thread) ?? null;
-    if (this.#native === null) return;
-    // -1 before the thread's loop exists and after it is gone: only the second, once it was seen.
-    if (this.#native.loopIdleTime() >= 0) this.#seenAlive = true;
-    else if (this.#seenAlive || this.ready) this.#onExit(undefined);
+    if (this.#liveness.stopped()) this.#onExit(undefined);
   }
 
   #readLastWords(): LastWords | undefined {
@@ -287,7 +282,8 @@ export class PoolWorker {
     };
   }
 
-  #native: NativeWorker | null | undefined;
+  /** Whether the thread is gone, for a main thread too blocked to receive 'exit'; `ready` is the fact it writes. */
+  readonly #liveness: ThreadLiveness;
 
   /** How long the main thread should keep looking for this worker's results before it sleeps (ms). */
   get spinMs(): number {
