@@ -9,6 +9,8 @@ import { workerData, type MessagePort } from 'node:worker_threads';
 import { encodeStandalone } from './codec/standalone.js';
 import { HostState, Line, THREAD_RAN } from './protocol/line.js';
 import { atThreadEnd } from './shm/thread-end.js';
+import { ownOsThreadId } from './shm/os-thread.js';
+import { RAN_UNKNOWN_OS_THREAD } from './shm/thread-liveness.js';
 
 /** What every LoopThread worker finds in workerData, its preloads too. */
 export interface BootData {
@@ -26,7 +28,8 @@ export interface DeathNote {
 
 const data = workerData as BootData;
 const line = new Line(data.line);
-Atomics.store(line.words, THREAD_RAN, 1);
+const tid = ownOsThreadId();
+Atomics.store(line.words, THREAD_RAN, tid > 0 ? tid : RAN_UNKNOWN_OS_THREAD);
 
 /** Leaves the thread's last words: the note for the owner, then Crashed on the owner's line. */
 export function sayLastWords(exitCode: number, error: unknown): void {

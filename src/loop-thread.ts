@@ -17,6 +17,7 @@ import { ClosedError, WorkerCrashedError } from './errors.js';
 import { Future } from './future.js';
 import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './shm/wait.js';
+import { nativeHandle } from './shm/native-worker.js';
 import { ThreadLiveness } from './shm/thread-liveness.js';
 import { adoptWaitTable, waitTable } from './shm/wait-for.js';
 import { atThreadEnd } from './shm/thread-end.js';
@@ -274,7 +275,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
     void this.closed.then(() => {
       clearTimeout(startup);
     });
-    this.#liveness = new ThreadLiveness(this.#worker, () => this.#line.threadRan);
+    this.#liveness = new ThreadLiveness(nativeHandle(this.#worker), () => this.#line.threadRanAs);
     if (!this.#liveness.canProbe) warnBlind();
     this.#client = new PortalClient(this.#line, calls.port1, `LoopThread "${this.name}"`, this.#worker.threadId, {
       probe: () => this.#probe(),

@@ -201,3 +201,62 @@ for (const kind of ['blocked', 'awaiting'] as const) {
     assert.deepEqual(outcome, { name: 'WorkerCrashedError', exitCode: 1, cause: 'the loop thread dies' });
   });
 }
+
+test(
+  'without a native worker handle (Bun, Deno) a thread that ends is seen through the OS thread id it wrote',
+  {
+    skip: process.platform !== 'linux' && 'the OS thread fallback reads /proc (Linux)',
+  },
+  async () => {
+    const { ThreadLiveness } = await import('../src/shm/thread-liveness.js');
+    const word = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+     const { ownOsThreadId } = require(workerData.osThread);
+     Atomics.store(workerData.word, 0, ownOsThreadId());
+     parentPort.postMessage('ran');
+     parentPort.once('message', () => process.exit(0));`,
+      { eval: true, workerData: { word, osThread: join(__dirname, '../src/shm/os-thread.js') } },
+    );
+    await once(worker, 'message');
+    // No native handle, as on those runtimes.
+    const probe = new ThreadLiveness(undefined, () => Atomics.load(word, 0));
+    assert.ok(Atomics.load(word, 0) > 0, 'the thread found its OS thread id');
+    assert.equal(probe.canProbe, true);
+    assert.equal(probe.stopped(), false, 'a running thread was reported stopped');
+    const exited = once(worker, 'exit');
+    worker.postMessage('end');
+    await exited;
+    // Node joins the thread before it emits 'exit': its /proc entry is gone by now.
+    assert.equal(probe.stopped(), true, 'an ended thread was not seen');
+  },
+);
+
+test('a thread that has not written its fact yet is never reported stopped', () => {
+  return import('../src/shm/thread-liveness.js').then(({ ThreadLiveness }) => {
+    const probe = new ThreadLiveness(undefined, () => 0);
+    assert.equal(probe.stopped(), false);
+  });
+});
+
+test('an answer published just before the other side ended is read, not lost to the end it announced', async () => {
+  const { waitForChange } = await import('../src/shm/wait.js');
+  const words = new Int32Array(new SharedArrayBuffer(8));
+  let checks = 0;
+  // The other side answers and dies between the waiter's look at the word and its liveness check.
+  const checkAlive = (): number => {
+    checks++;
+    Atomics.store(words, 0, 1);
+    throw new Error('the other side has ended');
+  };
+  assert.notEqual(waitForChange(words, 0, 0, Infinity, checkAlive), 0, 'the wait did not return the answer');
+  assert.equal(checks, 1);
+  // With nothing published, the end is what the waiter hears.
+  assert.throws(
+    () =>
+      waitForChange(words, 0, 1, Infinity, () => {
+        throw new Error('the other side has ended');
+      }),
+    /has ended/,
+  );
+});

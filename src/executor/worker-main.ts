@@ -17,6 +17,8 @@ import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { atThreadEnd } from '../shm/thread-end.js';
+import { ownOsThreadId } from '../shm/os-thread.js';
+import { RAN_UNKNOWN_OS_THREAD } from '../shm/thread-liveness.js';
 import type { Definition } from './targets.js';
 import {
   Mode,
@@ -470,5 +472,7 @@ atThreadEnd((exitCode, thrown) => {
   Atomics.notify(awake, BELL);
 });
 
-Atomics.store(words, Word.Ready, 1);
+// Ready, and the fact the owner's liveness probe rests on: this thread's OS id where known.
+const tid = ownOsThreadId();
+Atomics.store(words, Word.Ready, tid > 0 ? tid : RAN_UNKNOWN_OS_THREAD);
 drain();

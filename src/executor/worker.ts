@@ -19,6 +19,7 @@ import {
   type CancelKind,
   type Views,
 } from './layout.js';
+import { nativeHandle } from '../shm/native-worker.js';
 import { ThreadLiveness } from '../shm/thread-liveness.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
@@ -126,7 +127,7 @@ export class PoolWorker {
       transferList: [control.port2, payload.port2, notes.port2],
       resourceLimits,
     });
-    this.#liveness = new ThreadLiveness(this.thread, () => this.ready);
+    this.#liveness = new ThreadLiveness(nativeHandle(this.thread), () => Atomics.load(this.#views.words, Word.Ready));
     // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
     // whether terminate() was called tells the two apart.
     const terminate = this.thread.terminate.bind(this.thread);
@@ -161,7 +162,7 @@ export class PoolWorker {
   }
 
   get ready(): boolean {
-    return Atomics.load(this.#views.words, Word.Ready) === 1;
+    return Atomics.load(this.#views.words, Word.Ready) !== 0;
   }
 
   /** Hands a task over (visible to the worker after flush()); false if its ring has no room now. */

@@ -3,7 +3,7 @@
  * a few state words and two single-slot mailboxes, one per direction.
  *
  *   word 0  host state (HostState)         word 1  async-reply counter (bumped after each port reply)
- *   word 2  exit code, when the host died   word 3  1 once the serving thread runs JavaScript (THREAD_RAN)
+ *   word 2  exit code, when the host died   word 3  once the serving thread runs JS: its OS thread id, or -1 (THREAD_RAN)
  *   words 4-9 request mailbox              words 10-15 reply mailbox
  *   bytes 64-95  per mailbox: when its writer last published, when its reader took that (ms, on
  *                the clock all threads share)
@@ -58,9 +58,9 @@ export class Line {
     return Atomics.load(this.words, STATE);
   }
 
-  /** Whether the serving thread has run any JavaScript yet (see THREAD_RAN). */
-  get threadRan(): boolean {
-    return Atomics.load(this.words, THREAD_RAN) !== 0;
+  /** 0 until the serving thread runs JavaScript, then its OS thread id or -1 (see THREAD_RAN). */
+  get threadRanAs(): number {
+    return Atomics.load(this.words, THREAD_RAN);
   }
 
   /** The exit code announced with HostState.Crashed or Closed. */

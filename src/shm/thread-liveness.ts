@@ -2,29 +2,42 @@
  * Whether a worker thread has stopped, from facts only: the one liveness probe, for owners whose
  * event loop may be blocked (a caller in runSync or resultSync cannot receive the 'exit' event).
  *
- * The native handle answers synchronously: its loopIdleTime() is -1 both before the thread's event
- * loop exists and after it is gone. Which of the two is decided by a fact the thread itself writes
- * first thing (`ran`), or by having seen its loop running once; never by how long a start usually
- * takes, which is one machine's timing.
+ * Node's native handle answers synchronously: its loopIdleTime() is -1 both before the thread's
+ * event loop exists and after it is gone. Which of the two is decided by a fact the thread itself
+ * writes first thing (`ran`), or by having seen its loop running once; never by how long a start
+ * usually takes, which is one machine's timing. Runtimes without that handle (Bun, Deno) are
+ * probed through the OS thread id the thread wrote, where the OS shows its threads (os-thread.ts).
  */
-import type { Worker } from 'node:worker_threads';
-import { nativeHandle, type NativeWorker } from './native-worker.js';
+import type { NativeWorker } from './native-worker.js';
+import { osThreadExists } from './os-thread.js';
+
+/**
+ * What a thread writes first thing: 0 before, then its OS thread id (ownOsThreadId()), or
+ * RAN_UNKNOWN_OS_THREAD where the OS does not tell.
+ */
+export const RAN_UNKNOWN_OS_THREAD = -1;
 
 export class ThreadLiveness {
   readonly #native: NativeWorker | undefined;
-  readonly #ran: () => boolean;
+  readonly #ran: () => number;
   #seenRunning = false;
   #exited = false;
 
-  /** `ran`: reads the fact the thread writes when it starts running JavaScript. */
-  constructor(worker: Worker, ran: () => boolean) {
-    this.#native = nativeHandle(worker);
+  /**
+   * `native`: the worker's native handle (nativeHandle(worker); undefined where the runtime hides
+   * it). `ran`: reads the word the thread writes when it starts running JavaScript.
+   */
+  constructor(native: NativeWorker | undefined, ran: () => number) {
+    this.#native = native;
     this.#ran = ran;
   }
 
-  /** False where this Node version hides the native handle: then only 'exit' tells (see warnBlind). */
+  /**
+   * False where neither the native handle nor the OS shows whether the thread runs: then only
+   * 'exit' tells (see warnBlind). Known once the thread ran (it writes its OS thread id then).
+   */
   get canProbe(): boolean {
-    return this.#native !== undefined;
+    return this.#native !== undefined || process.platform === 'linux';
   }
 
   /** The 'exit' event was seen (or the thread is otherwise known gone). */
@@ -35,11 +48,12 @@ export class ThreadLiveness {
   /** Whether the thread has stopped. Before it ran, a missing event loop means "not started yet". */
   stopped(): boolean {
     if (this.#exited) return true;
-    if (this.#native === undefined) return false;
+    const ran = this.#ran();
+    if (this.#native === undefined) return ran === 0 ? false : osThreadExists(ran) === false;
     if (this.#native.loopIdleTime() >= 0) {
       this.#seenRunning = true;
       return false;
     }
-    return this.#seenRunning || this.#ran();
+    return this.#seenRunning || ran !== 0;
   }
 }

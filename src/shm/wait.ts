@@ -23,7 +23,9 @@ export function spinFor(words: Int32Array, index: number, seen: number, ms: numb
 /**
  * Blocks until words[index] differs from `seen`, or until `deadline` (a performance.now() time).
  * `checkAlive` runs before every sleep slice: it throws when waiting is pointless (the other side
- * died or closed) and returns how many milliseconds to sleep before it should run again.
+ * died or closed) and returns how many milliseconds to sleep before it should run again. What the
+ * other side published before it went comes first: a change seen together with its end is
+ * returned, and the end is found by the next wait.
  * `sleepFlag`, if given, is the index of a word set to 1 while this thread sleeps, so that the
  * writer notifies only then (see Mailbox.notify). Says how the wait ended (TimedOut is falsy).
  */
@@ -41,7 +43,14 @@ export function waitForChange(
     if (Atomics.load(words, index) !== seen) return slept ? Waited.Slept : Waited.Spun;
     const left = deadline - performance.now();
     if (left <= 0) return Waited.TimedOut;
-    const slice = checkAlive();
+    let slice: number;
+    try {
+      slice = checkAlive();
+    } catch (error) {
+      // The word may have moved between the look above and the check: the last answer is read.
+      if (Atomics.load(words, index) !== seen) return slept ? Waited.Slept : Waited.Spun;
+      throw error;
+    }
     if (sleepFlag === undefined) {
       Atomics.wait(words, index, seen, Math.min(left, slice));
     } else {
