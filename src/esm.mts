@@ -41,7 +41,13 @@ export type {
   AsyncValue,
 } from './index.js';
 export { Portal } from './index.js';
-export type { PortalHandle, PortalOptions, PortalClientOf } from './index.js';
+export type {
+  PortalHandle,
+  PortalOptions,
+  PortalConnection,
+  PortalConnectionLife,
+  PortalClientOf,
+} from './index.js';
 export { Channel } from './index.js';
 export type {
   ChannelOptions,
@@ -70,6 +76,7 @@ export type {
   TaskOptions,
   SpawnedThread,
   AsCompletedOptions,
+  FuturesWaitOptions,
   ExecutorWaitOptions,
   WaitResult,
   ReturnWhen,
