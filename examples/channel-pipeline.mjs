@@ -1,5 +1,5 @@
 // The HOWTO's image-processing pattern with Channel: the main event loop submits jobs into one
-// channel, two worker threads take them with the blocking end (getSync / iterSync), process them
+// channel, two worker threads take them with the blocking end (getSync / iterateSync), process them
 // and put results into a second channel, and the main loop awaits the results in order of
 // completion. Run with `node examples/channel-pipeline.mjs` after `npm run build`.
 import { isMainThread, Worker, workerData } from 'node:worker_threads';
@@ -55,7 +55,7 @@ if (isMainThread) {
 } else {
   const jobs = Channel.connect(workerData.jobs);
   const results = Channel.connect(workerData.results);
-  for (const { n, width, height, pixels } of jobs.iterSync()) {
+  for (const { n, width, height, pixels } of jobs.iterateSync()) {
     results.putSync({ n, width, height, worker: workerData.id, checksum: blur(width, height, pixels) });
   }
 }

@@ -23,6 +23,7 @@ export interface CloseOptions {
 /** The grace period of `options` in ms (`fallback` when none is given); 0 if its signal has aborted. */
 export function graceOf(options: CloseOptions | undefined, fallback: number): number {
   if (options?.signal?.aborted === true) return 0;
+  // eslint-disable-next-line @typescript-eslint/no-deprecated -- the 0.1 alias still works
   const grace = options?.grace ?? options?.timeout ?? fallback;
   if (typeof grace !== 'number' || Number.isNaN(grace) || grace < 0) {
     throw new TypeError(`grace must be a number of milliseconds >= 0, got ${String(grace)}`);

@@ -197,8 +197,10 @@ function checkTimeout(timeout: number | undefined): number {
 
 /** The grace of a channel's close: undefined (the items stay), 0 (dropped now) or ms of draining. */
 function closeGrace(options: ChannelCloseOptions & { signal?: AbortSignal | undefined }): number | undefined {
+  /* eslint-disable @typescript-eslint/no-deprecated -- the 0.1 aliases still work */
   if (options.immediate === true) return 0;
   if (options.grace === undefined && options.timeout === undefined && options.signal === undefined) return undefined;
+  /* eslint-enable @typescript-eslint/no-deprecated */
   return graceOf(options, Infinity);
 }
 
@@ -582,6 +584,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       isMainThread &&
       !this.#allowMain &&
       options?.allowBlockingMainThread !== true &&
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- the 0.1 alias still works
       options?.allowMainThread !== true
     ) {
       throw new DeadlockError(

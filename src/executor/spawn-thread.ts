@@ -32,7 +32,7 @@ export interface SpawnedThread<T> extends AsyncDisposable {
 
 let count = 0;
 
-/** A function that may be sent: a stub from `executor.import()`, or an inline function (sent as source). */
+/** spawnThread bound to task options (what `spawnThread.with` returns). */
 type Spawn = <A extends unknown[], R>(fn: (...args: A) => R, ...args: A) => SpawnedThread<Awaited<R>>;
 
 /**

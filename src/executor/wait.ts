@@ -94,7 +94,10 @@ export function asCompleted<F extends Completable>(
 }
 
 /** Waits until `returnWhen` holds for the futures, or until the timeout; returns which are done. */
-export function wait<F extends Completable>(futures: Iterable<F>, options: FuturesWaitOptions = {}): Promise<WaitResult<F>> {
+export function wait<F extends Completable>(
+  futures: Iterable<F>,
+  options: FuturesWaitOptions = {},
+): Promise<WaitResult<F>> {
   const all = new Set(futures);
   const returnWhen = options.returnWhen ?? 'ALL_COMPLETED';
   const failed = (f: F): boolean => {
