@@ -64,7 +64,9 @@ export function graceEnd(grace: number, signal: AbortSignal | undefined): { ende
 export class ConnectionLife {
   /** Set right after construction (the client's hooks need this object first). */
   client!: PortalClient;
+  /** Never keeps the event loop alive by itself: the serving side's close is seen when the port's 'close' event comes. */
   readonly closed: Promise<void>;
+  #markClosed!: () => void;
   readonly #port: MessagePort;
   readonly #name: string;
   #busy = false;
@@ -74,10 +76,9 @@ export class ConnectionLife {
     this.#port = port;
     this.#name = name;
     this.closed = new Promise((resolve) => {
-      port.once('close', () => {
-        resolve();
-      });
+      this.#markClosed = resolve;
     });
+    port.once('close', this.#markClosed);
   }
 
   /** The client's onBusy hook: async calls pending (true) or none (false). Holds the process meanwhile. */
@@ -98,6 +99,7 @@ export class ConnectionLife {
     if (this.client.closedError === undefined) {
       this.client.disconnect(new ClosedError(`this connection to ${this.#name} is closed`));
     }
+    this.#markClosed();
   }
 
   async close(options?: CloseOptions): Promise<void> {
