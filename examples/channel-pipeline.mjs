@@ -29,9 +29,14 @@ function blurOnce(width, height, pixels) {
 if (isMainThread) {
   const jobs = new Channel({ capacity: 8 }); // back-pressure: put() waits while 8 jobs are queued
   const results = new Channel();
-  const workers = [1, 2].map(
-    (id) => new Worker(new URL(import.meta.url), { workerData: { id, jobs: jobs.handle, results: results.handle } }),
-  );
+  // A handle per connection: each worker gets jobs and puts results.
+  const workers = [1, 2].map((id) => {
+    const workerData = { id, jobs: jobs.createHandle({ role: 'get' }), results: results.createHandle({ role: 'put' }) };
+    return new Worker(new URL(import.meta.url), {
+      workerData,
+      transferList: [workerData.jobs.port, workerData.results.port],
+    });
+  });
   // Listened for from the start: a worker may well exit before the last result is printed.
   const exited = workers.map((w) => new Promise((resolve) => w.once('exit', resolve)));
 

@@ -68,7 +68,7 @@ export class DataCloneError extends LoopThreadError {
   }
 }
 
-/** `submitNowait` found the executor's queue full (`maxQueue`); `submit` would have waited for room. */
+/** `submitNowait` (deprecated: `trySubmit` returns undefined instead) found the queue full (`maxQueue`). */
 export class QueueFullError extends LoopThreadError {
   override readonly code: string = 'ERR_LOOPTHREAD_QUEUE_FULL';
 }

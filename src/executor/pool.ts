@@ -221,7 +221,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     return this.#state !== 'open';
   }
 
-  /** @deprecated Python's name of isClosed. */
+  /** Python's name of isClosed (a documented alias). */
   get isShutdown(): boolean {
     return this.isClosed;
   }
