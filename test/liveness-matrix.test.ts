@@ -29,7 +29,7 @@
  *               never answers NeverSettledError and does not keep its thread alive: on a worker with
  *               nothing else to do (c) that thread's loop runs out, and its callers get ClosedError;
  *   close       loop.close() by its owner (a, b), portal.close() by its own thread (c, d): ClosedError;
- *   disconnect  the caller closes its connection (connection.close(), Portal.disconnect): ClosedError;
+ *   disconnect  the caller closes its connection (connection.closeSync()): ClosedError;
  *   owner-exit  the worker that owns the LoopThread ends naturally (b): ClosedError.
  * (b oom: a blocked caller gets exitCode 1, which the owner writes on seeing the exit; an awaiting
  * one sees its port close first, with no exit code. Only the class is asserted.)
