@@ -66,7 +66,7 @@ async function main() {
     for (let pass = 0; pass < PASSES; pass++) {
       let got = 0;
       if (workerData.iter) {
-        for (const v of ch.iterSync()) if (++got === n) break;
+        for (const v of ch.iterateSync()) if (++got === n) break;
       } else {
         for (; got < n; got++) ch.getSync();
       }
@@ -244,7 +244,7 @@ const CASES = {
   },
 };
 
-/** The main loop puts with `await put()`; the worker takes with iterSync (`iter`) or a getSync loop. */
+/** The main loop puts with `await put()`; the worker takes with iterateSync (`iter`) or a getSync loop. */
 async function chanToWorker(kind, n, iter) {
   const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES });
   const w = startWorker({ role: 'chan-consume', kind, n, handle: ch.handle, iter });

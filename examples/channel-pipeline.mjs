@@ -1,5 +1,5 @@
 // The HOWTO's image-processing pattern with Channel: the main event loop submits jobs into one
-// channel, two worker threads take them with the blocking end (getSync / iterSync), process them
+// channel, two worker threads take them with the blocking end (getSync / iterateSync), process them
 // and put results into a second channel, and the main loop awaits the results in order of
 // completion. Run with `node examples/channel-pipeline.mjs` after `npm run build`.
 import { isMainThread, Worker, workerData } from 'node:worker_threads';
@@ -29,9 +29,14 @@ function blurOnce(width, height, pixels) {
 if (isMainThread) {
   const jobs = new Channel({ capacity: 8 }); // back-pressure: put() waits while 8 jobs are queued
   const results = new Channel();
-  const workers = [1, 2].map(
-    (id) => new Worker(new URL(import.meta.url), { workerData: { id, jobs: jobs.handle, results: results.handle } }),
-  );
+  // A handle per connection: each worker gets jobs and puts results.
+  const workers = [1, 2].map((id) => {
+    const workerData = { id, jobs: jobs.createHandle({ role: 'get' }), results: results.createHandle({ role: 'put' }) };
+    return new Worker(new URL(import.meta.url), {
+      workerData,
+      transferList: [workerData.jobs.port, workerData.results.port],
+    });
+  });
   // Listened for from the start: a worker may well exit before the last result is printed.
   const exited = workers.map((w) => new Promise((resolve) => w.once('exit', resolve)));
 
@@ -55,7 +60,7 @@ if (isMainThread) {
 } else {
   const jobs = Channel.connect(workerData.jobs);
   const results = Channel.connect(workerData.results);
-  for (const { n, width, height, pixels } of jobs.iterSync()) {
+  for (const { n, width, height, pixels } of jobs.iterateSync()) {
     results.putSync({ n, width, height, worker: workerData.id, checksum: blur(width, height, pixels) });
   }
 }

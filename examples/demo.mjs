@@ -82,7 +82,7 @@ show('run(...).resultSync()', loop.run(async (a, b) => a + b, 2, 3).resultSync()
 
 // 7. Close everything: the server, then the loop thread (calls in flight would get 500 ms).
 server.stop();
-loop.closeSync({ timeout: 500 });
+loop.closeSync({ grace: 500 });
 show('closed', `exitError: ${loop.exitError}; a call now throws ${tryCall()}`);
 
 function tryCall() {

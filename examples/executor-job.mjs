@@ -17,6 +17,6 @@ export function sumOfRoots(handle, chunks) {
     }
     return Math.round(total);
   } finally {
-    Portal.disconnect(main);
+    main.closeSync();
   }
 }

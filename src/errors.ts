@@ -1,10 +1,13 @@
 /**
  * The typed errors of loopthread. Every failure that reaches a caller is one of these or the
- * faithful copy of an error thrown by user code on the other thread.
+ * faithful copy of an error thrown by user code on the other thread. Each has a stable `code`
+ * (as Node's own errors do), which crosses threads with it.
  */
 
 /** Base class of every error loopthread itself raises. */
 export class LoopThreadError extends Error {
+  /** A stable string naming the error, as Node's `code`s: test it rather than the message. */
+  readonly code: string = 'ERR_LOOPTHREAD';
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
@@ -12,16 +15,21 @@ export class LoopThreadError extends Error {
 }
 
 /** The LoopThread (or its connection) is closed, or was closed while the call waited. */
-export class ClosedError extends LoopThreadError {}
+export class ClosedError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_CLOSED';
+}
 
 /**
  * Nobody is left on the other side of a Channel: it is empty and every connection that may put
  * has ended (or full, and every one that may get). A ClosedError, so iterations end on it.
  */
-export class DisconnectedError extends ClosedError {}
+export class DisconnectedError extends ClosedError {
+  override readonly code: string = 'ERR_LOOPTHREAD_DISCONNECTED';
+}
 
 /** The thread that serves calls stopped unexpectedly: uncaught error, process.exit, out of memory, terminate. */
 export class WorkerCrashedError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_WORKER_CRASHED';
   /** The exit code, when the thread reported one. */
   readonly exitCode: number | undefined;
   constructor(message: string, options?: ErrorOptions & { exitCode?: number | undefined }) {
@@ -31,19 +39,28 @@ export class WorkerCrashedError extends LoopThreadError {
 }
 
 /** A blocking call that could never be served because the calling thread is the one that must serve it. */
-export class DeadlockError extends LoopThreadError {}
+export class DeadlockError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_DEADLOCK';
+}
 
 /** The loop thread went idle while the call's promise was still pending: it can never settle. */
-export class NeverSettledError extends LoopThreadError {}
+export class NeverSettledError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_NEVER_SETTLED';
+}
 
 /** The call or future was cancelled (Future.cancel, or its AbortSignal). */
-export class CancelledError extends LoopThreadError {}
+export class CancelledError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_CANCELLED';
+}
 
 /** A timeout elapsed. Its `name` is `'TimeoutError'`, like the DOMException of `AbortSignal.timeout()`. */
-export class TimeoutError extends LoopThreadError {}
+export class TimeoutError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_TIMEOUT';
+}
 
 /** A value cannot cross between threads by copy. `path` names where it sits in the arguments or result. */
 export class DataCloneError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_DATA_CLONE';
   readonly path: string;
   constructor(message: string, path: string) {
     super(message);
@@ -51,5 +68,7 @@ export class DataCloneError extends LoopThreadError {
   }
 }
 
-/** `submitNowait` found the executor's queue full (`maxQueue`); `submit` would have waited for room. */
-export class QueueFullError extends LoopThreadError {}
+/** `submitNowait` (deprecated: `trySubmit` returns undefined instead) found the queue full (`maxQueue`). */
+export class QueueFullError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_QUEUE_FULL';
+}

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-deprecated -- the deprecated aliases of 0.1 are still exported (CHANGELOG.md) */
 // The ES module entry: the same objects as the CommonJS entry, so that both can be used in one
 // program without two copies of the library's state.
 export {
@@ -41,7 +42,7 @@ export type {
   AsyncValue,
 } from './index.js';
 export { Portal } from './index.js';
-export type { PortalHandle, PortalOptions, PortalClientOf } from './index.js';
+export type { PortalHandle, PortalOptions, PortalConnection, PortalConnectionLife, PortalClientOf } from './index.js';
 export { Channel } from './index.js';
 export type {
   ChannelOptions,
@@ -70,6 +71,7 @@ export type {
   TaskOptions,
   SpawnedThread,
   AsCompletedOptions,
+  FuturesWaitOptions,
   ExecutorWaitOptions,
   WaitResult,
   ReturnWhen,

@@ -6,6 +6,7 @@ import { CancelledError, TimeoutError } from './errors.js';
 
 export type FutureState = 'pending' | 'running' | 'finished' | 'cancelled';
 
+/** Options of a blocking wait for one future (`resultSync`, `exceptionSync`). */
 export interface WaitOptions {
   /** Milliseconds to wait at most; a TimeoutError then (the future itself is left as it is). */
   timeout?: number | undefined;
@@ -53,7 +54,7 @@ export class Future<T> implements PromiseLike<T> {
     });
   }
 
-  /** Creates a future and the handle that completes it. */
+  /** @internal Creates a future and the handle that completes it (for loopthread's own parts). */
   static create<T>(hooks: FutureHooks = {}): [Future<T>, FutureControl<T>] {
     const future = new Future<T>(hooks);
     return [future, control(future)];

@@ -1,13 +1,14 @@
+/* eslint-disable @typescript-eslint/no-deprecated -- the deprecated aliases of 0.1 are still exported (CHANGELOG.md) */
 export {
   LoopThread,
   LoopThreadCaller,
   LoopThreadConnection,
   type LoopThreadHandle,
   type LoopThreadOptions,
-  type CloseOptions,
   type CallerOptions,
   type CallOptions,
 } from './loop-thread.js';
+export type { CloseOptions } from './lifecycle.js';
 export { Future, type FutureState, type WaitOptions } from './future.js';
 export { currentSignal, throwIfCancelled } from './portal/call-context.js';
 export { byRef, byValue } from './codec/marks.js';
@@ -25,7 +26,14 @@ export {
   DataCloneError,
   QueueFullError,
 } from './errors.js';
-export { Portal, type PortalHandle, type PortalOptions, type PortalClientOf } from './portal/portal.js';
+export {
+  Portal,
+  type PortalHandle,
+  type PortalOptions,
+  type PortalConnection,
+  type PortalConnectionLife,
+  type PortalClientOf,
+} from './portal/portal.js';
 export {
   Channel,
   type ChannelOptions,
@@ -50,7 +58,9 @@ export {
   asCompleted,
   wait,
   type AsCompletedOptions,
-  type WaitOptions as ExecutorWaitOptions,
+  type FuturesWaitOptions,
+  /** @deprecated The name of FuturesWaitOptions in 0.1. */
+  type FuturesWaitOptions as ExecutorWaitOptions,
   type WaitResult,
   type ReturnWhen,
   type Completable,

@@ -14,6 +14,7 @@ import {
 } from 'node:worker_threads';
 import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
+import { ConnectionLife, graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
 import { Future } from './future.js';
 import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './shm/wait.js';
@@ -56,10 +57,7 @@ export interface CallerOptions extends CallOptions {
   exit?: string | undefined;
 }
 
-export interface CloseOptions {
-  /** How long calls in flight get to finish after their signals abort. Default 5000 ms. */
-  timeout?: number;
-}
+export type { CloseOptions } from './lifecycle.js';
 
 /** A function that may be sent: a stub from `importSync`/`import`, or an inline function sent as source. */
 type Callable<A extends unknown[], R> = (...args: A) => R;
@@ -164,8 +162,9 @@ export class LoopThreadCaller {
 
 /**
  * What another thread needs to call a LoopThread: post it there with its port in the transfer
- * list (`worker.postMessage(handle, [handle.port])`, or as workerData with `transferList`), then
- * `LoopThread.connect(handle)` on that thread. Each handle is one connection, for one thread.
+ * list (`worker.postMessage(handle, [handle.port])`, or as workerData with `transferList:
+ * [handle.port]`), then `LoopThread.connect(handle)` on that thread. Each handle is one
+ * connection, for one thread.
  */
 export interface LoopThreadHandle {
   readonly kind: 'loopthread.handle';
@@ -177,22 +176,53 @@ export interface LoopThreadHandle {
 }
 
 /** A connection to a LoopThread from another thread (see LoopThread.connect). */
-export class LoopThreadConnection extends LoopThreadCaller implements Disposable {
+export class LoopThreadConnection extends LoopThreadCaller implements Disposable, AsyncDisposable {
   readonly #client: PortalClient;
+  readonly #life: ConnectionLife;
+  readonly #options: CallOptions;
 
   /** @internal */
-  constructor(client: PortalClient, options: CallOptions) {
+  constructor(client: PortalClient, options: CallOptions, life: ConnectionLife) {
     super(client, options);
     this.#client = client;
+    this.#life = life;
+    this.#options = options;
   }
 
-  /** Ends this connection (not the LoopThread): calls through it then fail with ClosedError. */
-  close(): void {
-    this.#client.disconnect(new ClosedError(`this connection to ${this.#client.name} is closed`));
+  /** The call methods with these options (timeout, signal, exit), over the connection's own. */
+  with(options: CallerOptions): LoopThreadCaller {
+    return new LoopThreadCaller(this.#client, { ...this.#options, ...options });
+  }
+
+  /** Resolves once this connection is closed: by close(), or because the LoopThread stopped. */
+  get closed(): Promise<void> {
+    return this.#life.closed;
+  }
+
+  /** True once this connection is closed, or its LoopThread is. */
+  get isClosed(): boolean {
+    return this.#life.isClosed;
+  }
+
+  /**
+   * Ends this connection (not the LoopThread): calls through it then fail with ClosedError. Its
+   * async calls still pending get `grace` ms (default 0) to settle first.
+   */
+  close(options?: CloseOptions): Promise<void> {
+    return this.#life.close(options);
+  }
+
+  /** Ends this connection at once. */
+  closeSync(): void {
+    this.#life.closeSync();
   }
 
   [Symbol.dispose](): void {
-    this.close();
+    this.closeSync();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 }
 
@@ -281,7 +311,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
       probe: () => this.#probe(),
       onNeverSettled: () => {
         // The thread's calls can never settle and nothing else runs there: close, as for a blocked caller.
-        this.closeSync({ timeout: 0 });
+        this.closeSync({ grace: 0 });
       },
       onBusy: (busy) => {
         if (busy) this.#worker.ref();
@@ -339,19 +369,25 @@ export class LoopThread implements Disposable, AsyncDisposable {
     }
     adoptWaitTable(handle.waits);
     const port = handle.port;
+    const life = new ConnectionLife(port, `LoopThread "${handle.name}"`);
     const client = new PortalClient(new Line(handle.line), port, `LoopThread "${handle.name}"`, handle.threadId, {
       onBusy: (busy) => {
-        if (busy) port.ref();
-        else port.unref();
+        life.onBusy(busy);
       },
     });
+    life.client = client;
     client.refOptions = options;
-    return new LoopThreadConnection(client, options);
+    return new LoopThreadConnection(client, options, life);
   }
 
   /** The worker's thread id. */
   get threadId(): number {
     return this.#worker.threadId;
+  }
+
+  /** True once closing has begun (close, closeSync, terminate, or the thread stopped): calls then fail with ClosedError. */
+  get isClosed(): boolean {
+    return this.#state !== 'running';
   }
 
   /** Why the loop thread stopped, once it has: undefined after a clean close. */
@@ -425,12 +461,12 @@ export class LoopThread implements Disposable, AsyncDisposable {
 
   /**
    * Closes and blocks until done: new calls fail with ClosedError, calls in flight see their
-   * signals abort and get `timeout` ms to finish, then the thread stops (terminated if need be).
-   * Idempotent.
+   * signals abort and get `grace` ms (default 5000) to finish, then the thread stops (terminated
+   * if need be). A signal is only looked at once: already aborted means no grace. Idempotent.
    */
   closeSync(options: CloseOptions = {}): void {
     if (this.#state === 'closed') return;
-    const timeout = options.timeout ?? 5_000;
+    const timeout = graceOf(options, 5_000);
     // An async close() may be under way: then wait for the thread as it does, blocking.
     const grace = this.#state === 'closing' ? timeout + 1_000 : 200;
     this.#state = 'closing';
@@ -447,35 +483,31 @@ export class LoopThread implements Disposable, AsyncDisposable {
     this.#finish(new ClosedError(`LoopThread "${this.name}" is closed`));
   }
 
-  /** Closes without blocking; resolves once the thread has stopped. Idempotent. */
+  /**
+   * Closes without blocking, as closeSync does; resolves once the thread has stopped. Aborting
+   * `signal` ends the grace period at once: the thread is terminated. Idempotent.
+   */
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.#state === 'running') {
+      const timeout = graceOf(options, 5_000);
       this.#state = 'closing';
-      const timeout = options.timeout ?? 5_000;
-      if (this.#client.closedError === undefined) {
+      const signal = options.signal;
+      if (this.#client.closedError === undefined && signal?.aborted !== true) {
         const done = this.#client.closeAsync(timeout);
         this.#worker.ref();
-        let timer: NodeJS.Timeout | undefined;
+        const end = graceEnd(timeout + 1_000, signal);
         await Promise.race([
           done.then(
             () => undefined,
             () => undefined,
           ),
-          new Promise((resolve) => (timer = setTimeout(resolve, timeout + 1_000))),
+          end.ended,
         ]);
-        clearTimeout(timer);
+        end.cancel();
       }
-      const exited = this.closed;
-      let timer: NodeJS.Timeout | undefined;
-      const stopped = await Promise.race([
-        exited.then(() => true),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => {
-            resolve(false);
-          }, 200);
-        }),
-      ]);
-      clearTimeout(timer);
+      const end = graceEnd(signal?.aborted === true ? 0 : 200, signal);
+      const stopped = await Promise.race([this.closed.then(() => true), end.ended.then(() => false)]);
+      end.cancel();
       if (!stopped) await this.#worker.terminate();
       this.#finish(new ClosedError(`LoopThread "${this.name}" is closed`));
     }

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-deprecated -- many tests here use 0.1's channel.handle, which this file tests too */
 /**
  * Channel (issue 6): a queue shared by threads with blocking and async ends. Workers run the
  * tasks of test/fixtures/channel-worker.mts; they are terminated after the tests that use them.
@@ -127,7 +128,7 @@ describe('Channel on one thread', () => {
     assert.deepEqual(got, values);
     assert.ok(Object.is(got[values.findIndex((v) => Object.is(v, -0))], -0));
     for (const v of values) ch.tryPut(v);
-    ch.close();
+    ch.closeSync();
     const iterated = [];
     for await (const v of ch) iterated.push(v);
     assert.deepEqual(iterated, values);
@@ -202,8 +203,8 @@ describe('Channel on one thread', () => {
     const ch = new Channel<number>();
     await ch.put(1);
     await ch.put(2);
-    ch.close();
-    assert.equal(ch.closed, true);
+    ch.closeSync();
+    assert.equal(ch.isClosed, true);
     await assert.rejects(ch.put(3), ClosedError);
     assert.throws(() => ch.tryPut(3), ClosedError);
     assert.equal(await ch.get(), 1);
@@ -212,15 +213,15 @@ describe('Channel on one thread', () => {
     assert.deepEqual(rest, [2]);
     await assert.rejects(ch.get(), ClosedError);
     assert.throws(() => ch.tryGet(), ClosedError);
-    ch.close();
-    ch.close({ immediate: true });
+    ch.closeSync();
+    ch.closeSync({ grace: 0 });
   });
 
-  test('close({ immediate: true }) drops the items left', async () => {
+  test('closeSync({ grace: 0 }) drops the items left', async () => {
     const ch = new Channel<number>();
     await ch.put(1);
     await ch.put(2);
-    ch.close({ immediate: true });
+    ch.closeSync({ grace: 0 });
     assert.equal(ch.size, 0);
     await assert.rejects(ch.get(), /dropped/);
     const rest = [];
@@ -231,8 +232,8 @@ describe('Channel on one thread', () => {
   test('an immediate close after a plain close drops what was still draining', async () => {
     const ch = new Channel<number>();
     await ch.put(1);
-    ch.close();
-    ch.close({ immediate: true });
+    ch.closeSync();
+    ch.closeSync({ grace: 0 });
     await assert.rejects(ch.get(), ClosedError);
   });
 
@@ -241,7 +242,7 @@ describe('Channel on one thread', () => {
     const getters = [ch.get(), ch.get(), ch.get({ timeout: 60_000 })];
     await until(() => waiters(ch.handle, GET_WAITERS) === 3);
     assert.deepEqual(await Promise.all(getters.map(state)), ['pending', 'pending', 'pending']);
-    ch.close();
+    ch.closeSync();
     for (const g of getters) await assert.rejects(g, ClosedError);
     assert.equal(waiters(ch.handle, GET_WAITERS), 0);
   });
@@ -251,7 +252,7 @@ describe('Channel on one thread', () => {
     await ch.put(0);
     const putters = [ch.put(1), ch.put(2)];
     await until(() => waiters(ch.handle, PUT_WAITERS) === 2);
-    ch.close();
+    ch.closeSync();
     for (const p of putters) await assert.rejects(p, ClosedError);
     assert.equal(await ch.get(), 0);
   });
@@ -308,14 +309,14 @@ describe('Channel on one thread', () => {
       ch.putSync(1);
     }, DeadlockError);
     assert.throws(() => ch.getSync(), /would block the main thread/);
-    assert.throws(() => ch.iterSync(), DeadlockError);
-    ch.putSync(1, { allowMainThread: true });
-    assert.equal(ch.getSync({ allowMainThread: true }), 1);
-    assert.throws(() => ch.getSync({ allowMainThread: true, timeout: 10 }), TimeoutError);
+    assert.throws(() => ch.iterateSync(), DeadlockError);
+    ch.putSync(1, { allowBlockingMainThread: true });
+    assert.equal(ch.getSync({ allowBlockingMainThread: true }), 1);
+    assert.throws(() => ch.getSync({ allowBlockingMainThread: true, timeout: 10 }), TimeoutError);
     const allowed = new Channel<number>({ allowBlockingMainThread: true });
     allowed.putSync(2);
-    allowed.close();
-    assert.deepEqual([...allowed.iterSync()], [2]);
+    allowed.closeSync();
+    assert.deepEqual([...allowed.iterateSync()], [2]);
     const connected = Channel.connect<number>(ch.handle, { allowBlockingMainThread: true });
     connected.putSync(3);
     assert.equal(connected.getSync(), 3);
@@ -341,7 +342,7 @@ describe('Channel on one thread', () => {
     await ch.put(3);
     await assert.rejects(ch.join({ timeout: 10 }), TimeoutError);
     assert.throws(() => {
-      ch.joinSync({ allowMainThread: true, timeout: 10 });
+      ch.joinSync({ allowBlockingMainThread: true, timeout: 10 });
     }, TimeoutError);
   });
 
@@ -349,7 +350,7 @@ describe('Channel on one thread', () => {
     const ch = new Channel<number>();
     await ch.put(1);
     const joined = ch.join();
-    ch.close({ immediate: true });
+    ch.closeSync({ grace: 0 });
     await joined;
     assert.equal(ch.unfinished, 0);
   });
@@ -372,7 +373,7 @@ describe('Channel on one thread', () => {
     }
     assert.equal(ch.size, 9);
     const sync = Channel.connect<number>(ch.handle, { allowBlockingMainThread: true });
-    for (const v of sync.iterSync()) {
+    for (const v of sync.iterateSync()) {
       assert.equal(v, 1);
       break;
     }
@@ -390,10 +391,10 @@ describe('Channel on one thread', () => {
     }, /stop at 0/);
     assert.equal(ch.size, 9);
     assert.throws(() => {
-      for (const v of ch.iterSync()) throw new Error(`stop at ${v}`);
+      for (const v of ch.iterateSync()) throw new Error(`stop at ${v}`);
     }, /stop at 1/);
     assert.equal(ch.size, 8);
-    ch.close();
+    ch.closeSync();
     const rest = [];
     for await (const v of ch) rest.push(v);
     assert.deepEqual(rest, [2, 3, 4, 5, 6, 7, 8, 9]);
@@ -408,8 +409,8 @@ describe('Channel on one thread', () => {
     }
     const w = spawn();
     try {
-      ch.close();
-      assert.deepEqual(await send(w, { op: 'iterSync', handle: ch.handle }), { ok: true, value: [1, 2, 3, 4] });
+      ch.closeSync();
+      assert.deepEqual(await send(w, { op: 'iterateSync', handle: ch.handle }), { ok: true, value: [1, 2, 3, 4] });
     } finally {
       await w.terminate();
     }
@@ -449,7 +450,7 @@ describe('Channel on one thread', () => {
     const got = [];
     for await (const v of ch) {
       got.push(v);
-      if (v === 0) ch.close();
+      if (v === 0) ch.closeSync();
     }
     assert.deepEqual(got, [0, 1, 2, 3, 4]);
 
@@ -459,7 +460,7 @@ describe('Channel on one thread', () => {
     const dropped = [];
     for await (const v of now) {
       dropped.push(v);
-      now.close({ immediate: true });
+      now.closeSync({ grace: 0 });
     }
     assert.deepEqual(dropped, [0]);
     // The dropped items count as done, as the ring's do; the one handed out waits for taskDone().
@@ -475,7 +476,7 @@ describe('Channel on one thread', () => {
       using ch = new Channel<number>();
       kept = ch;
     }
-    assert.equal(kept.closed, true);
+    assert.equal(kept.isClosed, true);
   });
 });
 
@@ -491,7 +492,7 @@ describe('Channel across threads', () => {
     const got: Item[] = [];
     for await (const v of ch) {
       got.push(v);
-      if (got.length === 200) ch.close();
+      if (got.length === 200) ch.closeSync();
     }
     assert.deepEqual(await producing, { ok: true, value: 200 });
     assert.deepEqual(
@@ -500,11 +501,11 @@ describe('Channel across threads', () => {
     );
   });
 
-  test('the main loop puts with put, a worker gets with iterSync', async () => {
+  test('the main loop puts with put, a worker gets with iterateSync', async () => {
     const ch = new Channel<number>({ capacity: 2 });
-    const consuming = send(a, { op: 'iterSync', handle: ch.handle });
+    const consuming = send(a, { op: 'iterateSync', handle: ch.handle });
     for (let i = 0; i < 100; i++) await ch.put(i);
-    ch.close();
+    ch.closeSync();
     assert.deepEqual(await consuming, { ok: true, value: Array.from({ length: 100 }, (_, i) => i) });
   });
 
@@ -526,7 +527,7 @@ describe('Channel across threads', () => {
     for (let i = 0; i < 50; i++) await ch.put(i);
     await ch.join();
     assert.equal(ch.unfinished, 0);
-    ch.close();
+    ch.closeSync();
     const got = (await Promise.all(consuming)).flatMap((o) => (o.ok ? (o.value as number[]) : []));
     assert.deepEqual(
       got.sort((x, y) => x - y),
@@ -547,7 +548,7 @@ describe('Channel across threads', () => {
     await ch.put(0);
     const blocked = send(a, { op: 'putSync', handle: ch.handle, value: 1 });
     await until(() => waiters(ch.handle, PUT_WAITERS) === 1);
-    ch.close({ immediate: true });
+    ch.closeSync({ grace: 0 });
     const outcome = await blocked;
     assert.equal(outcome.ok ? 'ok' : outcome.name, 'ClosedError');
   });
@@ -584,11 +585,11 @@ describe('Channel across threads', () => {
         break;
       }
     }
-    ch.close();
+    ch.closeSync();
     const put = await producing;
     assert.ok(put.ok);
     // Another thread, through another Channel object, gets the rest: every item once, in order.
-    const rest = await send(b, { op: 'iterSync', handle: ch.handle });
+    const rest = await send(b, { op: 'iterateSync', handle: ch.handle });
     assert.ok(rest.ok);
     assert.deepEqual(
       [...got, ...(rest.value as number[])],
@@ -596,7 +597,7 @@ describe('Channel across threads', () => {
     );
   });
 
-  test('the main loop keeps the channel full while a worker breaks out of iterSync holding a batch: nothing is lost', async () => {
+  test('the main loop keeps the channel full while a worker breaks out of iterateSync holding a batch: nothing is lost', async () => {
     const full = 64;
     const ch = new Channel<number>({ bufferSize: full * 12 });
     const consuming = send(a, { op: 'iterBreak', handle: ch.handle, rounds: 20, full });
@@ -613,7 +614,7 @@ describe('Channel across threads', () => {
     })();
     const got = await consuming;
     assert.ok(got.ok);
-    ch.close();
+    ch.closeSync();
     await producing;
     const rest = [];
     for await (const v of ch) rest.push(v);
@@ -700,7 +701,7 @@ describe('Channel when a thread dies', () => {
     assert.equal(ch.tryPut(2), true);
     assert.equal(await ch.get(), 1);
     assert.equal(await ch.get(), 2);
-    ch.close();
+    ch.closeSync();
     await assert.rejects(ch.get(), ClosedError);
   });
 });
@@ -764,7 +765,7 @@ describe('Channel: nobody left on the other side (DisconnectedError)', () => {
     assert.equal(await producer.exited, 0);
   });
 
-  test('likewise the async get fails, and iterations (for await, iterSync) end', async () => {
+  test('likewise the async get fails, and iterations (for await, iterateSync) end', async () => {
     const ch = new Channel<number>({ role: 'get', allowBlockingMainThread: true });
     startPeer({ handle: ch.createHandle({ role: 'put' }), put: [1, 2], end: 'return' });
     assert.equal(await ch.get(), 1);
@@ -781,7 +782,7 @@ describe('Channel: nobody left on the other side (DisconnectedError)', () => {
 
     const sync = new Channel<number>({ role: 'get', allowBlockingMainThread: true });
     startPeer({ handle: sync.createHandle({ role: 'put' }), put: [1, 2, 3], end: 'return' });
-    assert.deepEqual([...sync.iterSync({ timeout: WATCHDOG })], [1, 2, 3]);
+    assert.deepEqual([...sync.iterateSync({ timeout: WATCHDOG })], [1, 2, 3]);
   });
 
   for (const [end, code] of [
@@ -951,7 +952,7 @@ describe('Channel: nobody left on the other side (DisconnectedError)', () => {
 
   test('close() still closes the channel for every connection, and ClosedError wins over disconnection', async () => {
     const ch = new Channel<number>({ role: 'get' });
-    ch.close();
+    ch.closeSync();
     await assert.rejects(ch.get(), (e: unknown) => e instanceof ClosedError && !(e instanceof DisconnectedError));
   });
 
@@ -1071,16 +1072,16 @@ describe('Channel: generated interleavings', () => {
     try {
       if (s.close === 'after producers') {
         await Promise.all(producers);
-        ch.close();
+        ch.closeSync();
       } else {
         for (let t = 0; t < s.closeAfterTurns; t++) await new Promise((resolve) => setImmediate(resolve));
-        ch.close({ immediate: s.close === 'racing immediate' });
+        ch.closeSync(s.close === 'racing immediate' ? { grace: 0 } : {});
       }
       puts = await Promise.all(producers);
       gots = await Promise.all(consumers);
     } finally {
       // Whatever failed, no task may outlive this run and answer the next one.
-      ch.close({ immediate: true });
+      ch.closeSync({ grace: 0 });
       await Promise.allSettled([...producers, ...consumers]);
     }
     const seen = new Set<string>();

@@ -22,7 +22,6 @@ import {
   asCompleted,
   defaultExecutor,
   spawnThread,
-  spawnThreadWith,
   toThread,
   wait,
   type ExecutorOptions,
@@ -36,16 +35,14 @@ const repoRoot = join(__dirname, '..', '..');
 const tasksURL = new URL('./fixtures/executor-tasks.mjs', pathToFileURL(__filename));
 
 after(async () => {
-  await within(defaultExecutor().shutdown(), 'shutting down the default executor');
+  await within(defaultExecutor().close(), 'closing the default executor');
 });
 
 /** A pool shut down after the test; what still runs then is terminated, so no thread is left. */
 function startPool(t: TestContext, options: ExecutorOptions = {}): ThreadPoolExecutor {
   const pool = new ThreadPoolExecutor({ name: t.name, ...options });
   t.after(async () => {
-    void pool.shutdown({ wait: false, cancelFutures: true });
-    await Promise.all(pool.threads.map((w) => w.terminate()));
-    await within(pool.shutdown(), `shutdown of "${pool.name}"`);
+    await within(pool.terminate(), `terminate() of "${pool.name}"`);
     assert.equal(pool.threads.length, 0);
   });
   return pool;
@@ -485,7 +482,7 @@ describe('asCompleted and wait', () => {
 // ---- back-pressure -----------------------------------------------------------------------------
 
 describe('back-pressure', () => {
-  it('a full queue makes submit wait in strict FIFO order and submitNowait throw QueueFullError', async (t) => {
+  it('a full queue makes submit wait in strict FIFO order, trySubmit return undefined and submitNowait throw QueueFullError', async (t) => {
     const pool = startPool(t, { maxWorkers: 1, maxQueue: 1 });
     const tasks = pool.import<Tasks>(tasksURL);
     const flags = new Flags();
@@ -493,6 +490,8 @@ describe('back-pressure', () => {
     await flags.started();
     const queued = tasks.ticket(flags.sab); // fills the queue
     assert.equal(pool.queueSize, 1);
+    assert.equal(pool.trySubmit(tasks.ticket, flags.sab), undefined);
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- the alias is tested too
     assert.throws(() => pool.submitNowait(tasks.ticket, flags.sab), QueueFullError);
     const waiting = Array.from({ length: 5 }, () => tasks.ticket(flags.sab)); // wait for room, in order
     for (const f of waiting) assert.equal(f.state, 'pending');
@@ -885,7 +884,7 @@ describe('shutdown', () => {
         7,
       );
     }
-    assert.ok(escaped.isShutdown);
+    assert.ok(escaped.isClosed);
     assert.equal(escaped.threads.length, 0);
   });
 });
@@ -926,7 +925,7 @@ describe('spawnThread', () => {
     await within(job.future.settled, 'the job stopping');
 
     const stubborn = new Flags();
-    const rude = spawnThreadWith({}, tasks.spinForever, stubborn.sab);
+    const rude = spawnThread.with({})(tasks.spinForever, stubborn.sab);
     await stubborn.started();
     await within(rude.terminate(), 'terminate()');
     assert.ok(rude.future.cancelled());

@@ -151,8 +151,8 @@ async function runSequence(ops: Op[], ending: Ending, closeTimeout: number, star
     for (const [i, count] of runs) assert.ok(count <= 1, `call ${String(i)} ran ${String(count)} times`);
     for (const i of syncValues) assert.equal(runs.get(i), 1, `sync call ${String(i)} returned without running`);
 
-    if (ending === 'closeSync') loop.closeSync({ timeout: closeTimeout });
-    else if (ending === 'close') await within(loop.close({ timeout: closeTimeout }), 'close()');
+    if (ending === 'closeSync') loop.closeSync({ grace: closeTimeout });
+    else if (ending === 'close') await within(loop.close({ grace: closeTimeout }), 'close()');
     else await within(loop.terminate(), 'terminate()');
     // Once closing has returned, no future is still waiting.
     assert.deepEqual(

@@ -39,7 +39,7 @@ describe('handles', () => {
         } catch (error) {
           return (error as Error).name;
         } finally {
-          self.close();
+          self.closeSync();
         }
       },
       loop.createHandle(),
@@ -104,7 +104,7 @@ test('a thread blocked through a handle wakes with a typed error when the loop c
   );
   // Wait until the worker's blocking call runs on the loop thread, then close under it.
   await loop.run(async () => (globalThis as { started?: Promise<void> }).started);
-  await loop.close({ timeout: 100 });
+  await loop.close({ grace: 100 });
   const message = (await running) as { ok: boolean; name: string };
   assert.deepEqual([message.ok, message.name], [false, 'ClosedError']);
 });

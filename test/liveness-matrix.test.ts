@@ -29,7 +29,7 @@
  *               never answers NeverSettledError and does not keep its thread alive: on a worker with
  *               nothing else to do (c) that thread's loop runs out, and its callers get ClosedError;
  *   close       loop.close() by its owner (a, b), portal.close() by its own thread (c, d): ClosedError;
- *   disconnect  the caller closes its connection (connection.close(), Portal.disconnect): ClosedError;
+ *   disconnect  the caller closes its connection (connection.closeSync()): ClosedError;
  *   owner-exit  the worker that owns the LoopThread ends naturally (b): ClosedError.
  * (b oom: a blocked caller gets exitCode 1, which the owner writes on seeing the exit; an awaiting
  * one sees its port close first, with no exit code. Only the class is asserted.)
@@ -252,7 +252,7 @@ async function runCase(c: Case): Promise<Result> {
           c.way === 'terminate'
             ? () => void loop.terminate()
             : c.way === 'close'
-              ? () => void loop.close({ timeout: 0 })
+              ? () => void loop.close({ grace: 0 })
               : undefined;
         return { outcome: await perform(target, plan, c.kind, stage, trigger) };
       }
@@ -274,7 +274,7 @@ async function runCase(c: Case): Promise<Result> {
         );
         let owner: Report | undefined;
         if (loop !== undefined && c.way === 'terminate') await endFromHere(() => void loop.terminate());
-        if (loop !== undefined && c.way === 'close') await endFromHere(() => void loop.close({ timeout: 0 }));
+        if (loop !== undefined && c.way === 'close') await endFromHere(() => void loop.close({ grace: 0 }));
         if (loop !== undefined && c.way === 'never') {
           const ownerCalls = loop.importSync<Api>(apiURL);
           assert.ok(await stageReached(stage, STARTED, WATCHDOG_MS), `the call of case ${label(c)} never started`);
@@ -293,14 +293,14 @@ async function runCase(c: Case): Promise<Result> {
         const handle = (await within(host.message, 'the portal’s handle', WATCHDOG_MS)) as PortalHandle<Api>;
         const client = Portal.connect(handle, { timeout: WATCHDOG_MS });
         cleanups.push(async () => {
-          Portal.disconnect(client);
+          client.closeSync();
         });
         const trigger =
           c.way === 'terminate'
             ? () => void host.worker.terminate()
             : c.way === 'disconnect'
               ? () => {
-                  Portal.disconnect(client);
+                  client.closeSync();
                 }
               : undefined;
         const target: Target = {
@@ -314,9 +314,9 @@ async function runCase(c: Case): Promise<Result> {
       case 'd': {
         const api = await loadApi();
         const portal = Portal.open(api, { name: 'portal on the main thread' });
-        cleanups.push(() => portal.close({ timeout: 0 }));
+        cleanups.push(() => portal.close({ grace: 0 }));
         api.arm(stage.buffer);
-        api.setEnders({ close: () => void portal.close({ timeout: 0 }) });
+        api.setEnders({ close: () => void portal.close({ grace: 0 }) });
         const handle = portal.createHandle();
         const caller = workerOf(
           startWorker({ role: 'caller', stage: stage.buffer, plan, kind: c.kind, handle }, [handle.port]),
@@ -529,7 +529,7 @@ test('the timeout given to Portal.connect also bounds the calls of a for...of ov
     });
   } finally {
     await iterating.worker.terminate();
-    await portal.close({ timeout: 0 });
+    await portal.close({ grace: 0 });
   }
 });
 

@@ -678,9 +678,9 @@ async function assertClosedForGood(loop: LoopThread): Promise<void> {
   await assertCallsFail(loop, ClosedError);
   // Idempotent: every way to close again returns before its timeout (there is nothing to wait for).
   const start = performance.now();
-  loop.closeSync({ timeout: CLOSE_TIMEOUT_MS });
+  loop.closeSync({ grace: CLOSE_TIMEOUT_MS });
   await within(
-    Promise.all([loop.close({ timeout: CLOSE_TIMEOUT_MS }), loop.close(), loop.terminate()]),
+    Promise.all([loop.close({ grace: CLOSE_TIMEOUT_MS }), loop.close(), loop.terminate()]),
     'closing again',
     CLOSE_TIMEOUT_MS,
   );
@@ -688,12 +688,12 @@ async function assertClosedForGood(loop: LoopThread): Promise<void> {
   assert.equal(loop.exitError, undefined);
 }
 
-test('closeSync({ timeout: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
+test('closeSync({ grace: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
   const loop = startLoop(t);
   const calls = startRace(loop);
   // The stubborn calls ignore their signals and take a minute: closeSync does not wait for them
   // past its timeout (assertRaceOutcomes checks that none of them finished).
-  loop.closeSync({ timeout: 200 });
+  loop.closeSync({ grace: 200 });
   // No caller is left waiting once closeSync has returned.
   assert.deepEqual(
     calls.filter((c) => !c.future.done()).map((c) => c.i),
@@ -703,7 +703,7 @@ test('closeSync({ timeout: 200 }) racing many async calls settles every one with
   await assertClosedForGood(loop);
 });
 
-test('close({ timeout: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
+test('close({ grace: 200 }) racing many async calls settles every one with its value or ClosedError', async (t) => {
   const loop = startLoop(t);
   const calls = startRace(loop);
   // Let the calls reach the loop thread first, so that some are in flight when close begins.
@@ -711,7 +711,7 @@ test('close({ timeout: 200 }) racing many async calls settles every one with its
     loop.run(() => undefined),
     'a call behind the others',
   );
-  await within(loop.close({ timeout: 200 }), 'close()');
+  await within(loop.close({ grace: 200 }), 'close()');
   assert.deepEqual(
     calls.filter((c) => !c.future.done()).map((c) => c.i),
     [],
@@ -724,7 +724,7 @@ test('concurrent close() calls all resolve once the thread has stopped', async (
   const loop = startLoop(t);
   const remote = loop.importSync<Remote>(remoteURL);
   const cooperative = loop.run(remote.cooperative, 0, 60_000);
-  const closes = [loop.close({ timeout: 10_000 }), loop.close(), loop.close({ timeout: 1 })];
+  const closes = [loop.close({ grace: 10_000 }), loop.close(), loop.close({ grace: 1 })];
   loop.closeSync();
   await within(Promise.all(closes), 'the close() calls');
   assert.deepEqual(await within(cooperative, 'the cooperative call'), { i: 0, stopped: 'ClosedError' });
@@ -740,7 +740,7 @@ test('closeSync() while a close() is under way blocks until the close is done', 
     loop.run(() => undefined),
     'a call behind the others',
   );
-  const closing = loop.close({ timeout: 200 });
+  const closing = loop.close({ grace: 200 });
   loop.closeSync();
   // closeSync "closes and blocks until done": nothing may still be waiting when it returns.
   const pending = [cooperative, stubborn].filter((f) => !f.done()).length;
@@ -755,7 +755,7 @@ test('closeSync() of an idle LoopThread returns without waiting out its timeout'
     2,
   );
   const start = performance.now();
-  loop.closeSync({ timeout: CLOSE_TIMEOUT_MS });
+  loop.closeSync({ grace: CLOSE_TIMEOUT_MS });
   const took = performance.now() - start;
   assert.ok(took < CLOSE_TIMEOUT_MS, `closeSync waited out its timeout (${String(Math.round(took))} ms)`);
 });
@@ -769,7 +769,7 @@ test('close() returns once the calls in flight have finished, not after its time
     'a call behind the cooperative one',
   );
   const start = performance.now();
-  await within(loop.close({ timeout: CLOSE_TIMEOUT_MS }), 'close()', CLOSE_TIMEOUT_MS + SETTLE_LIMIT_MS);
+  await within(loop.close({ grace: CLOSE_TIMEOUT_MS }), 'close()', CLOSE_TIMEOUT_MS + SETTLE_LIMIT_MS);
   const took = performance.now() - start;
   assert.ok(took < CLOSE_TIMEOUT_MS, `close waited out its timeout (${String(Math.round(took))} ms)`);
   assert.deepEqual(await within(cooperative, 'the cooperative call'), { i: 7, stopped: 'ClosedError' });

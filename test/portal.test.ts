@@ -84,7 +84,7 @@ describe('a portal on the main thread', () => {
   };
   const portal = Portal.open(api, { name: 'main portal' });
   after(async () => {
-    await portal.close({ timeout: 100 });
+    await portal.close({ grace: 100 });
   });
 
   test('a worker calls it blocking (fnSync) and not (fn), with the values of the main thread', async () => {
@@ -179,12 +179,12 @@ test('close: new calls fail with ClosedError, calls in flight abort, blocked cli
   });
   const blocked = startWorker(portal, 'blockForever');
   await started.promise;
-  await portal.close({ timeout: 50 });
+  await portal.close({ grace: 50 });
   const outcome = await blocked.outcome;
   assert.equal(outcome.ok, outcome.value === 'aborted', 'it either finished aborted or failed');
   assert.deepEqual(reasons, ['ClosedError']);
   assert.throws(() => portal.createHandle(), { name: 'ClosedError' });
-  assert.equal(portal.closed, true);
+  assert.equal(portal.isClosed, true);
 });
 
 test('a worker uses the main thread`s objects by reference, its callbacks run in the blocked worker', async () => {

@@ -1,5 +1,5 @@
 /**
- * Channel: a queue shared by threads, with blocking ends (putSync, getSync, iterSync) for worker
+ * Channel: a queue shared by threads, with blocking ends (putSync, getSync, iterateSync) for worker
  * threads and sync code, and async ends (put, get, for await) that never block a loop. Any number
  * of threads put and get. The queue lives in one SharedArrayBuffer (see layout.ts and ring.ts);
  * values cross by copy through the codec, or as raw bytes in bytes mode. Each Channel object is a
@@ -12,6 +12,7 @@ import { encodeOrExplain, encodeValue } from '../codec/encode.js';
 import { Tag } from '../codec/tags.js';
 import { Reader, Writer, readString, stringBytes, writeShortString } from '../codec/writer.js';
 import { CancelledError, ClosedError, DeadlockError, DisconnectedError, TimeoutError } from '../errors.js';
+import { graceOf, type CloseOptions } from '../lifecycle.js';
 import {
   BOTH,
   type ChannelRole,
@@ -101,6 +102,8 @@ export interface ChannelSyncOptions {
   /** Milliseconds to block at most; then a TimeoutError. 0 means do not wait. */
   timeout?: number | undefined;
   /** Allow this call to block the main thread (see ChannelOptions.allowBlockingMainThread). */
+  allowBlockingMainThread?: boolean | undefined;
+  /** @deprecated The name of allowBlockingMainThread for one call in 0.1. */
   allowMainThread?: boolean | undefined;
 }
 
@@ -114,9 +117,15 @@ export interface ChannelPutOptions {
 
 export type TryGetResult<T> = { ok: true; value: T } | { ok: false };
 
-export interface ChannelCloseOptions {
-  /** Drop the items left instead of letting getters drain them. */
-  immediate?: boolean;
+/**
+ * `grace`: ms that getters may go on draining the items left before they are dropped (0: drop
+ * them now); none by default: the items stay for the getters. `signal`: aborting it drops them.
+ */
+export interface ChannelCloseOptions extends CloseOptions {
+  /** Allow closeSync() with a grace period to block the main thread. */
+  allowBlockingMainThread?: boolean | undefined;
+  /** @deprecated 0.1's way to drop the items left: `{ grace: 0 }`. */
+  immediate?: boolean | undefined;
 }
 
 const DEFAULT_BUFFER = 1 << 20;
@@ -186,6 +195,15 @@ function checkTimeout(timeout: number | undefined): number {
   return performance.now() + timeout;
 }
 
+/** The grace of a channel's close: undefined (the items stay), 0 (dropped now) or ms of draining. */
+function closeGrace(options: ChannelCloseOptions & { signal?: AbortSignal | undefined }): number | undefined {
+  /* eslint-disable @typescript-eslint/no-deprecated -- the 0.1 aliases still work */
+  if (options.immediate === true) return 0;
+  if (options.grace === undefined && options.timeout === undefined && options.signal === undefined) return undefined;
+  /* eslint-enable @typescript-eslint/no-deprecated */
+  return graceOf(options, Infinity);
+}
+
 function cancelled(signal: AbortSignal): CancelledError {
   return new CancelledError('the channel operation was cancelled', { cause: signal.reason });
 }
@@ -215,6 +233,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   #batchAt = 0;
   #batchEnd = 0;
   #batchPos = 0;
+  #closed: Promise<void> | undefined;
 
   constructor(options: ChannelOptions = {}) {
     if (options instanceof Attach) {
@@ -298,9 +317,9 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   }
 
   /**
-   * The handle of loopthread 0.1, for any number of threads: connections made with it count only
-   * once connected, and any thread may connect with it at any time, so once it has been read this
-   * channel never reports that nobody is left (DisconnectedError). Prefer createHandle().
+   * @deprecated The handle of loopthread 0.1, for any number of threads: connections made with it
+   * count only once connected, and any thread may connect with it at any time, so once it has been
+   * read this channel never reports that nobody is left (DisconnectedError). Use createHandle().
    */
   get handle(): ChannelHandle {
     if (!this.#pinned) {
@@ -310,7 +329,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     return this.#handle;
   }
 
-  /** What to pass as transferList beside `handle`: nothing, since shared memory is shared. */
+  /** @deprecated What to pass as transferList beside the deprecated `handle`: nothing. */
   get transferList(): [] {
     return [];
   }
@@ -347,9 +366,26 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     return this.#ring.size;
   }
 
-  /** True once close() was called by any thread. */
-  get closed(): boolean {
+  /** True once the channel was closed, by any thread. */
+  get isClosed(): boolean {
     return Atomics.load(this.#words, STATE) !== OPEN;
+  }
+
+  /**
+   * Resolves once the channel is closed, by any thread (what is left in it may still be got).
+   * Never rejects, and does not keep the event loop alive.
+   */
+  get closed(): Promise<void> {
+    this.#closed ??= this.#whenClosed();
+    return this.#closed;
+  }
+
+  async #whenClosed(): Promise<void> {
+    // Close notifies the state word (ring.ts, #moveAll).
+    while (Atomics.load(this.#words, STATE) === OPEN) {
+      const waited = Atomics.waitAsync(this.#words, STATE, OPEN);
+      if (waited.async) await waited.value;
+    }
   }
 
   /** Items put and not yet marked done with taskDone(). */
@@ -540,12 +576,21 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   // ---- blocking ----
 
-  #checkBlocking(options: ChannelSyncOptions | undefined, what: string): void {
-    if (isMainThread && !this.#allowMain && options?.allowMainThread !== true) {
+  #checkBlocking(
+    options: Pick<ChannelSyncOptions, 'allowBlockingMainThread' | 'allowMainThread'> | undefined,
+    what: string,
+  ): void {
+    if (
+      isMainThread &&
+      !this.#allowMain &&
+      options?.allowBlockingMainThread !== true &&
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- the 0.1 alias still works
+      options?.allowMainThread !== true
+    ) {
       throw new DeadlockError(
         `channel.${what}() would block the main thread, freezing its event loop (and deadlocking if the ` +
           `async end it waits for runs there). Use the async ${what.replace('Sync', '')}(), or pass ` +
-          '{ allowMainThread: true } (or allowBlockingMainThread to the Channel) if you mean it.',
+          '{ allowBlockingMainThread: true } (to this call or to the Channel) if you mean it.',
       );
     }
   }
@@ -641,13 +686,18 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
    * Blocking iteration: each item until the channel is closed and drained, or empty with nobody
    * left to put. `timeout` applies to each item.
    */
-  iterSync(options?: ChannelSyncOptions): Generator<T, void, undefined> {
+  iterateSync(options?: ChannelSyncOptions): Generator<T, void, undefined> {
     if (!this.#mayGet) throw this.#cannot('get');
-    this.#checkBlocking(options, 'iterSync');
-    return this.#iterSync(options);
+    this.#checkBlocking(options, 'iterateSync');
+    return this.#iterateSync(options);
   }
 
-  *#iterSync(options: ChannelSyncOptions | undefined): Generator<T, void, undefined> {
+  /** @deprecated The name of iterateSync in 0.1. */
+  iterSync(options?: ChannelSyncOptions): Generator<T, void, undefined> {
+    return this.iterateSync(options);
+  }
+
+  *#iterateSync(options: ChannelSyncOptions | undefined): Generator<T, void, undefined> {
     try {
       for (;;) {
         let value: T;
@@ -818,15 +868,53 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   /**
    * Closes the channel for every thread (Python 3.13 Queue.shutdown): puts fail with ClosedError;
-   * getters drain what is left and then get ClosedError, iterations end. With `immediate`, what is
-   * left is dropped and every waiter wakes at once. Idempotent; `immediate` may follow a plain close.
+   * getters drain what is left and then get ClosedError, iterations end. With a `grace` period,
+   * what is still left after it (or when `signal` aborts) is dropped and every waiter wakes; the
+   * promise resolves then, or once the channel is empty. Without one it resolves at once and the
+   * items stay for the getters. Idempotent; a drop may follow a plain close.
    */
-  close(options: ChannelCloseOptions = {}): void {
-    this.#ring.close(options.immediate === true);
+  async close(options: ChannelCloseOptions = {}): Promise<void> {
+    const grace = closeGrace(options);
+    this.#ring.close(grace === 0);
+    if (grace === undefined || grace === 0) return;
+    const signal = options.signal;
+    const deadline = performance.now() + grace;
+    for (;;) {
+      const seen = Atomics.load(this.#words, BYTES_OUT) & ~SLEEPER;
+      if (this.#ring.count === 0) return;
+      if (signal?.aborted === true || performance.now() >= deadline) break;
+      await this.#wait(BYTES_OUT, PUT_WAITERS, seen, deadline, signal);
+    }
+    this.#ring.close(true);
   }
 
+  /**
+   * close() that blocks: with a `grace` period this thread waits for getters to drain the channel
+   * for up to `grace` ms (a blocking wait: on the main thread only with allowBlockingMainThread),
+   * then drops what is left.
+   */
+  closeSync(options: Omit<ChannelCloseOptions, 'signal'> = {}): void {
+    const grace = closeGrace(options);
+    if (grace !== undefined && grace !== 0) this.#checkBlocking(options, 'closeSync');
+    this.#ring.close(grace === 0);
+    if (grace === undefined || grace === 0) return;
+    const deadline = performance.now() + grace;
+    for (;;) {
+      const seen = Atomics.load(this.#words, BYTES_OUT) & ~SLEEPER;
+      if (this.#ring.count === 0) return;
+      if (performance.now() >= deadline) break;
+      this.#sleep(BYTES_OUT, PUT_WAITERS, seen, deadline);
+    }
+    this.#ring.close(true);
+  }
+
+  /** closeSync(): closes the channel for every thread (not only this connection: see disconnect()). */
   [Symbol.dispose](): void {
-    this.close();
+    this.closeSync();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** Marks one item got earlier as processed (Python's Queue.task_done). */

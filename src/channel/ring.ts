@@ -431,6 +431,8 @@ export class Ring {
     Atomics.notify(w, BYTES_OUT);
     Atomics.add(w, DONE_SEQ, 1);
     Atomics.notify(w, DONE_SEQ);
+    // For `channel.closed`, which waits on the state word.
+    if (state !== OPEN) Atomics.notify(w, STATE);
   }
   /** One item got earlier is done. False if there was none left to mark. */
   taskDone(): boolean {

@@ -18,12 +18,14 @@ const builtins: Record<string, ErrorClass> = {
   AggregateError,
   LoopThreadError: ours.LoopThreadError,
   ClosedError: ours.ClosedError,
+  DisconnectedError: ours.DisconnectedError,
   WorkerCrashedError: ours.WorkerCrashedError,
   DeadlockError: ours.DeadlockError,
   NeverSettledError: ours.NeverSettledError,
   CancelledError: ours.CancelledError,
   TimeoutError: ours.TimeoutError,
   DataCloneError: ours.DataCloneError,
+  QueueFullError: ours.QueueFullError,
 };
 
 /** Fields written on their own, not among the own properties. */

@@ -10,6 +10,7 @@ import { decodeValue } from '../codec/decode.js';
 import type { Reader } from '../codec/writer.js';
 import { CancelledError, ClosedError, QueueFullError, TimeoutError, WorkerCrashedError } from '../errors.js';
 import { Future } from '../future.js';
+import { graceEnd, graceOf, type CloseOptions } from '../lifecycle.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { sleepOn } from '../shm/wait.js';
 import { now as sharedNow, observeWake } from '../shm/spin-policy.js';
@@ -25,7 +26,7 @@ import {
   type Completable,
   type Completed,
   type WaitResult,
-  type WaitOptions,
+  type FuturesWaitOptions,
 } from './wait.js';
 import { Mode, Status } from './wire.js';
 import { PoolWorker, type Ending } from './worker.js';
@@ -41,7 +42,7 @@ export interface ExecutorOptions {
   idleTimeout?: number;
   /**
    * The most tasks waiting for a worker. When the queue is full, `submit` and `map` wait their
-   * turn (strict FIFO) and `submitNowait` throws QueueFullError. Default Infinity.
+   * turn (strict FIFO) and `trySubmit` returns undefined. Default Infinity.
    */
   maxQueue?: number;
   /** Shown in errors and as the workers' thread names. */
@@ -50,6 +51,7 @@ export interface ExecutorOptions {
   resourceLimits?: ResourceLimits;
 }
 
+/** Python's options of `shutdown`, an alias of `close`. */
 export interface ShutdownOptions {
   /** Resolve only once every task has finished and every worker has exited. Default true. */
   wait?: boolean;
@@ -105,7 +107,17 @@ export class ExecutorCaller {
     return this.pool.submitWith(this.options, fn, ...args);
   }
 
-  /** As submit, but throws QueueFullError rather than wait when the queue is full. */
+  /** As submit if the queue has room now; undefined (nothing submitted) when it is full. */
+  trySubmit<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> | undefined {
+    try {
+      return this.pool.submitWith({ ...this.options, nowait: true }, fn, ...args);
+    } catch (error) {
+      if (error instanceof QueueFullError) return undefined;
+      throw error;
+    }
+  }
+
+  /** @deprecated Python's `submit_nowait`: as trySubmit, but throws QueueFullError when the queue is full. */
   submitNowait<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> {
     return this.pool.submitWith({ ...this.options, nowait: true }, fn, ...args);
   }
@@ -204,9 +216,19 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     return this.#queued;
   }
 
-  /** True once shutdown() was called. */
-  get isShutdown(): boolean {
+  /** True once closing has begun (close, shutdown, terminate): submit then fails with ClosedError. */
+  get isClosed(): boolean {
     return this.#state !== 'open';
+  }
+
+  /** Python's name of isClosed (a documented alias). */
+  get isShutdown(): boolean {
+    return this.isClosed;
+  }
+
+  /** Resolves once the pool is closed: every task settled and every worker exited. Never rejects. */
+  get closed(): Promise<void> {
+    return this.#closed;
   }
 
   /** As concurrent.futures.as_completed: the futures, each as soon as it is done. */
@@ -218,7 +240,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   }
 
   /** As concurrent.futures.wait: resolves when `returnWhen` holds or the timeout passes. */
-  wait<F extends Completable>(futures: Iterable<F>, options?: WaitOptions): Promise<WaitResult<F>> {
+  wait<F extends Completable>(futures: Iterable<F>, options?: FuturesWaitOptions): Promise<WaitResult<F>> {
     return wait(futures, options);
   }
 
@@ -236,9 +258,35 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   readonly #readyWaiters: (() => void)[] = [];
 
   /**
-   * As Executor.shutdown: no new tasks are accepted (submit then fails with ClosedError), queued
-   * ones still run unless `cancelFutures`, and with `wait` (the default) this resolves once all
-   * have finished and every worker has exited. Idempotent.
+   * Takes no new tasks (submit then fails with ClosedError); the tasks queued and running go on
+   * for `grace` ms (default Infinity), or until `signal` aborts: then those not begun are
+   * cancelled, running ones are cancelled and their workers terminated. Resolves once every task
+   * has settled and every worker has exited (`closed`). Idempotent.
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
+    const grace = graceOf(options, Infinity);
+    if (this.#state === 'open') this.#state = 'shutdown';
+    this.#maybeClose();
+    if (grace !== 0) {
+      const end = graceEnd(grace, options.signal);
+      const ended = await Promise.race([this.#closed.then(() => false), end.ended.then(() => true)]);
+      end.cancel();
+      if (!ended) return;
+    }
+    this.#stopAll(new ClosedError(`${this.name} was closed before this task finished`));
+    await this.#closed;
+  }
+
+  /** Stops at once: every task not settled is cancelled and every worker terminated. Resolves once closed. */
+  async terminate(): Promise<void> {
+    if (this.#state === 'open') this.#state = 'shutdown';
+    this.#stopAll(new ClosedError(`${this.name} was terminated`));
+    await this.#closed;
+  }
+
+  /**
+   * Python's Executor.shutdown, an alias of close: with `wait` (the default) it resolves once
+   * all is done; `cancelFutures` cancels the tasks not begun. Idempotent.
    */
   async shutdown(options: ShutdownOptions = {}): Promise<void> {
     const { wait: waitForIt = true, cancelFutures = false } = options;
@@ -249,7 +297,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.shutdown();
+    await this.close();
   }
 
   // ---- submitting ------------------------------------------------------------------------------
@@ -688,14 +736,26 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     }
   };
 
-  #cancelUnstarted(): void {
+  #cancelUnstarted(reason: unknown = new CancelledError('shutdown(cancelFutures)')): void {
     for (const t of [...this.#waiting, ...this.#queue]) {
-      if (t.state === 'waiting' || t.state === 'queued') t.future.cancel(new CancelledError('shutdown(cancelFutures)'));
+      if (t.state === 'waiting' || t.state === 'queued') t.future.cancel(reason);
     }
     // Handed to a worker but not begun: flagged, so the worker skips them.
     for (const w of this.#workers) {
-      for (const t of w.unstarted()) t.future.cancel(new CancelledError('shutdown(cancelFutures)'));
+      for (const t of w.unstarted()) t.future.cancel(reason);
     }
+  }
+
+  /** The grace period is over: nothing more starts, running tasks are cancelled and their workers terminated. */
+  #stopAll(reason: Error): void {
+    this.#cancelUnstarted(reason);
+    for (const w of this.#workers) {
+      const running = w.running();
+      if (running === undefined) continue;
+      running.future.cancel(reason);
+      w.kill();
+    }
+    this.#maybeClose();
   }
 
   // ---- workers coming and going ----------------------------------------------------------------

@@ -4,10 +4,11 @@
  */
 import { TimeoutError } from '../errors.js';
 import type { Future } from '../future.js';
+import type { CloseOptions } from '../lifecycle.js';
 import { ThreadPoolExecutor } from './pool.js';
 import type { TaskOptions } from './task-queue.js';
 
-export interface SpawnedThread<T> {
+export interface SpawnedThread<T> extends AsyncDisposable {
   /** Settles with the job's result or error (WorkerCrashedError if its thread dies). */
   readonly future: Future<T>;
   /** Aborts when the job is cancelled (cancel(), a timeout, or the signal given): what it sees as currentSignal(). */
@@ -16,19 +17,47 @@ export interface SpawnedThread<T> {
   readonly threadId: number;
   /** Asks the job to stop: its signal aborts and throwIfCancelled() throws in it. */
   cancel(reason?: unknown): void;
+  /**
+   * Lets the job finish for `grace` ms (default Infinity) or until `signal` aborts, then cancels
+   * it and terminates its thread. Resolves once the thread is gone.
+   */
+  close(options?: CloseOptions): Promise<void>;
   /** Stops the thread at once; the future, if not settled yet, is cancelled. Resolves once the thread is gone. */
   terminate(): Promise<void>;
+  /** Resolves once the thread is gone (the job done, or the thread closed or terminated). Never rejects. */
+  readonly closed: Promise<void>;
+  /** True once the job is done or close()/terminate() was called. */
+  readonly isClosed: boolean;
 }
 
 let count = 0;
 
-/** Runs `fn(...args)` on a new thread of its own; the thread exits when the job is done. */
+/** spawnThread bound to task options (what `spawnThread.with` returns). */
+type Spawn = <A extends unknown[], R>(fn: (...args: A) => R, ...args: A) => SpawnedThread<Awaited<R>>;
+
+/**
+ * Runs `fn(...args)` on a new thread of its own; the thread exits when the job is done.
+ * `spawnThread.with(options)(fn, ...args)` gives the job task options (signal, timeout, terminateAfter).
+ */
 export function spawnThread<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): SpawnedThread<Awaited<R>> {
-  return spawnThreadWith({}, fn, ...args);
+  return spawn({}, fn, ...args);
 }
 
-/** spawnThread with task options (signal, timeout, terminateAfter). */
+/** spawnThread with these task options (signal, timeout, terminateAfter). */
+spawnThread.with = (options: TaskOptions): Spawn => {
+  return (fn, ...args) => spawn(options, fn, ...args);
+};
+
+/** @deprecated Use `spawnThread.with(options)(fn, ...args)`. */
 export function spawnThreadWith<A extends unknown[], R>(
+  options: TaskOptions,
+  fn: (...args: A) => R,
+  ...args: A
+): SpawnedThread<Awaited<R>> {
+  return spawn(options, fn, ...args);
+}
+
+function spawn<A extends unknown[], R>(
   options: TaskOptions,
   fn: (...args: A) => R,
   ...args: A
@@ -41,19 +70,31 @@ export function spawnThreadWith<A extends unknown[], R>(
     const error = errorOf(future);
     if (future.cancelled() || error instanceof TimeoutError) controller.abort(error);
   });
-  void pool.shutdown({ wait: false });
+  void pool.close();
   const thread = pool.threads[0];
+  let closing = false;
   return {
     future,
     signal: controller.signal,
     threadId: thread?.threadId ?? -1,
+    closed: pool.closed,
+    get isClosed() {
+      return closing || future.done();
+    },
     cancel(reason?: unknown) {
       future.cancel(reason);
     },
+    async close(closeOptions?: CloseOptions) {
+      closing = true;
+      await pool.close(closeOptions);
+    },
     async terminate() {
-      future.cancel('terminated');
-      await thread?.terminate();
-      await pool.shutdown();
+      closing = true;
+      await pool.terminate();
+    },
+    async [Symbol.asyncDispose]() {
+      closing = true;
+      await pool.close();
     },
   };
 }

@@ -9,7 +9,7 @@ let fallback: ThreadPoolExecutor | undefined;
 
 /** The executor that toThread uses (made on first use unless one was set). */
 export function defaultExecutor(): ThreadPoolExecutor {
-  if (fallback === undefined || fallback.isShutdown) {
+  if (fallback === undefined || fallback.isClosed) {
     fallback = new ThreadPoolExecutor({ name: 'default executor', maxWorkers: availableParallelism() });
   }
   return fallback;

@@ -24,7 +24,8 @@ export interface AsCompletedOptions {
 
 export type ReturnWhen = 'FIRST_COMPLETED' | 'FIRST_EXCEPTION' | 'ALL_COMPLETED';
 
-export interface WaitOptions {
+/** The options of `wait(futures)`; a single future's `resultSync` takes WaitOptions. */
+export interface FuturesWaitOptions {
   /** When to return (default 'ALL_COMPLETED'). FIRST_EXCEPTION: when one fails (cancelled does not count). */
   returnWhen?: ReturnWhen | undefined;
   /** Milliseconds to wait at most; then it returns what is done by then (it does not throw). */
@@ -93,7 +94,10 @@ export function asCompleted<F extends Completable>(
 }
 
 /** Waits until `returnWhen` holds for the futures, or until the timeout; returns which are done. */
-export function wait<F extends Completable>(futures: Iterable<F>, options: WaitOptions = {}): Promise<WaitResult<F>> {
+export function wait<F extends Completable>(
+  futures: Iterable<F>,
+  options: FuturesWaitOptions = {},
+): Promise<WaitResult<F>> {
   const all = new Set(futures);
   const returnWhen = options.returnWhen ?? 'ALL_COMPLETED';
   const failed = (f: F): boolean => {

@@ -352,6 +352,12 @@ export class PoolWorker {
     return out;
   }
 
+  /** The task that has begun and not finished, if any. */
+  running(): Task | undefined {
+    const task = this.#slots[this.started & CANCEL_MASK];
+    return task?.seq === this.started && task.owner === this && task.state === 'handed' ? task : undefined;
+  }
+
   /** Flags a handed task as cancelled: it is skipped if not started, and its signal aborts if it is. */
   cancel(task: Task, kind: CancelKind): void {
     const slot = task.seq & CANCEL_MASK;

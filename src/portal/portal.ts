@@ -6,6 +6,7 @@
 import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads';
 import { ClosedError } from '../errors.js';
 import type { Future } from '../future.js';
+import { ConnectionLife, graceEnd, graceOf, type CloseOptions } from '../lifecycle.js';
 import { HostState, Line } from '../protocol/line.js';
 import { adoptWaitTable, waitTable } from '../shm/wait-for.js';
 import { atThreadEnd } from '../shm/thread-end.js';
@@ -17,12 +18,32 @@ import type { AsyncFunction, SyncFunction } from './proxy.js';
 
 type AnyFunction = (...args: never[]) => unknown;
 
+/** The lifecycle members of a portal connection, beside the api's functions. */
+export interface PortalConnectionLife<Api> extends Disposable, AsyncDisposable {
+  /** Ends this connection (not the portal); its async calls still pending get `grace` ms (default 0) first. */
+  close(options?: CloseOptions): Promise<void>;
+  /** Ends this connection at once. */
+  closeSync(): void;
+  /** Resolves once this connection is closed: by close(), or because the portal closed or its thread ended. */
+  readonly closed: Promise<void>;
+  /** True once this connection is closed. */
+  readonly isClosed: boolean;
+  /** The same connection with other call options (timeout, signal) for the calls made through it. */
+  with(options: CallOptions): PortalConnection<Api>;
+}
+
 /** The functions of `Api` as a connected thread sees them: `fn` returns a Future, `fnSync` blocks. */
-export type PortalClientOf<Api> = {
+export type PortalConnection<Api> = {
   readonly [K in keyof Api as Api[K] extends AnyFunction ? K & string : never]: AsyncFunction<Api[K]>;
 } & {
   readonly [K in keyof Api as Api[K] extends AnyFunction ? `${K & string}Sync` : never]: SyncFunction<Api[K]>;
-} & Disposable;
+} & PortalConnectionLife<Api>;
+
+/** @deprecated The name of PortalConnection in 0.1. */
+export type PortalClientOf<Api> = PortalConnection<Api>;
+
+/** Names a connection keeps for its own lifecycle: an api function may not take them (nor their Sync form). */
+const RESERVED = new Set(['close', 'closeSync', 'closed', 'isClosed', 'with']);
 
 /**
  * What another thread needs to call a portal. Send it with its port in the transfer list
@@ -46,10 +67,13 @@ export interface PortalOptions {
   name?: string;
 }
 
-const clients = new WeakMap<object, { client: PortalClient; port: MessagePort; handle: PortalHandle }>();
+const clients = new WeakMap<object, { client: PortalClient; life: ConnectionLife; handle: PortalHandle }>();
 
 export class Portal<Api extends object> implements AsyncDisposable {
   readonly name: string;
+  /** Resolves once the portal is closed (close() done, or its thread ended). Never rejects. */
+  readonly closed: Promise<void>;
+  #markClosed!: () => void;
   readonly #host = new PortalHost({});
   readonly #forget: () => void;
   readonly #shape: Record<string, ExportShape>;
@@ -58,14 +82,26 @@ export class Portal<Api extends object> implements AsyncDisposable {
 
   private constructor(api: Api, options: PortalOptions) {
     this.name = options.name ?? `portal on thread ${threadId}`;
-    this.#host.addModule(api);
     this.#shape = describeExports(api);
+    for (const [name, entry] of Object.entries(this.#shape)) {
+      if (entry[0] === 'function' && (RESERVED.has(name) || RESERVED.has(`${name}Sync`))) {
+        throw new TypeError(
+          `the api's function "${name}" would hide the connection's own ${RESERVED.has(name) ? name : `${name}Sync`}: rename it`,
+        );
+      }
+    }
+    this.#host.addModule(api);
+    this.closed = new Promise((resolve) => {
+      this.#markClosed = resolve;
+    });
     // When this thread ends with the portal open, its callers are told at once, blocked ones too:
     // closed after a clean exit, crashed (exit code, error) otherwise. See the README for
     // terminate() and the heap limit, which run no code.
     this.#forget = atThreadEnd((code, thrown) => {
       const clean = code === 0 && thrown === undefined;
       this.#host.shutDown(clean ? HostState.Closed : HostState.Crashed, code, thrown?.error);
+      this.#state = 'closed';
+      this.#markClosed();
     });
   }
 
@@ -95,26 +131,27 @@ export class Portal<Api extends object> implements AsyncDisposable {
 
   /**
    * Connects to a portal from the thread that received its handle. `options` (timeout, signal)
-   * apply to every call made through this client; `Portal.with` gives one with other options.
+   * apply to every call made through this connection; `connection.with()` gives one with other options.
    */
-  static connect<Api>(handle: PortalHandle<Api>, options: CallOptions = {}): PortalClientOf<Api> {
+  static connect<Api>(handle: PortalHandle<Api>, options: CallOptions = {}): PortalConnection<Api> {
     if (handle?.kind !== 'loopthread.portal' || !(handle.line instanceof SharedArrayBuffer)) {
       throw new TypeError('Portal.connect expects a handle made by portal.createHandle()');
     }
     adoptWaitTable(handle.waits);
     const port = handle.port;
+    const life = new ConnectionLife(port, handle.name);
     const client = new PortalClient(new Line(handle.line), port, handle.name, handle.threadId, {
       onBusy: (busy) => {
-        if (busy) port.ref();
-        else port.unref();
+        life.onBusy(busy);
       },
     });
+    life.client = client;
     // Calls through references (iterations, lent objects) keep the connection's options too.
     client.refOptions = options;
-    return Portal.#bind<Api>(client, port, handle, options);
+    return Portal.#bind<Api>(client, life, handle, options);
   }
 
-  static #bind<Api>(client: PortalClient, port: MessagePort, handle: PortalHandle, options: CallOptions) {
+  static #bind<Api>(client: PortalClient, life: ConnectionLife, handle: PortalHandle, options: CallOptions) {
     const out: Record<string, unknown> = {};
     for (const [name, entry] of Object.entries(handle.shape)) {
       if (entry[0] !== 'function') continue;
@@ -123,45 +160,59 @@ export class Portal<Api extends object> implements AsyncDisposable {
       const sync = (...args: unknown[]): unknown => client.invokeSync(target, args, options, sync);
       out[`${name}Sync`] = sync;
     }
-    Object.defineProperty(out, Symbol.dispose, {
-      value: () => {
-        Portal.disconnect(out);
-      },
+    const own = (value: unknown): PropertyDescriptor => ({ value });
+    Object.defineProperties(out, {
+      close: own((closeOptions?: CloseOptions) => life.close(closeOptions)),
+      closeSync: own(() => {
+        life.closeSync();
+      }),
+      closed: { get: () => life.closed },
+      isClosed: { get: () => life.isClosed },
+      with: own((callOptions: CallOptions) => Portal.#bind<Api>(client, life, handle, { ...options, ...callOptions })),
+      [Symbol.dispose]: own(() => {
+        life.closeSync();
+      }),
+      [Symbol.asyncDispose]: own(() => life.close()),
     });
-    clients.set(out, { client, port, handle });
-    return Object.freeze(out) as PortalClientOf<Api>;
+    clients.set(out, { client, life, handle });
+    return Object.freeze(out) as PortalConnection<Api>;
   }
 
-  /** The same connection with other call options (timeout, signal) for the calls made through it. */
-  static with<Api>(connected: PortalClientOf<Api>, options: CallOptions): PortalClientOf<Api> {
+  /** @deprecated Use `connection.with(options)`, which this calls. */
+  static with<Api>(connected: PortalConnection<Api>, options: CallOptions): PortalConnection<Api> {
     const entry = clients.get(connected);
-    if (entry === undefined) throw new TypeError('Portal.with expects a client made by Portal.connect()');
-    return Portal.#bind<Api>(entry.client, entry.port, entry.handle, options);
+    if (entry === undefined) throw new TypeError('Portal.with expects a connection made by Portal.connect()');
+    return Portal.#bind<Api>(entry.client, entry.life, entry.handle, options);
   }
 
-  /** Ends a connection: its calls then fail with ClosedError. */
+  /** @deprecated Use `connection.closeSync()` (or `close()`), which this calls. */
   static disconnect(connected: object): void {
-    const entry = clients.get(connected);
-    if (entry === undefined) return;
-    entry.client.disconnect(new ClosedError(`this connection to ${entry.handle.name} is closed`));
+    clients.get(connected)?.life.closeSync();
   }
 
-  get closed(): boolean {
-    return this.#state === 'closed';
+  /** True once closing has begun: new calls then fail with ClosedError. */
+  get isClosed(): boolean {
+    return this.#state !== 'open';
   }
 
   /**
    * Closes the portal: new calls fail with ClosedError, the signals of calls in flight abort and
-   * they get `timeout` ms (default 5000) to finish; then every connected thread, blocked or not,
-   * is told the portal is closed.
+   * they get `grace` ms (default 5000) to finish, or until `signal` aborts; then every connected
+   * thread, blocked or not, is told the portal is closed. Resolves once it is. Idempotent.
    */
-  async close(options: { timeout?: number } = {}): Promise<void> {
-    if (this.#state !== 'open') return;
-    this.#state = 'closing';
-    await this.#host.close(options.timeout ?? 5_000);
-    this.#forget();
-    this.#host.shutDown(HostState.Closed);
-    this.#state = 'closed';
+  async close(options: CloseOptions = {}): Promise<void> {
+    if (this.#state === 'open') {
+      const grace = graceOf(options, 5_000);
+      this.#state = 'closing';
+      const end = graceEnd(Infinity, options.signal);
+      await Promise.race([this.#host.close(grace), end.ended]);
+      end.cancel();
+      this.#forget();
+      this.#host.shutDown(HostState.Closed);
+      this.#state = 'closed';
+      this.#markClosed();
+    }
+    await this.closed;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

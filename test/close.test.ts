@@ -1,0 +1,217 @@
+/**
+ * The one lifecycle (issue 12): close({ grace, signal }) returning a Promise, closed and isClosed,
+ * on each part, and what grace and signal mean for each.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { setImmediate as turn } from 'node:timers/promises';
+import {
+  CancelledError,
+  Channel,
+  ClosedError,
+  DeadlockError,
+  LoopThread,
+  Portal,
+  ThreadPoolExecutor,
+  spawnThread,
+} from 'loopthread';
+
+/** Resolves once word 0 of `words` is no longer `from` (awaited, no polling). */
+async function changed(words: Int32Array, from: number): Promise<void> {
+  while (Atomics.load(words, 0) === from) {
+    const w = Atomics.waitAsync(words, 0, from);
+    if (w.async) await w.value;
+  }
+}
+
+/** Whether `promise` is still pending after a few turns of the event loop (nothing here can settle it meanwhile). */
+async function pending(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  for (let i = 0; i < 5; i++) await turn();
+  return !settled;
+}
+
+describe('LoopThread', () => {
+  test("aborting close()'s signal ends even a long grace period (given here by its 0.1 name, timeout): a call that ignores its signal is cut short", async () => {
+    const loop = new LoopThread({ name: 'close signal' });
+    const words = new Int32Array(new SharedArrayBuffer(4));
+    const stuck = loop.run(async (sab: SharedArrayBuffer) => {
+      const w = new Int32Array(sab);
+      Atomics.store(w, 0, 1);
+      Atomics.notify(w, 0);
+      await new Promise(() => setInterval(() => undefined, 1_000)); // ignores its signal
+    }, words.buffer);
+    await changed(words, 0);
+    const controller = new AbortController();
+    const closing = loop.close({ timeout: 600_000, signal: controller.signal });
+    assert.equal(loop.isClosed, true);
+    assert.equal(await pending(closing), true, 'the grace period holds until the signal aborts');
+    controller.abort();
+    await closing;
+    await assert.rejects(stuck, ClosedError);
+    assert.equal(loop.exitError, undefined);
+  });
+
+  test('a connection closed with a grace period lets its pending calls finish first; closed then resolves', async () => {
+    await using loop = new LoopThread({ name: 'connection grace' });
+    const conn = LoopThread.connect(loop.createHandle());
+    const words = new Int32Array(new SharedArrayBuffer(4));
+    const call = conn.run(async (sab: SharedArrayBuffer) => {
+      const w = new Int32Array(sab);
+      const r = Atomics.waitAsync(w, 0, 0);
+      if (r.async) await r.value;
+      return 'finished';
+    }, words.buffer);
+    const closing = conn.close({ grace: 600_000 });
+    assert.equal(await pending(closing), true, 'close waits for the pending call');
+    assert.equal(conn.isClosed, false);
+    Atomics.store(words, 0, 1);
+    Atomics.notify(words, 0);
+    assert.equal(await call, 'finished');
+    await closing;
+    assert.equal(conn.isClosed, true);
+    await conn.closed;
+    assert.throws(() => conn.runSync(async () => 1), ClosedError);
+    assert.equal(
+      loop.runSync(async () => 2),
+      2,
+      'closing a connection leaves the LoopThread open',
+    );
+  });
+});
+
+describe('Portal', () => {
+  test('closed resolves once the portal is closed, and so does that of each connection', async () => {
+    const portal = Portal.open({ ping: async () => 'pong' });
+    const conn = Portal.connect(portal.createHandle());
+    const quick = conn.with({ timeout: 5_000 });
+    assert.equal(await quick.ping(), 'pong');
+    assert.equal(await pending(portal.closed), true);
+    assert.equal(portal.isClosed, false);
+    await portal.close();
+    assert.equal(portal.isClosed, true);
+    await portal.closed;
+    // A connection's closed does not hold the event loop: the port's 'close' event tells it.
+    const hold = setInterval(() => undefined, 1_000);
+    await conn.closed;
+    await quick.closed;
+    clearInterval(hold);
+    assert.equal(conn.isClosed, true);
+    await assert.rejects(conn.ping(), ClosedError);
+  });
+
+  test('an api function whose name a connection keeps for itself is refused when the portal opens', () => {
+    assert.throws(() => Portal.open({ close: () => 1 }), /"close" would hide the connection's own close/);
+    assert.throws(() => Portal.open({ with: () => 1 }), TypeError);
+  });
+});
+
+describe('ThreadPoolExecutor and spawnThread', () => {
+  test('close({ grace: 0 }) cancels the queued and running tasks and terminates the workers', async () => {
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1, name: 'close grace 0' });
+    const words = new Int32Array(new SharedArrayBuffer(4));
+    const running = pool.submit((sab: SharedArrayBuffer) => {
+      const w = new Int32Array(sab);
+      Atomics.store(w, 0, 1);
+      Atomics.notify(w, 0);
+      for (;;) {
+        // ignores its signal
+      }
+    }, words.buffer);
+    const queued = pool.submit(() => 'never');
+    await changed(words, 0);
+    await pool.close({ grace: 0 });
+    assert.equal(running.cancelled(), true);
+    assert.equal(queued.cancelled(), true);
+    assert.equal(pool.threads.length, 0);
+    await assert.rejects(
+      pool.submit(() => 1),
+      ClosedError,
+    );
+  });
+
+  test('close() with no grace lets queued tasks run, as shutdown() does', async () => {
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1, name: 'close' });
+    const futures = [1, 2, 3].map((x) => pool.submit((y: number) => y * 2, x));
+    await pool.close();
+    assert.deepEqual(await Promise.all(futures), [2, 4, 6]);
+    await pool.closed;
+  });
+
+  test("a spawned thread's terminate() stops a job that ignores its signal; closed resolves", async () => {
+    const words = new Int32Array(new SharedArrayBuffer(4));
+    const job = spawnThread((sab: SharedArrayBuffer) => {
+      const w = new Int32Array(sab);
+      Atomics.store(w, 0, 1);
+      Atomics.notify(w, 0);
+      for (;;) {
+        // ignores its signal
+      }
+    }, words.buffer);
+    await changed(words, 0);
+    assert.equal(job.isClosed, false);
+    await job.terminate();
+    assert.equal(job.isClosed, true);
+    await job.closed;
+    await assert.rejects(job.future, CancelledError);
+  });
+});
+
+describe('Channel', () => {
+  test('close({ grace }) resolves once getters have drained the channel', async () => {
+    const ch = new Channel<number>();
+    for (const x of [1, 2, 3]) await ch.put(x);
+    const closing = ch.close({ grace: 600_000 });
+    assert.equal(ch.isClosed, true);
+    await assert.rejects(ch.put(4), ClosedError);
+    assert.equal(await pending(closing), true, 'close waits for the items to be got');
+    const got = [];
+    for await (const x of ch) got.push(x);
+    assert.deepEqual(got, [1, 2, 3]);
+    await closing;
+  });
+
+  test("aborting close()'s signal drops what is left", async () => {
+    const ch = new Channel<number>();
+    for (const x of [1, 2, 3]) await ch.put(x);
+    const controller = new AbortController();
+    const closing = ch.close({ signal: controller.signal });
+    assert.equal(await ch.get(), 1);
+    assert.equal(await pending(closing), true);
+    controller.abort();
+    await closing;
+    assert.equal(ch.size, 0);
+    await assert.rejects(ch.get(), /dropped/);
+  });
+
+  test('close() without grace resolves at once and leaves the items to the getters', async () => {
+    const ch = new Channel<number>();
+    await ch.put(1);
+    await ch.close();
+    assert.equal(await ch.get(), 1);
+  });
+
+  test('closed resolves when another connection closes the channel', async () => {
+    const ch = new Channel<number>();
+    const other = Channel.connect<number>(ch.createHandle());
+    const closed = ch.closed;
+    assert.equal(await pending(closed), true);
+    other.closeSync();
+    await closed;
+    assert.equal(ch.isClosed, true);
+  });
+
+  test('closeSync({ grace }) is a blocking wait: refused on the main thread unless allowed, then drops what is left', async () => {
+    const ch = new Channel<number>();
+    await ch.put(1);
+    assert.throws(() => {
+      ch.closeSync({ grace: 10 });
+    }, DeadlockError);
+    ch.closeSync({ grace: 10, allowBlockingMainThread: true });
+    assert.equal(ch.size, 0);
+  });
+});
