@@ -69,6 +69,8 @@ export type {
   ShutdownOptions,
   TaskOptions,
   SpawnedThread,
+  SpawnOptions,
+  TsRunner,
   AsCompletedOptions,
   ExecutorWaitOptions,
   WaitResult,

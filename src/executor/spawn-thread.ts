@@ -4,7 +4,7 @@
  */
 import { TimeoutError } from '../errors.js';
 import type { Future } from '../future.js';
-import { ThreadPoolExecutor } from './pool.js';
+import { ThreadPoolExecutor, type ExecutorOptions } from './pool.js';
 import type { TaskOptions } from './task-queue.js';
 
 export interface SpawnedThread<T> {
@@ -20,6 +20,10 @@ export interface SpawnedThread<T> {
   terminate(): Promise<void>;
 }
 
+/** Task options, and options of the thread (as for a ThreadPoolExecutor's workers). */
+export interface SpawnOptions
+  extends TaskOptions, Pick<ExecutorOptions, 'execArgv' | 'env' | 'tsRunner' | 'resourceLimits'> {}
+
 let count = 0;
 
 /** Runs `fn(...args)` on a new thread of its own; the thread exits when the job is done. */
@@ -27,15 +31,24 @@ export function spawnThread<A extends unknown[], R>(fn: (...args: A) => R, ...ar
   return spawnThreadWith({}, fn, ...args);
 }
 
-/** spawnThread with task options (signal, timeout, terminateAfter). */
+/** spawnThread with task options (signal, timeout, terminateAfter) and thread options (execArgv, env, tsRunner, resourceLimits). */
 export function spawnThreadWith<A extends unknown[], R>(
-  options: TaskOptions,
+  options: SpawnOptions,
   fn: (...args: A) => R,
   ...args: A
 ): SpawnedThread<Awaited<R>> {
-  const pool = new ThreadPoolExecutor({ name: `spawned thread #${String(++count)}`, maxWorkers: 1, minWorkers: 1 });
+  const { execArgv, env, tsRunner, resourceLimits, ...task } = options;
+  const pool = new ThreadPoolExecutor({
+    name: `spawned thread #${String(++count)}`,
+    maxWorkers: 1,
+    minWorkers: 1,
+    execArgv,
+    env,
+    tsRunner,
+    resourceLimits,
+  });
   const controller = new AbortController();
-  const future = pool.with(options).submit(fn, ...args);
+  const future = pool.with(task).submit(fn, ...args);
   future.addDoneCallback(() => {
     // The job's own signal aborts when it is cancelled or times out, not when it fails by itself.
     const error = errorOf(future);

@@ -18,6 +18,7 @@ import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { atThreadEnd } from '../shm/thread-end.js';
 import type { Definition } from './targets.js';
+import { loadModule } from '../modules.js';
 import {
   Mode,
   readBody,
@@ -188,7 +189,7 @@ function resolveTarget(id: number): Fn | Error | Promise<Fn | Error> {
   }
   let loading = modules.get(d.specifier);
   if (loading === undefined) {
-    loading = import(d.specifier) as Promise<object>;
+    loading = loadModule(d.specifier);
     modules.set(d.specifier, loading);
   }
   return loading.then(
