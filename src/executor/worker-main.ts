@@ -11,7 +11,7 @@ import { encodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
 import { CancelledError, NeverSettledError, TimeoutError } from '../errors.js';
 import { CallContext, runInContext } from '../portal/call-context.js';
-import { compileInline } from '../portal/compile.js';
+import { compileInline, explainCapture } from '../portal/compile.js';
 import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, Stamp, views, Word } from './layout.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
@@ -254,7 +254,7 @@ function call(seq: number, fn: Fn | Error, mode: Mode, args: unknown[]): Promise
   const started = performance.now();
   const finish = (status: Status, value: unknown): void => {
     if (running?.seq === seq) running = undefined;
-    sendResult(seq, status, microsSince(started), value);
+    sendResult(seq, status, microsSince(started), status === Status.Thrown ? explainCapture(value) : value);
   };
   if (fn instanceof Error) {
     finish(Status.Thrown, fn);
