@@ -70,6 +70,8 @@ export type {
   ShutdownOptions,
   TaskOptions,
   SpawnedThread,
+  SpawnOptions,
+  TsRunner,
   AsCompletedOptions,
   FuturesWaitOptions,
   ExecutorWaitOptions,

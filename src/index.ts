@@ -53,7 +53,8 @@ export {
   type TaskOptions,
 } from './executor/pool.js';
 export { toThread, defaultExecutor, setDefaultExecutor } from './executor/to-thread.js';
-export { spawnThread, spawnThreadWith, type SpawnedThread } from './executor/spawn-thread.js';
+export { spawnThread, spawnThreadWith, type SpawnedThread, type SpawnOptions } from './executor/spawn-thread.js';
+export type { TsRunner } from './modules.js';
 export {
   asCompleted,
   wait,

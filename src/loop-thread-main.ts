@@ -10,6 +10,7 @@ import { HostState, Line } from './protocol/line.js';
 import { pause } from './shm/wait.js';
 import { PortalHost } from './portal/host.js';
 import { adoptWaitTable } from './shm/wait-for.js';
+import { loadModule } from './modules.js';
 
 export interface LoopThreadData extends BootData {
   port: MessagePort;
@@ -55,7 +56,7 @@ adoptWaitTable(data.waits);
 
 const host = new PortalHost({
   keepAlive: true,
-  load: (specifier) => import(specifier) as Promise<object>,
+  load: loadModule,
   async onCloseRequest(timeout) {
     await host.close(timeout);
     // The reply to this request goes out right after; leave once the caller has it.

@@ -28,6 +28,7 @@ import { exitSymbol, markEntered } from './portal/remote.js';
 import type { ConnectRequest } from './portal/host.js';
 import type { LoopThreadData } from './loop-thread-main.js';
 import type { DeathNote } from './loop-thread-boot.js';
+import { defaultTsRunner, startThread, withTsRunner, type TsRunner } from './modules.js';
 
 export type { CallOptions } from './portal/client.js';
 
@@ -42,6 +43,12 @@ export interface LoopThreadOptions {
   execArgv?: string[];
   /** The worker's environment (process.env by default; worker_threads.SHARE_ENV to share it). */
   env?: NodeJS.ProcessEnv | typeof SHARE_ENV;
+  /**
+   * What loads TypeScript modules where Node does not strip types (before 22.18): `'tsx'`,
+   * `'ts-node'`, `'swc'`... (synckit's names), preloaded in the worker. Default: the environment
+   * variable LOOPTHREAD_TS_RUNNER, else none.
+   */
+  tsRunner?: TsRunner | undefined;
   /** Bytes of the shared buffer in each direction; larger messages cross in chunks. Default 256 KiB. */
   bufferSize?: number;
   /** How long the thread may take to start before calls fail with WorkerCrashedError. Default 30 s. */
@@ -282,15 +289,18 @@ export class LoopThread implements Disposable, AsyncDisposable {
       name: this.name,
       waits: waitTable(),
     };
-    this.#worker = startWorker(options.execArgv, {
-      name: this.name,
-      workerData: data,
-      transferList: [calls.port2, notes.port2],
-      resourceLimits: options.resourceLimits,
-      env: options.env,
-      stdout: false,
-      stderr: false,
-    });
+    const argv = withTsRunner(options.tsRunner ?? defaultTsRunner(), options.execArgv);
+    this.#worker = startThread(argv, (execArgv) =>
+      startWorker(execArgv, {
+        name: this.name,
+        workerData: data,
+        transferList: [calls.port2, notes.port2],
+        resourceLimits: options.resourceLimits,
+        env: options.env,
+        stdout: false,
+        stderr: false,
+      }),
+    );
     this.#notes = notes.port1;
     this.#calls = calls.port1;
     this.#notes.unref();

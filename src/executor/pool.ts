@@ -5,7 +5,8 @@
  * back the same way. Neither side sends a message unless the other said it sleeps.
  */
 import { availableParallelism } from 'node:os';
-import type { ResourceLimits, Worker } from 'node:worker_threads';
+import type { ResourceLimits, SHARE_ENV, Worker } from 'node:worker_threads';
+import { defaultTsRunner, withTsRunner, type TsRunner } from '../modules.js';
 import { decodeValue } from '../codec/decode.js';
 import type { Reader } from '../codec/writer.js';
 import { CancelledError, ClosedError, QueueFullError, TimeoutError, WorkerCrashedError } from '../errors.js';
@@ -29,7 +30,7 @@ import {
   type FuturesWaitOptions,
 } from './wait.js';
 import { Mode, Status } from './wire.js';
-import { PoolWorker, type Ending } from './worker.js';
+import { PoolWorker, type Ending, type ThreadOptions } from './worker.js';
 
 export type { TaskOptions } from './task-queue.js';
 
@@ -49,6 +50,12 @@ export interface ExecutorOptions {
   name?: string;
   /** Limits of each worker's heap and stack; exceeding them is a WorkerCrashedError for its task. */
   resourceLimits?: ResourceLimits;
+  /** Node options of each worker (for example `--import` of a loader). Default: inherited. */
+  execArgv?: string[];
+  /** Each worker's environment (a copy of process.env by default; worker_threads.SHARE_ENV to share it). */
+  env?: NodeJS.ProcessEnv | typeof SHARE_ENV;
+  /** What loads TypeScript modules where Node does not strip types, as for LoopThread. */
+  tsRunner?: TsRunner | undefined;
 }
 
 /** Python's options of `shutdown`, an alias of `close`. */
@@ -152,7 +159,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   readonly minWorkers: number;
   readonly idleTimeout: number;
   readonly maxQueue: number;
-  readonly #resourceLimits: ResourceLimits | undefined;
+  readonly #threadOptions: ThreadOptions;
   readonly #workers: PoolWorker[] = [];
   /** Threads started and not yet exited (retiring and killed ones too). */
   #threads = 0;
@@ -194,7 +201,11 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     this.idleTimeout = options.idleTimeout ?? 30_000;
     this.maxQueue = options.maxQueue ?? Infinity;
     if (!(this.maxQueue >= 0)) throw new RangeError('maxQueue must be a number >= 0');
-    this.#resourceLimits = options.resourceLimits;
+    this.#threadOptions = {
+      resourceLimits: options.resourceLimits,
+      argv: withTsRunner(options.tsRunner ?? defaultTsRunner(), options.execArgv),
+      env: options.env,
+    };
     this.#closed = new Promise((resolve) => {
       this.#markClosed = resolve;
     });
@@ -501,7 +512,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   }
 
   #spawn(): PoolWorker {
-    const w = new PoolWorker(this.name, this.#resourceLimits, awake, this.#events);
+    const w = new PoolWorker(this.name, this.#threadOptions, awake, this.#events);
     this.#workers.push(w);
     this.#threads++;
     // Counted until the thread is really gone (its tasks may have been settled before, by a

@@ -5,7 +5,7 @@
 import { TimeoutError } from '../errors.js';
 import type { Future } from '../future.js';
 import type { CloseOptions } from '../lifecycle.js';
-import { ThreadPoolExecutor } from './pool.js';
+import { ThreadPoolExecutor, type ExecutorOptions } from './pool.js';
 import type { TaskOptions } from './task-queue.js';
 
 export interface SpawnedThread<T> extends AsyncDisposable {
@@ -30,6 +30,10 @@ export interface SpawnedThread<T> extends AsyncDisposable {
   readonly isClosed: boolean;
 }
 
+/** Task options, and options of the thread (as for a ThreadPoolExecutor's workers). */
+export interface SpawnOptions
+  extends TaskOptions, Pick<ExecutorOptions, 'execArgv' | 'env' | 'tsRunner' | 'resourceLimits'> {}
+
 let count = 0;
 
 /** spawnThread bound to task options (what `spawnThread.with` returns). */
@@ -43,14 +47,17 @@ export function spawnThread<A extends unknown[], R>(fn: (...args: A) => R, ...ar
   return spawn({}, fn, ...args);
 }
 
-/** spawnThread with these task options (signal, timeout, terminateAfter). */
-spawnThread.with = (options: TaskOptions): Spawn => {
+/**
+ * spawnThread with task options (signal, timeout, terminateAfter) and thread options (execArgv,
+ * env, tsRunner, resourceLimits).
+ */
+spawnThread.with = (options: SpawnOptions): Spawn => {
   return (fn, ...args) => spawn(options, fn, ...args);
 };
 
 /** @deprecated Use `spawnThread.with(options)(fn, ...args)`. */
 export function spawnThreadWith<A extends unknown[], R>(
-  options: TaskOptions,
+  options: SpawnOptions,
   fn: (...args: A) => R,
   ...args: A
 ): SpawnedThread<Awaited<R>> {
@@ -58,13 +65,22 @@ export function spawnThreadWith<A extends unknown[], R>(
 }
 
 function spawn<A extends unknown[], R>(
-  options: TaskOptions,
+  options: SpawnOptions,
   fn: (...args: A) => R,
   ...args: A
 ): SpawnedThread<Awaited<R>> {
-  const pool = new ThreadPoolExecutor({ name: `spawned thread #${String(++count)}`, maxWorkers: 1, minWorkers: 1 });
+  const { execArgv, env, tsRunner, resourceLimits, ...task } = options;
+  const pool = new ThreadPoolExecutor({
+    name: `spawned thread #${String(++count)}`,
+    maxWorkers: 1,
+    minWorkers: 1,
+    execArgv,
+    env,
+    tsRunner,
+    resourceLimits,
+  });
   const controller = new AbortController();
-  const future = pool.with(options).submit(fn, ...args);
+  const future = pool.with(task).submit(fn, ...args);
   future.addDoneCallback(() => {
     // The job's own signal aborts when it is cancelled or times out, not when it fails by itself.
     const error = errorOf(future);

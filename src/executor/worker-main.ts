@@ -11,7 +11,7 @@ import { encodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
 import { CancelledError, NeverSettledError, TimeoutError } from '../errors.js';
 import { CallContext, runInContext } from '../portal/call-context.js';
-import { compileInline } from '../portal/compile.js';
+import { compileInline, explainCapture } from '../portal/compile.js';
 import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, Stamp, views, Word } from './layout.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
@@ -20,6 +20,7 @@ import { atThreadEnd } from '../shm/thread-end.js';
 import { ownOsThreadId } from '../shm/os-thread.js';
 import { RAN_UNKNOWN_OS_THREAD } from '../shm/thread-liveness.js';
 import type { Definition } from './targets.js';
+import { loadModule } from '../modules.js';
 import {
   Mode,
   readBody,
@@ -190,7 +191,7 @@ function resolveTarget(id: number): Fn | Error | Promise<Fn | Error> {
   }
   let loading = modules.get(d.specifier);
   if (loading === undefined) {
-    loading = import(d.specifier) as Promise<object>;
+    loading = loadModule(d.specifier);
     modules.set(d.specifier, loading);
   }
   return loading.then(
@@ -255,7 +256,7 @@ function call(seq: number, fn: Fn | Error, mode: Mode, args: unknown[]): Promise
   const started = performance.now();
   const finish = (status: Status, value: unknown): void => {
     if (running?.seq === seq) running = undefined;
-    sendResult(seq, status, microsSince(started), value);
+    sendResult(seq, status, microsSince(started), status === Status.Thrown ? explainCapture(value) : value);
   };
   if (fn instanceof Error) {
     finish(Status.Thrown, fn);

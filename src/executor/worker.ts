@@ -5,7 +5,7 @@
  * about it is the pool's business.
  */
 import { join } from 'node:path';
-import { MessageChannel, Worker, receiveMessageOnPort, type ResourceLimits } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type WorkerOptions } from 'node:worker_threads';
 import { decodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
 import {
@@ -24,6 +24,7 @@ import { ThreadLiveness } from '../shm/thread-liveness.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { definitionOf } from './targets.js';
+import { startThread, type ThreadArgv } from '../modules.js';
 import type { Task } from './task-queue.js';
 import {
   copyInto,
@@ -40,6 +41,11 @@ import type { WorkerInit } from './worker-main.js';
 
 /** Tasks whose bodies are larger than this go by message rather than through the ring. */
 const MAX_RING_TASK = 16 * 1024;
+
+/** The pool's options for each worker thread it starts. */
+export interface ThreadOptions extends Pick<WorkerOptions, 'resourceLimits' | 'env'> {
+  argv: ThreadArgv;
+}
 
 export interface WorkerEvents {
   /** A result (its value still to be read from `r`). */
@@ -104,7 +110,7 @@ export class PoolWorker {
 
   constructor(
     name: string,
-    resourceLimits: ResourceLimits | undefined,
+    threadOptions: ThreadOptions,
     awake: SharedArrayBuffer,
     private readonly events: WorkerEvents,
   ) {
@@ -121,12 +127,18 @@ export class PoolWorker {
     this.#payload = payload.port1;
     this.#notes = notes.port1;
     const init: WorkerInit = { shared, awake, control: control.port2, payload: payload.port2, notes: notes.port2 };
-    this.thread = new Worker(join(__dirname, 'worker-main.js'), {
-      name,
-      workerData: init,
-      transferList: [control.port2, payload.port2, notes.port2],
-      resourceLimits,
-    });
+    const { argv, ...rest } = threadOptions;
+    this.thread = startThread(
+      argv,
+      (execArgv) =>
+        new Worker(join(__dirname, 'worker-main.js'), {
+          name,
+          workerData: init,
+          transferList: [control.port2, payload.port2, notes.port2],
+          execArgv,
+          ...rest,
+        }),
+    );
     this.#liveness = new ThreadLiveness(nativeHandle(this.thread), () => Atomics.load(this.#views.words, Word.Ready));
     // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
     // whether terminate() was called tells the two apart.

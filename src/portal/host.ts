@@ -16,7 +16,7 @@ import { spinFor } from '../shm/wait.js';
 import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { Outbox } from './outbox.js';
-import { compileInline, type Fn } from './compile.js';
+import { compileInline, explainCapture, type Fn } from './compile.js';
 import type { Writer } from '../codec/writer.js';
 import { CallContext, runInContext } from './call-context.js';
 import { describeExports } from './exports.js';
@@ -482,6 +482,7 @@ export class PortalHost {
   }
 
   private reply(conn: HostConnection, id: number, viaPort: boolean, ok: boolean, value: unknown): void {
+    if (!ok) value = explainCapture(value);
     if (viaPort) {
       const w = portWriter();
       writeReply(w, id, ok, value, conn.remotes.lending);
