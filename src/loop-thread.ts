@@ -40,7 +40,7 @@ export interface LoopThreadOptions {
   execArgv?: string[];
   /** The worker's environment (process.env by default; worker_threads.SHARE_ENV to share it). */
   env?: NodeJS.ProcessEnv | typeof SHARE_ENV;
-  /** Bytes of the shared buffer in each direction; larger messages cross in chunks. Default 256 KiB. */
+  /** Bytes of the shared buffer in each direction; larger messages go by the port (see protocol/bulk.ts). Default 256 KiB. */
   bufferSize?: number;
   /** How long the thread may take to start before calls fail with WorkerCrashedError. Default 30 s. */
   startupTimeout?: number;
