@@ -24,11 +24,11 @@ import { benchOptions, machineTimes, saveResults, startBusyProcess } from './mac
 import { measureMachineCosts } from '../dist/src/shm/costs.js';
 
 const THREADS = 2;
-const BURST = 100_000;
-const SERIAL = 4_000;
 const FIB_N = 25;
-const FIB_TASKS = 200;
 const { quick, regimes } = benchOptions();
+const BURST = quick ? 20_000 : 100_000;
+const SERIAL = quick ? 1_000 : 4_000;
+const FIB_TASKS = quick ? 50 : 200;
 const ROUNDS = quick ? 3 : 5;
 
 const tasksURL = new URL('./pool-workers/tasks.mjs', import.meta.url);
