@@ -1,7 +1,11 @@
 // Benchmark: Channel throughput between a worker thread and the main event loop, both ways, for
 // small values and 64 KiB Uint8Arrays, against a plain MessagePort.postMessage pipe and a
 // ringbuf.js single-producer single-consumer ring in the same run.
-// Run with `npm run bench:channel` (builds first) or `npx tsc -p . && node bench/channel.mjs`.
+// Run with `npm run bench:channel` (builds first) or `node bench/channel.mjs [--idle-only | --busy-only] [--quick]`.
+//
+// Both regimes, one after the other: an idle machine, and one core kept busy by another process.
+// The issue's targets: small items at least 3x a MessagePort idle and 1.5x with the busy core,
+// 64 KiB items at least 1x.
 //
 // Each case sends N items and is timed from the start signal until the consumer has them all;
 // ROUNDS rounds, cases taking turns; the median is printed. In every round each case moves its N
@@ -18,12 +22,14 @@ import { setImmediate } from 'node:timers';
 import { TextDecoder, TextEncoder } from 'node:util';
 import { Channel } from 'loopthread';
 import { RingBuffer } from 'ringbuf.js';
+import { benchOptions, inRegime, saveResults } from './machine.mjs';
 
 const require = createRequire(import.meta.url);
 const entry = require.resolve('loopthread');
 const ringbufEntry = require.resolve('ringbuf.js');
 
-const ROUNDS = 5;
+const { quick, regimes } = benchOptions();
+const ROUNDS = quick ? 3 : 5;
 /** Passes of n items per round and case: the first warms up, the last is timed. */
 const PASSES = 2;
 const RING_BYTES = 1 << 20;
@@ -121,8 +127,8 @@ main();
 `;
 
 function startWorker(workerData) {
-  const worker = new Worker(workerSource, { eval: true, workerData: { entry, ringbufEntry, ...workerData } });
-  return worker;
+  const transferList = workerData.handle?.port === undefined ? [] : [workerData.handle.port];
+  return new Worker(workerSource, { eval: true, workerData: { entry, ringbufEntry, ...workerData }, transferList });
 }
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
@@ -142,8 +148,8 @@ async function timed(pass) {
 const CASES = {
   'Channel (loopthread)': {
     async toMain(kind, n) {
-      const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES });
-      const w = startWorker({ role: 'chan-produce', kind, n, handle: ch.handle });
+      const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES, role: 'get' });
+      const w = startWorker({ role: 'chan-produce', kind, n, handle: ch.createHandle({ role: 'put' }) });
       await once(w, 'message');
       const s = await timed(async () => {
         w.postMessage('go');
@@ -246,8 +252,8 @@ const CASES = {
 
 /** The main loop puts with `await put()`; the worker takes with iterateSync (`iter`) or a getSync loop. */
 async function chanToWorker(kind, n, iter) {
-  const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES });
-  const w = startWorker({ role: 'chan-consume', kind, n, handle: ch.handle, iter });
+  const ch = new Channel({ bytes: kind === 'big', bufferSize: RING_BYTES, role: 'put' });
+  const w = startWorker({ role: 'chan-consume', kind, n, handle: ch.createHandle({ role: 'get' }), iter });
   await once(w, 'message');
   const value = kind === 'small' ? SMALL : BIG;
   const s = await timed(async () => {
@@ -288,34 +294,57 @@ const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M/s` : `${(x / 1e3).toFi
 console.log(
   `Channel throughput, ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, Node ${process.version}`,
 );
-console.log(`median of ${ROUNDS} rounds; items per second (higher is better)\n`);
+console.log(`median of ${ROUNDS} rounds; items per second (higher is better)`);
+const GOALS = { small: { idle: 3, busy: 1.5 }, big: { idle: 1, busy: 1 } };
 const results = [];
-for (const payload of PAYLOADS) {
-  for (const direction of ['toMain', 'toWorker']) {
-    const times = Object.fromEntries(Object.keys(CASES).map((name) => [name, []]));
-    const cpuFrom = cpuTimes();
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, c] of Object.entries(CASES)) {
-        if (c[direction] !== null) times[name].push(await c[direction](payload.kind, payload.n));
+const targets = [];
+for (const regime of regimes) {
+  await inRegime(regime, 20 * 60_000, async () => {
+    console.log('');
+    for (const payload of PAYLOADS) {
+      for (const direction of ['toMain', 'toWorker']) {
+        const times = Object.fromEntries(Object.keys(CASES).map((name) => [name, []]));
+        const cpuFrom = cpuTimes();
+        for (let round = 0; round < ROUNDS; round++) {
+          for (const [name, c] of Object.entries(CASES)) {
+            if (c[direction] !== null) times[name].push(await c[direction](payload.kind, payload.n));
+          }
+        }
+        const label = `${payload.label}, ${direction === 'toMain' ? 'worker -> main loop' : 'main loop -> worker'}`;
+        const { busy, others } = load(cpuFrom, cpuTimes());
+        console.log(`${label}   (machine ${pct(busy)} busy, ${pct(others)} by other processes)`);
+        const base = payload.n / median(times['MessagePort.postMessage']);
+        for (const name of Object.keys(CASES)) {
+          if (times[name].length === 0) continue;
+          const rate = payload.n / median(times[name]);
+          results.push({
+            regime: regime.key,
+            payload: payload.label,
+            direction,
+            name,
+            itemsPerSecond: Math.round(rate),
+            machineBusy: busy,
+            others,
+          });
+          console.log(`  ${name.padEnd(32)} ${fmt(rate).padStart(11)}  ${(rate / base).toFixed(2)}x MessagePort`);
+        }
+        const channel = payload.n / median(times['Channel (loopthread)']);
+        targets.push({
+          target: `Channel vs MessagePort: ${payload.label}, ${direction === 'toMain' ? 'worker -> main' : 'main -> worker'}`,
+          regime: regime.key,
+          ratio: channel / base,
+          goal: GOALS[payload.kind][regime.key],
+        });
+        console.log('');
       }
     }
-    const label = `${payload.label}, ${direction === 'toMain' ? 'worker -> main loop' : 'main loop -> worker'}`;
-    const { busy, others } = load(cpuFrom, cpuTimes());
-    console.log(`${label}   (machine ${pct(busy)} busy, ${pct(others)} by other processes)`);
-    const base = payload.n / median(times['MessagePort.postMessage']);
-    for (const name of Object.keys(CASES)) {
-      if (times[name].length === 0) continue;
-      const rate = payload.n / median(times[name]);
-      results.push({
-        payload: payload.label,
-        direction,
-        name,
-        itemsPerSecond: Math.round(rate),
-        machineBusy: busy,
-        others,
-      });
-      console.log(`  ${name.padEnd(32)} ${fmt(rate).padStart(11)}  ${(rate / base).toFixed(2)}x MessagePort`);
-    }
-    console.log('');
-  }
+  });
 }
+console.log('Channel / MessagePort, per regime:');
+for (const t of targets.filter((x) => x.regime === regimes[0].key)) {
+  const cells = targets
+    .filter((x) => x.target === t.target)
+    .map((x) => `${x.regime} ${x.ratio.toFixed(2)}x (target ${x.goal}x)`);
+  console.log(`  ${t.target.replace('Channel vs MessagePort: ', '')}: ${cells.join(', ')}`);
+}
+saveResults('channel', { rounds: ROUNDS, results, targets });

@@ -1,6 +1,9 @@
-// What the machine's CPUs did, for the benches' "was anything else running?" lines.
+// What the machine's CPUs did, for the benches' "was anything else running?" lines, and what every
+// bench shares: its two regimes, the machine's measured costs, and handing results to bench/all.mjs.
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { measureMachineCosts } from '../dist/src/shm/costs.js';
 
 /** Busy and total milliseconds of all CPUs of the machine so far. */
 export function machineTimes() {
@@ -56,4 +59,60 @@ export async function startBusyProcess(ms) {
   }
   child.stdout.resume();
   return { pid: child.pid, deadline, stop };
+}
+
+/**
+ * The two regimes every bench runs: an idle machine, and one core kept busy by a process of the
+ * bench's own (startBusyProcess). `--idle-only` / `--busy-only` pick one; `--quick` (or
+ * BENCH_QUICK=1) asks the bench for fewer rounds.
+ */
+export function benchOptions(argv = process.argv.slice(2)) {
+  const known = ['--idle-only', '--busy-only', '--quick'];
+  const unknown = argv.filter((a) => !known.includes(a));
+  if (unknown.length > 0 || (argv.includes('--idle-only') && argv.includes('--busy-only'))) {
+    console.error(`usage: node ${process.argv[1]} [--idle-only | --busy-only] [--quick] (got: ${argv.join(' ')})`);
+    process.exit(2);
+  }
+  const all = [
+    { key: 'idle', title: 'idle machine', load: false },
+    { key: 'busy', title: 'one core kept busy by another process', load: true },
+  ];
+  return {
+    quick: argv.includes('--quick') || process.env.BENCH_QUICK === '1',
+    regimes: all.filter((r) => !argv.includes(r.load ? '--idle-only' : '--busy-only')),
+  };
+}
+
+/**
+ * Runs `fn(costs)` in a regime: with the busy process running (for at most `maxMs`) if it is the
+ * loaded one, after measuring what waiting costs on the machine right then, which it prints.
+ */
+export async function inRegime(regime, maxMs, fn) {
+  console.log(`\n== ${regime.title} ==`);
+  const busy = regime.load ? await startBusyProcess(maxMs) : undefined;
+  try {
+    const costs = await measureMachineCosts();
+    console.log(
+      `this machine now: futex round trip ${(costs.futexRoundTripMs * 1000).toFixed(2)} us, spin round trip ` +
+        `${(costs.spinRoundTripMs * 1000).toFixed(2)} us, idle event loop woken by a message ${(costs.portWakeMs * 1000).toFixed(2)} us`,
+    );
+    const result = await fn(costs);
+    if (busy !== undefined && Date.now() > busy.deadline) {
+      console.log('WARNING: the busy process ended before this section did: the load did not cover all of it');
+    }
+    return result;
+  } finally {
+    await busy?.stop();
+  }
+}
+
+/**
+ * Hands a bench's results to `bench/all.mjs` (npm run bench), which collects them in
+ * bench/results.json; run alone, a bench only prints. `targets`: the issue's targets this bench
+ * measures, each { target, regime, ratio, goal, higherIsBetter } (ratio and goal as "times").
+ */
+export function saveResults(name, data) {
+  const file = process.env.LOOPTHREAD_BENCH_OUT;
+  if (file === undefined) return;
+  writeFileSync(file, JSON.stringify({ name, ...data }, null, 2) + '\n');
 }

@@ -1,5 +1,6 @@
 // Benchmark: loopthread's ThreadPoolExecutor against piscina, tinypool, workerpool and poolifier,
-// all in one run, 2 worker threads each. Run with `npm run bench:pool` (builds first).
+// all in one run, 2 worker threads each. Run with `npm run bench:pool` (builds first) or
+// `node bench/pool.mjs [--idle-only | --busy-only] [--quick]`; both regimes by default.
 //
 // Cases, per contender:
 // - burst: BURST trivial tasks (identity of a number) submitted at once, then awaited together:
@@ -19,15 +20,16 @@ import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
 import workerpool from 'workerpool';
 import { FixedThreadPool } from 'poolifier';
-import { machineTimes, startBusyProcess } from './machine.mjs';
+import { benchOptions, machineTimes, saveResults, startBusyProcess } from './machine.mjs';
 import { measureMachineCosts } from '../dist/src/shm/costs.js';
 
 const THREADS = 2;
-const BURST = 100_000;
-const SERIAL = 4_000;
 const FIB_N = 25;
-const FIB_TASKS = 200;
-const ROUNDS = 5;
+const { quick, regimes } = benchOptions();
+const BURST = quick ? 20_000 : 100_000;
+const SERIAL = quick ? 1_000 : 4_000;
+const FIB_TASKS = quick ? 50 : 200;
+const ROUNDS = quick ? 3 : 5;
 
 const tasksURL = new URL('./pool-workers/tasks.mjs', import.meta.url);
 const file = (name) => fileURLToPath(new URL(`./pool-workers/${name}`, import.meta.url));
@@ -125,6 +127,7 @@ console.log(
 );
 /** Runs every contender in one regime: `loaded` keeps one core busy with another process meanwhile. */
 async function regime(title, loaded) {
+  let outcome;
   const busyProcess = loaded ? await startBusyProcess(30 * 60_000) : undefined;
   try {
     const costs = await measureMachineCosts();
@@ -194,6 +197,7 @@ async function regime(title, loaded) {
     );
     const busy = (after.busy - before.busy) / (after.total - before.total);
     console.log(`machine CPU use during the timed rounds: ${fmt(busy * 100)}% of all cores`);
+    outcome = { rows, costs, machineBusy: busy };
 
     // Closing comes after the table: poolifier's destroy() can leave its promise pending for ever (the
     // process would then end without a word), so each close gets a few seconds at most.
@@ -209,9 +213,23 @@ async function regime(title, loaded) {
   } finally {
     await busyProcess?.stop();
   }
+  return outcome;
 }
 
-await regime('idle machine', false);
-console.log('');
-await regime('with one core kept busy by another process', true);
+const report = {};
+for (const r of regimes) {
+  report[r.key] = await regime(r.title, r.load);
+  console.log('');
+}
+console.log('loopthread / each peer (burst and fib: rate; serial: how many times faster), per regime:');
+for (const peer of contenders.slice(1).map((c) => c.name)) {
+  const cells = regimes.map((r) => {
+    const ours = report[r.key].rows[0];
+    const p = report[r.key].rows.find((x) => x.name === peer);
+    const x = (n) => `${n.toFixed(2)}x`;
+    return `${r.key}: burst ${x(ours.burst / p.burst)}, serial ${x(p.serial / ours.serial)}, fib ${x(ours.fib / p.fib)}`;
+  });
+  console.log(`  ${peer}: ${cells.join('; ')}`);
+}
+saveResults('pool', { rounds: ROUNDS, regimes: report, targets: [] });
 process.exit(0);

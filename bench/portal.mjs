@@ -1,12 +1,18 @@
 // Benchmark: worker threads calling into the MAIN thread's event loop through a Portal, against a
 // hand-written bridge of the kind loopthread's peers use, and (for reference) into a LoopThread.
-// Run with `npm run bench:portal` (builds first; about 40 s on 2 cores).
+// Run with `npm run bench:portal` (builds first; about 90 s on 2 cores) or
+// `node bench/portal.mjs [--idle-only | --busy-only] [--quick]`. Every section runs in both regimes, one
+// after the other: an idle machine, and one core kept busy by another process.
 //
 // 1. Round trip: one worker, blocking calls of a trivial echo of an 8-byte string, each call timestamped;
 //    median per-call time per round, after a warm-up, rounds of the two cases taking turns.
 // 2. Throughput: 1, 2 and 4 workers at once, each making N calls (N chosen from a warm-up so that a round
 //    takes about ROUND_MS), blocking, and async with WINDOW calls in flight per worker.
 // 3. The same blocking throughput into a LoopThread (loop.createHandle() + LoopThread.connect()).
+// 4. Mixed (the issue's target: at least 3x): MIXED_WORKERS workers at once, each making MIXED_CALLS calls
+//    in turn blocking and awaited (`echoSync`, then `await echo`), against the hand-written bridges doing
+//    the same (blocking: Atomics.wait + receiveMessageOnPort; awaited: postMessage and on('message'));
+//    wall time from the start signal until the last worker is done, median of rounds.
 //
 // The hand-written bridge: the worker posts {id, value} on a MessagePort to the main thread and blocks
 // with Atomics.wait on a word of a SharedArrayBuffer; the main thread's 'message' handler answers with
@@ -27,14 +33,19 @@ import {
   workerData,
 } from 'node:worker_threads';
 import { LoopThread, Portal } from 'loopthread';
-import { machineTimes } from './machine.mjs';
+import { benchOptions, inRegime, machineTimes, saveResults } from './machine.mjs';
 
 const VALUE = 'abcdefgh'; // 8 bytes
 const WARMUP_MS = 400;
 const ROUND_MS = 300;
-const LATENCY_ROUNDS = 7;
-const THROUGHPUT_ROUNDS = 5;
+const { quick, regimes } = benchOptions(isMainThread ? undefined : []);
+const LATENCY_ROUNDS = quick ? 3 : 7;
+const THROUGHPUT_ROUNDS = quick ? 3 : 5;
 const THREADS = [1, 2, 4];
+const MIXED_WORKERS = 8;
+const MIXED_CALLS = 2_000;
+const MIXED_ROUNDS = quick ? 3 : 5;
+const MIXED_GOAL = 3;
 /** Async calls in flight per worker. */
 const WINDOW = 64;
 /** Other processes' load (in cores) above which the numbers are called skewed. */
@@ -156,6 +167,16 @@ function workerMain() {
         p99Us: us[Math.min(calls - 1, Math.ceil(0.99 * calls) - 1)],
         meanUs: ((stamps[calls] - stamps[0]) * 1000) / calls,
       };
+    },
+    /** Calls in turn blocking and awaited, through the portal or through the hand-written bridges. */
+    async mixed({ impl, calls, target }) {
+      const blocking = impl === 'portal' ? sync.portal : sync.bridge;
+      const awaited = impl === 'portal' ? asyncCalls.portalAsync : asyncCalls.bridgeAsync;
+      parentPort.postMessage({ type: 'ready' });
+      for (let g = Atomics.load(goWord, 0); g < target; g = Atomics.load(goWord, 0)) Atomics.wait(goWord, 0, g);
+      const start = sharedNow();
+      for (let i = 0; i < calls; i++) check(i % 2 === 0 ? blocking() : await awaited());
+      return { start, end: sharedNow() };
     },
     async throughput({ mode, calls, target }) {
       if (mode in sync) for (let i = 0; i < 20; i++) check(sync[mode]());
@@ -323,36 +344,18 @@ const LABELS = {
   loop: 'LoopThread runSync (connect)',
 };
 
-async function mainThread() {
-  const started = performance.now();
-  const cpuModel = cpus()[0]?.model ?? 'unknown';
-  console.log(
-    `Node ${process.version}, ${availableParallelism()} CPUs (${cpuModel}), ${process.platform}/${process.arch}`,
-  );
-
-  // How busy is the machine before we start? The load average trails (a 1-minute mean, threads waiting
-  // included), so the warning goes by what other processes used over the last seconds.
-  const before = cpuMark();
-  await sleep(2000);
-  const idle = cpuSince(before);
-  const load = loadavg();
-  console.log(
-    `before the run: load average ${load.map((l) => fmt(l)).join(' ')} (1, 5, 15 min); ` +
-      `other processes kept ${fmt(idle.others)} cores busy over the last 2 s`,
-  );
-  if (idle.others > STRAY_CORES) {
-    console.log('WARNING: other processes are busy: every number below is skewed (threads wait for a core)');
-  } else if (load[0] > availableParallelism() / 2) {
-    console.log('note: the load average is still high from earlier work, but the machine was quiet just now');
-  }
-
+/** Every section in one regime; returns the ratios (>1: loopthread is faster). */
+async function runRegime(regime) {
+  // The bench's own busy process is not a stray load.
+  const busyCores = regime.load ? 1 : 0;
+  const summary = {};
   const api = { echo: (x) => x };
   const portal = Portal.open(api, { name: 'bench portal' });
   const loop = new LoopThread({ name: 'bench loop' });
   const goSab = new SharedArrayBuffer(4);
   const goWord = new Int32Array(goSab);
   let goCount = 0;
-  const maxThreads = Math.max(...THREADS);
+  const maxThreads = Math.max(...THREADS, MIXED_WORKERS);
   const workers = Array.from({ length: maxThreads }, (_, i) => new BenchWorker(i, portal, loop, api, goSab));
   const runMark = cpuMark();
   const sectionStray = [];
@@ -362,7 +365,7 @@ async function mainThread() {
     await Promise.all(workers.map((w) => w.ask('check')));
 
     // ---- 1. round trip ----
-    process.stderr.write('round trip ');
+    process.stderr.write(`${regime.key}: round trip `);
     const sectionMark = cpuMark();
     const w0 = workers[0];
     const latencyModes = ['portal', 'bridge'];
@@ -386,7 +389,7 @@ async function mainThread() {
     }
     process.stderr.write('\n');
     const latencyCpu = cpuSince(sectionMark);
-    sectionStray.push(['round trip', latencyCpu.others]);
+    sectionStray.push(['round trip', latencyCpu.others - busyCores]);
 
     console.log(
       `\n== 1. round trip: one worker's blocking call into the main thread, echo of an 8-byte string ==\n` +
@@ -396,11 +399,11 @@ async function mainThread() {
     const latencyRows = [
       ['case', 'calls/round', 'median us', 'round medians min-max', 'mean us', 'p99 us', 'CPU us/call'],
     ];
-    const summary = {};
+    const latencySummary = {};
     for (const mode of latencyModes) {
       const { calls, rounds, cpuUsPerCall } = latency[mode];
       const medians = rounds.map((x) => x.medianUs);
-      summary[mode] = {
+      latencySummary[mode] = {
         median: medianOf(medians),
         mean: medianOf(rounds.map((x) => x.meanUs)),
         p99: medianOf(rounds.map((x) => x.p99Us)),
@@ -408,18 +411,18 @@ async function mainThread() {
       latencyRows.push([
         LABELS[mode],
         int(calls),
-        fmt(summary[mode].median),
+        fmt(latencySummary[mode].median),
         `${fmt(Math.min(...medians))}-${fmt(Math.max(...medians))}`,
-        fmt(summary[mode].mean),
-        fmt(summary[mode].p99),
+        fmt(latencySummary[mode].mean),
+        fmt(latencySummary[mode].p99),
         fmt(medianOf(cpuUsPerCall)),
       ]);
     }
     printTable(latencyRows, 1);
-    const latencyRatio = summary.bridge.median / summary.portal.median;
+    const latencyRatio = latencySummary.bridge.median / latencySummary.portal.median;
     console.log(
       `\nratio bridge / portal (median per-call time): ${fmt(latencyRatio)}x` +
-        ` (means: ${fmt(summary.bridge.mean / summary.portal.mean)}x, p99: ${fmt(summary.bridge.p99 / summary.portal.p99)}x)` +
+        ` (means: ${fmt(latencySummary.bridge.mean / latencySummary.portal.mean)}x, p99: ${fmt(latencySummary.bridge.p99 / latencySummary.portal.p99)}x)` +
         `  [>1: the portal is faster]`,
     );
     console.log('CPU us/call: CPU time of the whole process (all threads) per call: spinning shows here.');
@@ -463,7 +466,7 @@ async function mainThread() {
       }
       process.stderr.write('\n');
       const cpu = cpuSince(mark);
-      sectionStray.push([`${threads} thread(s)`, cpu.others]);
+      sectionStray.push([`${threads} thread(s)`, cpu.others - busyCores]);
       for (const c of configs) throughput.push({ ...c, others: cpu.others });
     }
 
@@ -525,7 +528,44 @@ async function mainThread() {
         (t) => `${t} thread(s) ${fmt(rateOf(find(mode, t)) / rateOf(find(REFERENCE[mode], t)))}x`,
       );
       console.log(`${label}: ${ratios.join(', ')}`);
+      ratios.forEach((_, i) => {
+        summary[`${mode} ${THREADS[i]} thread(s)`] =
+          rateOf(find(mode, THREADS[i])) / rateOf(find(REFERENCE[mode], THREADS[i]));
+      });
     }
+    summary.roundTrip = latencyRatio;
+
+    // ---- 4. mixed calls from many workers ----
+    process.stderr.write(`${MIXED_WORKERS} workers, mixed calls `);
+    const mixedMark = cpuMark();
+    const mixedRound = async (impl, calls) => {
+      const target = ++goCount;
+      const ready = workers.map((w) => w.next('ready'));
+      const results = workers.map((w) => w.ask('mixed', { impl, calls, target }));
+      await Promise.all(ready);
+      Atomics.store(goWord, 0, target);
+      Atomics.notify(goWord, 0);
+      const done = await Promise.all(results);
+      return Math.max(...done.map((x) => x.end)) - Math.min(...done.map((x) => x.start));
+    };
+    const mixed = { portal: [], bridge: [] };
+    for (const impl of Object.keys(mixed)) await mixedRound(impl, 200); // warm-up
+    for (let r = 0; r < MIXED_ROUNDS; r++) {
+      for (const impl of Object.keys(mixed)) mixed[impl].push(await mixedRound(impl, MIXED_CALLS));
+      process.stderr.write('.');
+    }
+    process.stderr.write('\n');
+    sectionStray.push(['mixed', cpuSince(mixedMark).others - busyCores]);
+    const mixedRatio = medianOf(mixed.bridge) / medianOf(mixed.portal);
+    console.log(
+      `\n== 4. ${MIXED_WORKERS} workers x ${int(MIXED_CALLS)} calls into the main thread, in turn blocking and awaited ==\n` +
+        `wall ms (median of ${MIXED_ROUNDS} rounds): portal ${fmt(medianOf(mixed.portal), 1)} ` +
+        `(${mixed.portal.map((x) => fmt(x, 0)).join(', ')}), hand-written bridges ${fmt(medianOf(mixed.bridge), 1)} ` +
+        `(${mixed.bridge.map((x) => fmt(x, 0)).join(', ')})\n` +
+        `bridges / portal: ${fmt(mixedRatio)}x (target: at least ${MIXED_GOAL}x)`,
+    );
+    summary.mixed = mixedRatio;
+    summary.mixedMs = { portal: medianOf(mixed.portal), bridge: medianOf(mixed.bridge) };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await loop.close();
@@ -535,7 +575,7 @@ async function mainThread() {
   const total = cpuSince(runMark);
   const after = loadavg();
   console.log(
-    `\nmachine during the run: this process ${fmt(total.own)} cores on average, other processes ` +
+    `\nmachine during the run: this process ${fmt(total.own)} cores on average, other processes (besides the busy process) ` +
       `${sectionStray.map(([name, cores]) => `${fmt(cores)} (${name})`).join(', ')}; ` +
       `load average now ${after.map((l) => fmt(l)).join(' ')}`,
   );
@@ -546,7 +586,48 @@ async function mainThread() {
         'those numbers are skewed',
     );
   }
-  console.log(`total ${fmt((performance.now() - started) / 1000, 1)} s`);
+  return summary;
+}
+
+async function mainThread() {
+  const started = performance.now();
+  const cpuModel = cpus()[0]?.model ?? 'unknown';
+  console.log(
+    `Node ${process.version}, ${availableParallelism()} CPUs (${cpuModel}), ${process.platform}/${process.arch}`,
+  );
+
+  // How busy is the machine before we start? The load average trails (a 1-minute mean, threads waiting
+  // included), so the warning goes by what other processes used over the last seconds.
+  const before = cpuMark();
+  await sleep(2000);
+  const idle = cpuSince(before);
+  const load = loadavg();
+  console.log(
+    `before the run: load average ${load.map((l) => fmt(l)).join(' ')} (1, 5, 15 min); ` +
+      `other processes kept ${fmt(idle.others)} cores busy over the last 2 s`,
+  );
+  if (idle.others > STRAY_CORES) {
+    console.log('WARNING: other processes are busy: every number below is skewed (threads wait for a core)');
+  } else if (load[0] > availableParallelism() / 2) {
+    console.log('note: the load average is still high from earlier work, but the machine was quiet just now');
+  }
+
+  const report = {};
+  for (const regime of regimes) report[regime.key] = await inRegime(regime, 30 * 60_000, () => runRegime(regime));
+
+  console.log('\n== ratios of both regimes (>1: loopthread is faster) ==');
+  for (const key of Object.keys(report[regimes[0].key])) {
+    if (key === 'mixedMs') continue;
+    console.log(`  ${key}: ${regimes.map((r) => `${r.key} ${fmt(report[r.key][key])}x`).join(', ')}`);
+  }
+  const targets = regimes.map((r) => ({
+    target: `Portal: ${MIXED_WORKERS} workers x ${MIXED_CALLS} mixed calls vs hand-written MessagePort RPC`,
+    regime: r.key,
+    ratio: report[r.key].mixed,
+    goal: MIXED_GOAL,
+  }));
+  saveResults('portal', { regimes: report, targets });
+  console.log(`\ntotal ${fmt((performance.now() - started) / 1000, 1)} s`);
 
   // Every worker is terminated, the LoopThread and the portal are closed: the process should exit by
   // itself. If something kept it alive anyway, say so (the timer is unref'd: it never delays a clean exit).

@@ -1,5 +1,6 @@
 // Benchmark: a trivial async identity function called synchronously, through loopthread and its peers.
-// Run with `npm run bench` (builds first) or `npx tsc -p . && node bench/run.mjs [--idle-only | --loaded-only]`.
+// Run with `npm run bench:calls` (builds first) or `node bench/run.mjs [--idle-only | --busy-only] [--quick]`;
+// `npm run bench` runs it among all the benches (bench/all.mjs).
 //
 // Two sections, each with fresh threads: an idle machine, then one core kept busy by another process
 // (a bounded busy loop in a child process), which makes thread wake-ups cheap and spinning costly.
@@ -8,38 +9,23 @@
 // per round is chosen from the warm-up speed so that each round takes about ROUND_MS, which keeps fast
 // and slow cases within the same time budget. Each call is timestamped, so p99 comes for free; the
 // timer's own cost is in every number and is what the native baseline shows.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { LoopThread } from 'loopthread';
 import { createSyncFn } from 'synckit';
 import makeSynchronized from 'make-synchronized';
 import makeSynchronous from 'make-synchronous';
-import { machineTimes, startBusyProcess } from './machine.mjs';
+import { benchOptions, machineTimes, saveResults, startBusyProcess } from './machine.mjs';
 import { measureMachineCosts } from '../dist/src/shm/costs.js';
 
-const ROUNDS = 5;
+const { quick, regimes: sections } = benchOptions();
+const ROUNDS = quick ? 3 : 5;
 const ROUND_MS = 250;
 const WARMUP_MS = 250;
 // Bounds on calls per round: enough samples for a p99, and a cap so the native baseline stays small.
 const MIN_CALLS = 50;
 const MAX_CALLS = 200_000;
-
-const SECTIONS = [
-  { key: 'idle', title: 'idle machine', load: false },
-  {
-    key: 'loaded',
-    title: 'with one core kept busy by another process',
-    load: true,
-  },
-];
-const flags = process.argv.slice(2);
-const unknown = flags.filter((f) => f !== '--idle-only' && f !== '--loaded-only');
-if (unknown.length > 0 || flags.length > 1) {
-  console.error(`usage: node bench/run.mjs [--idle-only | --loaded-only] (got: ${flags.join(' ')})`);
-  process.exit(2);
-}
-const sections = SECTIONS.filter((s) => flags.length === 0 || flags[0] === (s.load ? '--loaded-only' : '--idle-only'));
 
 const PAYLOADS = [
   { label: '8 B', value: 'abcdefgh' },
@@ -322,25 +308,19 @@ for (const section of sections) {
   printSection(section, outcome);
   report[section.key] = { title: section.title, ...outcome };
 }
+if (sections.length > 1) {
+  console.log('\npeer time / loopthread runSync inline time (>1: loopthread is faster), per regime:');
+  for (const r of report[sections[0].key].results.filter((x) => x.kind === 'peer' || x.case.endsWith('importSync'))) {
+    const cells = sections.map((s) => {
+      const other = report[s.key].results.find((x) => x.case === r.case && x.payload === r.payload);
+      return `${s.key} ${fmt(other.ratioVsLoopthreadInline)}x`;
+    });
+    console.log(`  ${r.case}, ${r.payload}: ${cells.join(', ')}`);
+  }
+}
 console.log(`\ntotal ${fmt((performance.now() - started) / 1000, 1)} s`);
 
-writeFileSync(
-  new URL('./results.json', import.meta.url),
-  JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: availableParallelism(),
-      cpuModel,
-      rounds: ROUNDS,
-      roundMs: ROUND_MS,
-      warmupMs: WARMUP_MS,
-      sections: report,
-    },
-    null,
-    2,
-  ) + '\n',
-);
+saveResults('calls', { rounds: ROUNDS, roundMs: ROUND_MS, warmupMs: WARMUP_MS, sections: report, targets: [] });
 
 // Every LoopThread is closed, the busy process is gone and the peers' workers are unref'd, so the process
 // should exit by itself; if a peer left a handle alive anyway, do not hang (the timer is unref'd, so it

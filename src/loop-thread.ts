@@ -49,7 +49,7 @@ export interface LoopThreadOptions {
    * variable LOOPTHREAD_TS_RUNNER, else none.
    */
   tsRunner?: TsRunner | undefined;
-  /** Bytes of the shared buffer in each direction; larger messages cross in chunks. Default 256 KiB. */
+  /** Bytes of the shared buffer in each direction; larger messages go by the port (see protocol/bulk.ts). Default 256 KiB. */
   bufferSize?: number;
   /** How long the thread may take to start before calls fail with WorkerCrashedError. Default 30 s. */
   startupTimeout?: number;

@@ -116,7 +116,7 @@ describe('values by copy round-trip through an identity call', () => {
     }
   });
 
-  it('a 4 MiB string crosses in chunks and arrives equal (64 MiB in the soak)', async () => {
+  it('a 4 MiB string (larger than the shared slot) arrives equal (64 MiB in the soak)', async () => {
     const unit = 'abcdé€😀';
     const big = unit.repeat(Math.ceil((4 * 1024 * 1024) / unit.length)).slice(0, 4 * 1024 * 1024);
     for (const back of await roundTrip(big)) {

@@ -17,7 +17,8 @@ import {
 } from '../errors.js';
 import { Future, type FutureControl } from '../future.js';
 import { ASYNC_SEQ, HostState, STATE, type Line } from '../protocol/line.js';
-import { Assembler, nextChunk, now } from '../protocol/mailbox.js';
+import { BulkInbox, isBulk, sendBulk, type BulkPacket } from '../protocol/bulk.js';
+import { now } from '../protocol/mailbox.js';
 import { changed, waitForChange, Waited } from '../shm/wait.js';
 import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { beginWait } from '../shm/wait-for.js';
@@ -99,7 +100,7 @@ const isThenable = (v: unknown): v is PromiseLike<unknown> =>
 export class PortalClient implements Peer {
   private nextId = 0;
   private seenReply: number;
-  private readonly assembler = new Assembler();
+  private readonly bulk = new BulkInbox();
   private readonly spin = new SpinPolicy();
   private readonly pending = new Map<number, PendingCall>();
   private readonly sourceIds = new Map<string, number>();
@@ -139,7 +140,7 @@ export class PortalClient implements Peer {
     }
     claimed.add(line.sab);
     this.seenReply = line.reply.seq();
-    port.on('message', (p: PortPacket) => {
+    port.on('message', (p: PortPacket | BulkPacket) => {
       this.onPortMessage(p);
     });
     // The serving side closed this connection or its thread is gone: nothing will answer now.
@@ -249,35 +250,19 @@ export class PortalClient implements Peer {
   private sendBlocking(write: Write, id: number, deadline: number): void {
     const words = this.line.words;
     const mailbox = this.line.request;
-    const waitFree = (until: number): void => {
-      while (!mailbox.isFree()) {
-        const ack = Atomics.load(words, mailbox.ackIndex);
-        if (mailbox.isFree()) break;
-        if (!waitForChange(words, mailbox.ackIndex, ack, until, this.checkAlive, 0, mailbox.writerSleepsIndex)) {
-          throw new TimeoutError(`${this.name} did not take the request in time (it is busy)`);
-        }
+    while (!mailbox.isFree()) {
+      const ack = Atomics.load(words, mailbox.ackIndex);
+      if (mailbox.isFree()) break;
+      if (!waitForChange(words, mailbox.ackIndex, ack, deadline, this.checkAlive, 0, mailbox.writerSleepsIndex)) {
+        throw new TimeoutError(`${this.name} did not take the request in time (it is busy)`);
       }
-    };
-    const wakeHost = (): void => {
-      if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) this.port.postMessage(WAKE);
-    };
-    waitFree(deadline);
+    }
     const w = new Writer(mailbox.data);
     write(w, id);
-    if (!w.spilled) {
-      mailbox.publish(w.pos, false);
-      wakeHost();
-      return;
-    }
-    let offset = nextChunk(mailbox, w.buf, 0, w.pos);
-    wakeHost();
-    // A message cut short would corrupt the next one: once begun, it is sent whole (the host
-    // takes each chunk as soon as its loop turns; a dead host still ends the wait).
-    while (offset < w.pos) {
-      waitFree(Infinity);
-      offset = nextChunk(mailbox, w.buf, offset, w.pos);
-      wakeHost();
-    }
+    // Too large for the slot: the encoded bytes go by the port, uncopied (see bulk.ts).
+    if (w.spilled) sendBulk(this.port, mailbox, w.buf, w.pos);
+    else mailbox.publish(w.pos);
+    if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) this.port.postMessage(WAKE);
   }
 
   /** Sends a request and blocks until its own reply: returns the value or throws the error. */
@@ -357,8 +342,12 @@ export class PortalClient implements Peer {
       }
       this.seenReply = mailbox.seq();
       mailbox.markTaken();
-      const bytes = this.assembler.take(mailbox);
-      if (bytes === undefined) continue;
+      const slot = mailbox.peek();
+      const bytes = slot.onPort
+        ? this.bulk.take(this.port, (p) => {
+            this.onPortMessage(p as PortPacket);
+          })
+        : mailbox.data.subarray(0, slot.length);
       let reply: Reply | CallMessage;
       try {
         reply = readMessage(bytes, 0, bytes.length, undefined, this.reviveSync) as Reply | CallMessage;
@@ -597,12 +586,16 @@ export class PortalClient implements Peer {
   private pump(): void {
     if (this.portClosed) return;
     for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
-      this.onPortMessage(m.message as PortPacket);
+      this.onPortMessage(m.message as PortPacket | BulkPacket);
     }
   }
 
-  private onPortMessage(p: PortPacket): void {
+  private onPortMessage(p: PortPacket | BulkPacket): void {
     if (p === WAKE) return;
+    if (isBulk(p)) {
+      this.bulk.add(p);
+      return;
+    }
     const reply = readPacket(p, this.reviveAsync);
     if (reply.kind === Kind.Idle) {
       if (reply.id >= this.lastSent) this.onHostIdle();

@@ -11,7 +11,8 @@ import { endIteration, Lender, performRefOp } from './lender.js';
 import { Remotes, type Peer } from './remote.js';
 import { ClosedError, NeverSettledError, TimeoutError, CancelledError } from '../errors.js';
 import { HostState, Line, ASYNC_SEQ } from '../protocol/line.js';
-import { Assembler, now } from '../protocol/mailbox.js';
+import { BulkInbox, isBulk, type BulkPacket } from '../protocol/bulk.js';
+import { now } from '../protocol/mailbox.js';
 import { spinFor } from '../shm/wait.js';
 import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
@@ -104,7 +105,7 @@ export class HostConnection implements Peer {
     new Map<number, Fn | Error>(),
   ];
   readonly outbox: Outbox;
-  readonly assembler = new Assembler();
+  readonly bulk = new BulkInbox();
   seenRequest = 0;
   chained = 0;
   readonly spin = new SpinPolicy();
@@ -123,7 +124,7 @@ export class HostConnection implements Peer {
     readonly mayClose: boolean,
     onBusyChange: (busy: boolean) => void,
   ) {
-    this.outbox = new Outbox(line.reply, onBusyChange);
+    this.outbox = new Outbox(line.reply, port, onBusyChange);
   }
 
   refSync(): never {
@@ -229,7 +230,7 @@ export class PortalHost {
     });
     this.connections.add(conn);
     conn.seenRequest = Atomics.load(line.words, line.request.ackIndex);
-    port.on('message', (p: PortPacket | ConnectRequest) => {
+    port.on('message', (p: PortPacket | BulkPacket | ConnectRequest) => {
       this.onPortMessage(conn, p);
     });
     // The calling thread is gone (exited or crashed): its calls have no one to answer to.
@@ -257,10 +258,14 @@ export class PortalHost {
     }
   }
 
-  private onPortMessage(conn: HostConnection, p: PortPacket | ConnectRequest): void {
+  private onPortMessage(conn: HostConnection, p: PortPacket | BulkPacket | ConnectRequest): void {
     if (p === WAKE) {
       conn.chained = 0;
       this.takeRequest(conn, true);
+      return;
+    }
+    if (isBulk(p)) {
+      conn.bulk.add(p);
       return;
     }
     if (typeof p !== 'string' && 'connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
@@ -298,11 +303,14 @@ export class PortalHost {
     // How soon the caller called again after our last reply: worth spinning for next time, or not.
     if (conn.replied) conn.spin.observe(mailbox.publishedAt() - conn.line.reply.publishedAt(), conn.spun);
     conn.replied = false;
-    const bytes = conn.assembler.take(mailbox);
-    if (bytes === undefined) {
-      this.idle(conn);
-      return;
-    }
+    const slot = mailbox.peek();
+    // What the port holds before a request sent by it is handled first, as the loop would have; a
+    // WAKE among it is for a request taken already (this one, or one before).
+    const bytes = slot.onPort
+      ? conn.bulk.take(conn.port, (p) => {
+          if (p !== WAKE) this.onPortMessage(conn, p as PortPacket | ConnectRequest);
+        })
+      : mailbox.data.subarray(0, slot.length);
     let message: Message;
     try {
       message = readMessage(bytes, 0, bytes.length, undefined, conn.revive);
@@ -338,7 +346,7 @@ export class PortalHost {
         // (and then aborted by the close), not refused.
         if (!viaPort) {
           for (let p = receiveMessageOnPort(conn.port); p !== undefined; p = receiveMessageOnPort(conn.port)) {
-            this.onPortMessage(conn, p.message as PortPacket | ConnectRequest);
+            this.onPortMessage(conn, p.message as PortPacket | BulkPacket | ConnectRequest);
           }
         }
         // Not tracked as a call: close waits for the calls in flight, and this is not one of them.

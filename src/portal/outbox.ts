@@ -1,18 +1,22 @@
 /**
  * The replies waiting for a blocking caller's mailbox: published one at a time, each once the
- * caller has consumed the one before (the slot is single), in chunks when larger than the slot.
+ * caller has consumed the one before (the slot is single). One larger than the slot goes by the
+ * port, its marker taking its turn in the mailbox (see bulk.ts).
  */
+import type { MessagePort } from 'node:worker_threads';
 import { Writer } from '../codec/writer.js';
-import { nextChunk, type Mailbox } from '../protocol/mailbox.js';
+import { sendBulk } from '../protocol/bulk.js';
+import type { Mailbox } from '../protocol/mailbox.js';
 import { changed } from '../shm/wait.js';
 import { ownedWriter } from './messages.js';
 
 export class Outbox {
-  private readonly queue: { bytes: Buffer; length: number; offset: number }[] = [];
+  private readonly queue: { bytes: Buffer; length: number }[] = [];
   private waiting = false;
 
   constructor(
     private readonly mailbox: Mailbox,
+    private readonly port: MessagePort,
     private readonly onBusyChange: (busy: boolean) => void,
   ) {}
 
@@ -21,17 +25,14 @@ export class Outbox {
     if (this.queue.length === 0 && this.mailbox.isFree()) {
       const w = new Writer(this.mailbox.data);
       write(w);
-      if (!w.spilled) {
-        this.mailbox.publish(w.pos, false);
-        this.mailbox.notify();
-        return true;
-      }
-      this.queue.push({ bytes: w.buf, length: w.pos, offset: 0 });
-    } else {
-      const w = ownedWriter();
-      write(w);
-      this.queue.push({ bytes: w.buf, length: w.pos, offset: 0 });
+      if (w.spilled) sendBulk(this.port, this.mailbox, w.buf, w.pos);
+      else this.mailbox.publish(w.pos);
+      this.mailbox.notify();
+      return true;
     }
+    const w = ownedWriter();
+    write(w);
+    this.queue.push({ bytes: w.buf, length: w.pos });
     if (this.queue.length === 1) this.onBusyChange(true);
     this.pump();
     return false;
@@ -55,13 +56,15 @@ export class Outbox {
         else void wake.then(resume);
         return;
       }
-      const head = this.queue[0] as { bytes: Buffer; length: number; offset: number };
-      head.offset = nextChunk(this.mailbox, head.bytes, head.offset, head.length);
-      this.mailbox.notify();
-      if (head.offset >= head.length) {
-        this.queue.shift();
-        if (this.queue.length === 0) this.onBusyChange(false);
+      const { bytes, length } = this.queue.shift() as { bytes: Buffer; length: number };
+      if (length > this.mailbox.data.length) {
+        sendBulk(this.port, this.mailbox, bytes, length);
+      } else {
+        bytes.copy(this.mailbox.data, 0, 0, length);
+        this.mailbox.publish(length);
       }
+      this.mailbox.notify();
+      if (this.queue.length === 0) this.onBusyChange(false);
     }
   }
 }

@@ -4,8 +4,8 @@
  * SEQ and ACK are counters that only go up. The writer may fill the slot only when ACK equals
  * SEQ (the reader has consumed the last message), then bumps SEQ. The reader waits for SEQ to
  * move past what it last saw, reads, then sets ACK to SEQ. A stale or spurious wake-up therefore
- * never shows a torn or repeated message. A message larger than the slot crosses in chunks, each
- * flagged MORE but the last.
+ * never shows a torn or repeated message. A message larger than the slot goes by the connection's
+ * port instead, and the slot holds only a marker flagged ON_PORT (see bulk.ts).
  */
 import { now } from '../shm/spin-policy.js';
 
@@ -21,11 +21,13 @@ export const READER_SLEEPS = 4;
 export const WRITER_SLEEPS = 5;
 /** Words of shared memory one mailbox takes. */
 export const MAILBOX_WORDS = 6;
-const MORE = 1;
+/** FLAGS: the message is the next bulk packet on the connection's port (see bulk.ts). */
+const ON_PORT = 1;
 
-export interface Chunk {
+export interface Slot {
+  /** Bytes of the message in the slot (0 for a marker). */
   length: number;
-  more: boolean;
+  onPort: boolean;
 }
 
 export class Mailbox {
@@ -38,12 +40,12 @@ export class Mailbox {
     private readonly stampIndex: number,
   ) {}
 
-  /** When the last chunk was published, in ms on the clock all threads share (see `now`). */
+  /** When the last message was published, in ms on the clock all threads share (see `now`). */
   publishedAt(): number {
     return this.stamps[this.stampIndex] as number;
   }
 
-  /** When the reader took the last chunk (see `markTaken`). */
+  /** When the reader took the last message (see `markTaken`). */
   takenAt(): number {
     return this.stamps[this.stampIndex + 1] as number;
   }
@@ -70,11 +72,14 @@ export class Mailbox {
     return Atomics.load(this.words, this.base + ACK) === Atomics.load(this.words, this.base + SEQ);
   }
 
-  /** Writer: the slot holds `length` bytes of a message; publish them (the caller then wakes the reader). */
-  publish(length: number, more: boolean): void {
+  /**
+   * Writer: the slot holds `length` bytes of a message, or (`onPort`) a marker for one posted on the
+   * port just before; publish it (the caller then wakes the reader).
+   */
+  publish(length: number, onPort = false): void {
     const w = this.words;
     w[this.base + LEN] = length;
-    w[this.base + FLAGS] = more ? MORE : 0;
+    w[this.base + FLAGS] = onPort ? ON_PORT : 0;
     this.stamps[this.stampIndex] = now();
     Atomics.add(w, this.base + SEQ, 1);
   }
@@ -96,10 +101,10 @@ export class Mailbox {
     return this.base + WRITER_SLEEPS;
   }
 
-  /** Reader: what the last published chunk holds (call after seeing SEQ move). */
-  peek(): Chunk {
+  /** Reader: what the last published message is (call after seeing SEQ move). */
+  peek(): Slot {
     const w = this.words;
-    return { length: w[this.base + LEN] as number, more: ((w[this.base + FLAGS] as number) & MORE) !== 0 };
+    return { length: w[this.base + LEN] as number, onPort: ((w[this.base + FLAGS] as number) & ON_PORT) !== 0 };
   }
 
   /** Reader: the slot is consumed; the writer may fill it again. */
@@ -107,37 +112,4 @@ export class Mailbox {
     Atomics.store(this.words, this.base + ACK, Atomics.load(this.words, this.base + SEQ));
     if (Atomics.load(this.words, this.base + WRITER_SLEEPS) !== 0) Atomics.notify(this.words, this.base + ACK);
   }
-}
-
-/** Reassembles a message that may arrive in several chunks. */
-export class Assembler {
-  private parts: Buffer[] = [];
-
-  /**
-   * Takes the chunk just published. Returns the whole message, or undefined when more chunks
-   * follow (that chunk is then copied and consumed). The returned bytes may be the slot itself:
-   * decode them before calling consume().
-   */
-  take(mailbox: Mailbox): Buffer | undefined {
-    const { length, more } = mailbox.peek();
-    const chunk = mailbox.data.subarray(0, length);
-    if (more) {
-      this.parts.push(Buffer.from(chunk));
-      mailbox.consume();
-      return undefined;
-    }
-    if (this.parts.length === 0) return chunk;
-    this.parts.push(chunk);
-    const whole = Buffer.concat(this.parts);
-    this.parts = [];
-    return whole;
-  }
-}
-
-/** The bytes of `message` from `offset`, cut to what one slot holds. */
-export function nextChunk(mailbox: Mailbox, message: Buffer, offset: number, total: number): number {
-  const n = Math.min(mailbox.data.length, total - offset);
-  message.copy(mailbox.data, 0, offset, offset + n);
-  mailbox.publish(n, offset + n < total);
-  return offset + n;
 }

@@ -17,7 +17,7 @@ after(() => {
   loop.closeSync();
 });
 
-test('a 64 MiB string of multi-byte characters crosses in chunks and arrives equal, through runSync and run', async () => {
+test('a 64 MiB string of multi-byte characters arrives equal, through runSync and run', async () => {
   const unit = 'abcdé€😀';
   const big = unit.repeat(Math.ceil((64 * MiB) / unit.length)).slice(0, 64 * MiB);
   for (const back of [loop.runSync(identity, big), await loop.run(identity, big)]) {

@@ -1,0 +1,61 @@
+/**
+ * Messages larger than a mailbox's slot. Crossing the slot in chunks cost a handoff between the
+ * threads per chunk and three more copies of the whole message (into the slot, out of it, and
+ * reassembled); instead the writer's own heap buffer is transferred on the connection's
+ * MessagePort, which copies nothing, and the slot carries only a marker. So the message is encoded
+ * once and decoded once, as structuredClone does.
+ *
+ * The packet is posted before its marker is published, and a port keeps its order, as the slot
+ * does: the reader of a marker finds its packet either already delivered to its port listener
+ * (kept by `BulkInbox.add`) or still in the port's queue.
+ */
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { Mailbox } from './mailbox.js';
+
+export interface BulkPacket {
+  bulk: ArrayBuffer;
+  length: number;
+}
+
+export function isBulk(p: unknown): p is BulkPacket {
+  return typeof p === 'object' && p !== null && 'bulk' in p;
+}
+
+/** Writer: posts the first `length` bytes of `buf` on `port` and publishes a marker for them in `mailbox`. */
+export function sendBulk(port: MessagePort, mailbox: Mailbox, buf: Buffer, length: number): void {
+  let own = buf;
+  // Only a buffer that is its whole ArrayBuffer may be transferred (a Writer's spilled buffer is).
+  if (buf.byteOffset !== 0 || !(buf.buffer instanceof ArrayBuffer) || buf.buffer.byteLength !== buf.length) {
+    own = Buffer.allocUnsafeSlow(length);
+    buf.copy(own, 0, 0, length);
+  }
+  const bytes = own.buffer as ArrayBuffer;
+  const packet: BulkPacket = { bulk: bytes, length };
+  port.postMessage(packet, [bytes]);
+  mailbox.publish(0, true);
+}
+
+/** Reader: the bulk packets its port listener received ahead of their markers. */
+export class BulkInbox {
+  private readonly arrived: BulkPacket[] = [];
+
+  /** From the port's 'message' listener. */
+  add(p: BulkPacket): void {
+    this.arrived.push(p);
+  }
+
+  /**
+   * The message the marker just read announced. Messages the port delivers before it are given to
+   * `other`, in order, as the port's listener would have had them.
+   */
+  take(port: MessagePort, other: (message: unknown) => void): Buffer {
+    let p = this.arrived.shift();
+    while (p === undefined) {
+      const m = receiveMessageOnPort(port);
+      if (m === undefined) throw new Error('loopthread: a message announced in shared memory is missing on the port');
+      if (isBulk(m.message)) p = m.message;
+      else other(m.message);
+    }
+    return Buffer.from(p.bulk, 0, p.length);
+  }
+}
