@@ -11,26 +11,32 @@
  * peers do.
  *
  * Spinning costs the other side time when the cores are oversubscribed (a busy neighbour, more
- * threads than cores): answers then come later than the budget. Two late answers in a row turn
- * spinning off for a number of waits that doubles each time, up to a limit; an answer within the
- * budget resets that. Each call site has its own SpinPolicy and reports every wait to it (also
+ * threads than cores): answers then come later than the budget, or the spin itself is mostly
+ * descheduled (spinWasPreempted). Two late answers in a row, or one such spin, turn spinning off
+ * for a number of waits that doubles each time, up to a limit; an answer within the budget resets
+ * that. Each call site has its own SpinPolicy and reports every wait to it (also
  * those it did not spin for: they count down the time off); the wake-up estimate is the thread's.
  */
 import { availableParallelism } from 'node:os';
+import { spinWasPreempted } from './wait.js';
 
 /** Spinning helps only when the other thread runs at the same time as this one. */
 const CAN_SPIN = availableParallelism() > 1;
 /** Waits with spinning off after the first pair of late answers; doubled after each probe that fails. */
 const FIRST_BACKOFF = 16;
 const MAX_BACKOFF = 1024;
-/** Weight of a new wake-up sample in the running estimate. */
-const WEIGHT = 1 / 8;
 /**
- * A wake-up sample this many times the estimate is taken at this multiple: one descheduling of
- * tens of milliseconds says nothing about the next wake-up, and must not make every later wait
- * spin for that long.
+ * Weights of a new wake-up sample in the running estimate, below and above it. A wake-up is the
+ * kernel's work plus however long the woken thread then waits for a core: the first is what
+ * spinning saves, the second only grows when cores are oversubscribed, and spinning longer then
+ * takes cores from the threads whose answers are awaited (seen: 8 threads on 2 cores pushed an
+ * even estimate to 5-15 ms of spinning per wait). So the estimate follows the low envelope of the
+ * samples: quickly down, slowly up.
  */
-const OUTLIER = 4;
+const WEIGHT_DOWN = 1 / 2;
+const WEIGHT_UP = 1 / 256;
+/** A wake-up sample this many times the estimate is taken at this multiple. */
+const OUTLIER = 2;
 
 /** Milliseconds on a clock that all threads of the process share (performance.now() does not). */
 export const now = (): number => performance.timeOrigin + performance.now();
@@ -42,7 +48,8 @@ let wakeMs = Number.NaN;
 export function observeWake(ms: number): void {
   if (!(ms >= 0)) return;
   if (Number.isNaN(wakeMs)) wakeMs = ms;
-  else wakeMs += (Math.min(ms, wakeMs * OUTLIER) - wakeMs) * WEIGHT;
+  else if (ms < wakeMs) wakeMs += (ms - wakeMs) * WEIGHT_DOWN;
+  else wakeMs += (Math.min(ms, wakeMs * OUTLIER) - wakeMs) * WEIGHT_UP;
 }
 
 /** This thread's measured wake-up cost in ms, NaN while unknown. */
@@ -68,10 +75,12 @@ export class SpinPolicy {
       return;
     }
     if (budget <= 0) return;
-    if (answerMs <= budget) {
+    // A spin that was mostly descheduled took a core from the side it waits for: stop at once.
+    const preempted = spinWasPreempted();
+    if (answerMs <= budget && !preempted) {
       this.#late = 0;
       this.#backoff = FIRST_BACKOFF;
-    } else if (++this.#late >= 2) {
+    } else if (preempted || ++this.#late >= 2) {
       this.#late = 0;
       this.#off = this.#backoff;
       this.#backoff = Math.min(MAX_BACKOFF, this.#backoff * 2);

@@ -10,14 +10,50 @@ export const enum Waited {
   Slept = 2,
 }
 
-/** Spins up to `ms` milliseconds for words[index] to differ from `seen`. True if it did. */
+/** Whether the last spinFor() lost most of its time to other threads (see spinFor). */
+let preempted = false;
+
+/**
+ * Spins up to `ms` milliseconds for words[index] to differ from `seen`. True if it did.
+ *
+ * It also tells whether the cores were oversubscribed meanwhile (spinWasPreempted): each round of
+ * the loop costs the same, so a spin whose wall time is several times its rounds at the fastest
+ * round's cost spent most of that time descheduled. Spinning then takes a core from the thread it
+ * waits for; the spin policy stops spinning. Measured on the spin itself: no assumed speed.
+ */
 export function spinFor(words: Int32Array, index: number, seen: number, ms: number): boolean {
+  preempted = false;
   if (ms <= 0) return Atomics.load(words, index) !== seen;
-  const end = performance.now() + ms;
+  const start = performance.now();
+  const end = start + ms;
+  let last = start;
+  let fastest = Infinity;
+  let rounds = 0;
   for (;;) {
-    for (let i = 0; i < 64; i++) if (Atomics.load(words, index) !== seen) return true;
-    if (performance.now() > end) return false;
+    for (let i = 0; i < 64; i++) {
+      if (Atomics.load(words, index) !== seen) {
+        judge(last - start, rounds, fastest);
+        return true;
+      }
+    }
+    const t = performance.now();
+    if (t - last < fastest) fastest = t - last;
+    last = t;
+    rounds++;
+    if (t > end) {
+      judge(t - start, rounds, fastest);
+      return false;
+    }
   }
+}
+
+function judge(elapsed: number, rounds: number, fastest: number): void {
+  preempted = rounds >= 8 && elapsed > 4 * rounds * fastest;
+}
+
+/** Whether the last spinFor() of this thread was mostly descheduled: the cores are oversubscribed. */
+export function spinWasPreempted(): boolean {
+  return preempted;
 }
 
 /**
