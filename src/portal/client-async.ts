@@ -10,16 +10,7 @@ import { ASYNC_SEQ, HostState, STATE } from '../protocol/line.js';
 import { changed, waitForChange } from '../shm/wait.js';
 import type { CallOptions, Write } from './client-blocking.js';
 import type { CallMessage, ClientCore } from './client-core.js';
-import {
-  MessageKind,
-  packet,
-  portWriter,
-  readPacket,
-  releaseWriter,
-  WAKE,
-  writeReply,
-  type PortPacket,
-} from './messages.js';
+import { MessageKind, postOn, readPacket, WAKE, writeReply, type PortPacket } from './messages.js';
 
 interface PendingCall {
   control: FutureControl<unknown>;
@@ -151,17 +142,15 @@ export class AsyncCalls {
       return future;
     }
     this.core.flushReleases();
-    const w = portWriter();
     try {
-      write(w, id);
+      postOn(this.core.port, (w) => {
+        write(w, id);
+      });
     } catch (error) {
-      releaseWriter(w);
       control.reject(error);
       control.settle();
       return future;
     }
-    const [p, transfer] = packet(w);
-    this.core.port.postMessage(p, transfer);
     this.core.lastSent = id;
     control.running();
     let timer: NodeJS.Timeout | undefined;

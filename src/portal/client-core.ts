@@ -13,9 +13,7 @@ import { HostState, type Line } from '../protocol/line.js';
 import { beginWait } from '../shm/wait-for.js';
 import { Lender, performRefOp } from './lender.js';
 import {
-  packet,
-  portWriter,
-  releaseWriter,
+  postOn,
   writeCall,
   writeCancel,
   writeRelease,
@@ -158,18 +156,10 @@ export class ClientCore {
         ? `thread ${t} (this thread)`
         : `thread ${t}`;
 
-  /** Posts a message; false if the port is closed (the other side is gone and waits for nothing). */
+  /** Posts a message; false if it could not go (the other side is gone and waits for nothing). */
   post(write: (w: Writer) => void): boolean {
-    const w = portWriter();
     try {
-      write(w);
-    } catch (error) {
-      releaseWriter(w);
-      throw error;
-    }
-    const [p, transfer] = packet(w);
-    try {
-      this.port.postMessage(p, transfer);
+      postOn(this.port, write);
       return true;
     } catch {
       return false;

@@ -12,7 +12,7 @@ import { ASYNC_SEQ, type Line } from '../protocol/line.js';
 import { Assembler } from '../protocol/mailbox.js';
 import { SpinPolicy } from '../shm/spin-policy.js';
 import { Lender } from './lender.js';
-import { packet, portWriter, releaseWriter, writeCall, writeRelease } from './messages.js';
+import { postOn, writeCall, writeRelease } from './messages.js';
 import { Outbox } from './outbox.js';
 import { Remotes, type Peer } from './remote.js';
 
@@ -109,15 +109,7 @@ export class HostConnection implements Peer {
 
   /** Sends a message by the port, waking the caller if it waits for a Future. */
   post(write: (w: Writer) => void): void {
-    const w = portWriter();
-    try {
-      write(w);
-    } catch (error) {
-      releaseWriter(w);
-      throw error;
-    }
-    const [p, transfer] = packet(w);
-    this.port.postMessage(p, transfer);
+    postOn(this.port, write);
     Atomics.add(this.line.words, ASYNC_SEQ, 1);
     Atomics.notify(this.line.words, ASYNC_SEQ);
   }

@@ -20,8 +20,7 @@ import { IdleWatch } from './idle-watch.js';
 import { endIteration, performRefOp } from './lender.js';
 import {
   MessageKind,
-  packet,
-  portWriter,
+  postOn,
   readMessage,
   readPacket,
   writeDied,
@@ -441,10 +440,9 @@ export class PortalHost {
     this.keepAlive.dispose();
     for (const conn of this.connections) {
       if (state === HostState.Crashed) {
-        const w = portWriter();
-        writeDied(w, exitCode, error);
-        const [p, transfer] = packet(w);
-        conn.port.postMessage(p, transfer);
+        postOn(conn.port, (w) => {
+          writeDied(w, exitCode, error);
+        });
       }
       conn.line.announce(state, exitCode);
       conn.port.close();

@@ -3,7 +3,7 @@
  * unique on its connection; every reply names the id it answers, so a late reply can never be
  * taken for another call's.
  */
-import type { Transferable } from 'node:worker_threads';
+import type { MessagePort, Transferable } from 'node:worker_threads';
 import { decodeValue, type Revive } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue, type Lending } from '../codec/encode.js';
 import { toPayload, type Payload } from '../codec/payload.js';
@@ -213,6 +213,19 @@ export function packet(w: Writer): [PortPacket, Transferable[]] {
   if ((w.beside ?? []).length === 0 && w.pos <= STRING_PACKET_BYTES) return [w.buf.toString('latin1', 0, w.pos), []];
   // A large message, or one with objects beside it: its buffer is transferred, never the scratch.
   return toPayload(w, 0, w.buf !== scratch);
+}
+
+/** Writes a message with `write` and posts it on `port` (an encoding error throws, and nothing is posted). */
+export function postOn(port: MessagePort, write: (w: Writer) => void): void {
+  const w = portWriter();
+  try {
+    write(w);
+  } catch (error) {
+    releaseWriter(w);
+    throw error;
+  }
+  const [p, transfer] = packet(w);
+  port.postMessage(p, transfer);
 }
 
 export function readPacket(p: PortPacket, revive?: Revive): Message {
