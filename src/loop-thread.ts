@@ -15,6 +15,7 @@ import {
 import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
 import { Future } from './future.js';
+import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS, EXIT_GRACE_MS } from './protocol/close.js';
 import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './shm/wait.js';
 import { nativeHandle, type NativeWorker } from './shm/native-worker.js';
@@ -429,12 +430,12 @@ export class LoopThread implements Disposable, AsyncDisposable {
    */
   closeSync(options: CloseOptions = {}): void {
     if (this.#state === 'closed') return;
-    const timeout = options.timeout ?? 5_000;
+    const timeout = options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
     // An async close() may be under way: then wait for the thread as it does, blocking.
-    const grace = this.#state === 'closing' ? timeout + 1_000 : 200;
+    const grace = this.#state === 'closing' ? timeout + CLOSE_ANSWER_GRACE_MS : EXIT_GRACE_MS;
     this.#state = 'closing';
     if (this.#client.closedError === undefined) {
-      this.#client.closeSync(timeout, performance.now() + timeout + 1_000);
+      this.#client.closeSync(timeout, performance.now() + timeout + CLOSE_ANSWER_GRACE_MS);
     }
     // Wait for the thread to finish on its own, then make sure it does.
     const deadline = performance.now() + grace;
@@ -450,7 +451,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.#state === 'running') {
       this.#state = 'closing';
-      const timeout = options.timeout ?? 5_000;
+      const timeout = options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
       if (this.#client.closedError === undefined) {
         const done = this.#client.closeAsync(timeout);
         this.#worker.ref();
@@ -460,7 +461,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
             () => undefined,
             () => undefined,
           ),
-          new Promise((resolve) => (timer = setTimeout(resolve, timeout + 1_000))),
+          new Promise((resolve) => (timer = setTimeout(resolve, timeout + CLOSE_ANSWER_GRACE_MS))),
         ]);
         clearTimeout(timer);
       }
@@ -471,7 +472,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
         new Promise<boolean>((resolve) => {
           timer = setTimeout(() => {
             resolve(false);
-          }, 200);
+          }, EXIT_GRACE_MS);
         }),
       ]);
       clearTimeout(timer);

@@ -6,6 +6,7 @@
 import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads';
 import { ClosedError } from '../errors.js';
 import type { Future } from '../future.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS } from '../protocol/close.js';
 import { HostState, Line } from '../protocol/line.js';
 import { adoptWaitTable, waitTable } from '../shm/wait-for.js';
 import { atThreadEnd } from '../shm/thread-end.js';
@@ -158,7 +159,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
   async close(options: { timeout?: number } = {}): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
-    await this.#host.close(options.timeout ?? 5_000);
+    await this.#host.close(options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS);
     this.#forget();
     this.#host.shutDown(HostState.Closed);
     this.#state = 'closed';
