@@ -13,7 +13,7 @@ import { atThreadEnd } from '../shm/thread-end.js';
 import { PortalClient, type CallOptions } from './client.js';
 import { describeExports, type ExportShape } from './exports.js';
 import { PortalHost } from './host.js';
-import type { Target } from './messages.js';
+import { TargetKind, type Target } from '../call/target.js';
 import type { AsyncFunction, SyncFunction } from './proxy.js';
 
 type AnyFunction = (...args: never[]) => unknown;
@@ -119,7 +119,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
     const out: Record<string, unknown> = {};
     for (const [name, entry] of Object.entries(handle.shape)) {
       if (entry[0] !== 'function') continue;
-      const target: Target = [0, 0, [name]];
+      const target: Target = [TargetKind.Export, 0, [name]];
       out[name] = (...args: unknown[]): Future<unknown> => client.invoke(target, args, options);
       const sync = (...args: unknown[]): unknown => client.invokeSync(target, args, options, sync);
       out[`${name}Sync`] = sync;
