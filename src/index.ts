@@ -10,7 +10,7 @@ export {
 } from './loop-thread.js';
 export type { CloseOptions } from './lifecycle.js';
 export { Future, type FutureState, type WaitOptions } from './future.js';
-export { currentSignal, throwIfCancelled } from './portal/call-context.js';
+export { currentSignal, throwIfCancelled } from './call/context.js';
 export { byRef, byValue } from './codec/marks.js';
 export { release, isRemote, iterateSync, iterate, type IterateOptions } from './portal/remote.js';
 export type { Syncified, Asyncified, SyncFunction, AsyncFunction, SyncValue, AsyncValue } from './portal/proxy.js';

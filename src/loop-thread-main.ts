@@ -6,6 +6,7 @@
 import { handOver, sayLastWords, type BootData } from './loop-thread-boot.js';
 import { writeSync } from 'node:fs';
 import { workerData, type MessagePort } from 'node:worker_threads';
+import { CLOSE_ANSWER_GRACE_MS } from './protocol/close.js';
 import { HostState, Line } from './protocol/line.js';
 import { pause } from './shm/wait.js';
 import { PortalHost } from './portal/host.js';
@@ -60,7 +61,7 @@ const host = new PortalHost({
   async onCloseRequest(timeout) {
     await host.close(timeout);
     // The reply to this request goes out right after; leave once the caller has it.
-    setImmediate(exitWhenFlushed, performance.now() + 1_000);
+    setImmediate(exitWhenFlushed, performance.now() + CLOSE_ANSWER_GRACE_MS);
   },
 });
 
@@ -105,7 +106,7 @@ process.on('beforeExit', () => {
   answered = true;
   host.refuseCalls();
   line.announce(HostState.Closing);
-  setImmediate(exitWhenFlushed, performance.now() + 1_000);
+  setImmediate(exitWhenFlushed, performance.now() + CLOSE_ANSWER_GRACE_MS);
 });
 
 host.serve(line, data.port, true);

@@ -16,6 +16,7 @@ import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
 import { ConnectionLife, graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
 import { Future } from './future.js';
+import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS, EXIT_GRACE_MS } from './protocol/close.js';
 import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './shm/wait.js';
 import { nativeHandle } from './shm/native-worker.js';
@@ -476,12 +477,12 @@ export class LoopThread implements Disposable, AsyncDisposable {
    */
   closeSync(options: CloseOptions = {}): void {
     if (this.#state === 'closed') return;
-    const timeout = graceOf(options, 5_000);
+    const timeout = graceOf(options, DEFAULT_CLOSE_TIMEOUT_MS);
     // An async close() may be under way: then wait for the thread as it does, blocking.
-    const grace = this.#state === 'closing' ? timeout + 1_000 : 200;
+    const grace = this.#state === 'closing' ? timeout + CLOSE_ANSWER_GRACE_MS : EXIT_GRACE_MS;
     this.#state = 'closing';
     if (this.#client.closedError === undefined) {
-      this.#client.closeSync(timeout, performance.now() + timeout + 1_000);
+      this.#client.closeSync(timeout, performance.now() + timeout + CLOSE_ANSWER_GRACE_MS);
     }
     // Wait for the thread to finish on its own, then make sure it does.
     const deadline = performance.now() + grace;
@@ -499,13 +500,13 @@ export class LoopThread implements Disposable, AsyncDisposable {
    */
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.#state === 'running') {
-      const timeout = graceOf(options, 5_000);
+      const timeout = graceOf(options, DEFAULT_CLOSE_TIMEOUT_MS);
       this.#state = 'closing';
       const signal = options.signal;
       if (this.#client.closedError === undefined && signal?.aborted !== true) {
         const done = this.#client.closeAsync(timeout);
         this.#worker.ref();
-        const end = graceEnd(timeout + 1_000, signal);
+        const end = graceEnd(timeout + CLOSE_ANSWER_GRACE_MS, signal);
         await Promise.race([
           done.then(
             () => undefined,
@@ -515,7 +516,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
         ]);
         end.cancel();
       }
-      const end = graceEnd(signal?.aborted === true ? 0 : 200, signal);
+      const end = graceEnd(signal?.aborted === true ? 0 : EXIT_GRACE_MS, signal);
       const stopped = await Promise.race([this.closed.then(() => true), end.ended.then(() => false)]);
       end.cancel();
       if (!stopped) await this.#worker.terminate();

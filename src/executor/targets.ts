@@ -3,13 +3,15 @@
  * property path, loaded by the worker on first use) or an inline function sent as source text.
  * Each gets a process-wide id; a worker is told an id's definition once, before its first task.
  */
-import { isAbsolute, resolve as resolvePath } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { inlineSource, TargetKind } from '../call/target.js';
 import type { Future } from '../future.js';
 
+export { normalizeSpecifier } from '../call/target.js';
+
+/** A target as a pool worker learns it: the module is named by its specifier (each worker loads it). */
 export type Definition =
-  | { readonly kind: 'module'; readonly specifier: string; readonly path: readonly string[] }
-  | { readonly kind: 'source'; readonly source: string };
+  | { readonly kind: TargetKind.Export; readonly specifier: string; readonly path: readonly string[] }
+  | { readonly kind: TargetKind.Inline; readonly source: string };
 
 const ids = new Map<string, number>();
 const definitions: Definition[] = [];
@@ -35,16 +37,10 @@ export function definitionOf(id: number): Definition {
  * have no source and are refused here.
  */
 export function targetOf(fn: unknown): number {
-  if (typeof fn !== 'function') throw new TypeError(`expected a function, got ${fn === null ? 'null' : typeof fn}`);
-  const stub = stubs.get(fn);
+  const stub = typeof fn === 'function' ? stubs.get(fn) : undefined;
   if (stub !== undefined) return stub;
-  const source = Function.prototype.toString.call(fn);
-  if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
-    throw new TypeError(
-      'a native or bound function cannot be sent as source; pass an inline function, or a function from executor.import()',
-    );
-  }
-  return idOf(`s\0${source}`, { kind: 'source', source });
+  const source = inlineSource(fn, 'executor.import()');
+  return idOf(`s\0${source}`, { kind: TargetKind.Inline, source });
 }
 
 /** A module's functions as seen through `executor.import()`: each runs on the pool and returns a Future. */
@@ -54,15 +50,6 @@ export type Offloaded<T> = {
   ]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Future<Awaited<R>> : Offloaded<T[K]>;
 };
 
-/** Relative paths resolve against the working directory; bare names and URLs go as they are. */
-export function normalizeSpecifier(specifier: string | URL): string {
-  if (specifier instanceof URL) return specifier.href;
-  if (typeof specifier !== 'string') throw new TypeError('the module specifier must be a string or a URL');
-  if (specifier.startsWith('./') || specifier.startsWith('../')) return pathToFileURL(resolvePath(specifier)).href;
-  if (isAbsolute(specifier)) return pathToFileURL(specifier).href;
-  return specifier;
-}
-
 /**
  * A proxy for a module loaded in the workers. It is made without loading anything here, so it
  * cannot know the exports: every property is a stub (and a namespace of deeper stubs). `then` is
@@ -70,7 +57,7 @@ export function normalizeSpecifier(specifier: string | URL): string {
  */
 export function moduleProxy(specifier: string, submit: (id: number, args: unknown[]) => unknown): object {
   const make = (path: readonly string[]): object => {
-    const id = idOf(`m\0${specifier}\0${path.join('\0')}`, { kind: 'module', specifier, path });
+    const id = idOf(`m\0${specifier}\0${path.join('\0')}`, { kind: TargetKind.Export, specifier, path });
     const name = path[path.length - 1] ?? 'module';
     const stub = {
       [name]: (...args: unknown[]): unknown => submit(id, args),

@@ -3,22 +3,33 @@
  * arguments) is encoded once, when it is submitted; the record header (its sequence number on
  * the worker it goes to) is added when it is handed over.
  */
-import type { MessagePort, Transferable } from 'node:worker_threads';
 import { decodeValue } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue } from '../codec/encode.js';
-import { Reader, Writer } from '../codec/writer.js';
+import type { Reader, Writer } from '../codec/writer.js';
+import { writeOutcome } from '../call/outcome.js';
+import type { Status } from '../call/run.js';
+import { TargetKind } from '../call/target.js';
 import type { Definition } from './targets.js';
 
-export const enum Record {
+// Status is the call layer's; re-exported for the pool, which reads results.
+export { Status } from '../call/run.js';
+
+/** The first byte of a task ring record. */
+export const enum RecordKind {
   /** A record to skip (a hand-over that failed after its room was taken). */
   Nothing = 0,
   /** [u32 seq][body]: a task whose body is in the ring. */
   Task = 1,
   /** [u32 seq]: a task whose body waits on the payload port (large, or with ports beside it). */
   TaskByPort = 2,
-  /** [u32 id][u8 kind][string][u32 n][n strings]: what a target id stands for. */
+  /** [u32 id][u8 TargetKind][string][u32 n][n strings]: what a target id stands for. */
   Define = 3,
 }
+
+/** A task record's header: [u8 RecordKind][u32 seq]; its body follows (or waits on the payload port). */
+export const TASK_HEADER_BYTES = 5;
+/** Where a result record's run time is: after its [u32 seq]. */
+export const RESULT_MICROS_AT = 4;
 
 /** How a task's target is applied to its arguments. */
 export const enum Mode {
@@ -26,20 +37,6 @@ export const enum Mode {
   Call = 0,
   /** fn(item) for each argument in turn (a chunk of map()). */
   Chunk = 1,
-}
-
-export const enum Status {
-  Ok = 0,
-  Thrown = 1,
-  /** Cancelled before it started: never ran. */
-  Skipped = 2,
-}
-
-/** What crosses the payload port: a record's bytes and the objects beside them. */
-export interface Payload {
-  readonly bytes: ArrayBuffer;
-  readonly length: number;
-  readonly beside: unknown[];
 }
 
 /** Wakes the other side's event loop (sent only when it said it sleeps). */
@@ -104,15 +101,14 @@ export function readBody(r: Reader): Body {
 }
 
 export function writeDefine(w: Writer, id: number, d: Definition): void {
-  w.u8(Record.Define);
+  w.u8(RecordKind.Define);
   w.u32(id);
-  if (d.kind === 'source') {
-    w.u8(1);
+  w.u8(d.kind);
+  if (d.kind === TargetKind.Inline) {
     w.string(d.source);
     w.u32(0);
     return;
   }
-  w.u8(0);
   w.string(d.specifier);
   w.u32(d.path.length);
   for (const key of d.path) w.string(key);
@@ -120,49 +116,22 @@ export function writeDefine(w: Writer, id: number, d: Definition): void {
 
 export function readDefine(r: Reader): [number, Definition] {
   const id = r.u32();
-  const kind = r.u8();
+  const kind = r.u8() as TargetKind.Export | TargetKind.Inline;
   const text = r.string();
   const n = r.u32();
   const path: string[] = [];
   for (let i = 0; i < n; i++) path.push(r.string());
-  return [id, kind === 1 ? { kind: 'source', source: text } : { kind: 'module', specifier: text, path }];
+  return [id, kind === TargetKind.Inline ? { kind, source: text } : { kind, specifier: text, path }];
 }
 
 /**
- * Writes a result: [u32 seq][u8 status][u32 run time in us][value]. A value that cannot be
- * copied becomes a DataCloneError result instead, so the caller always hears back.
+ * Writes a result: [u32 seq][u32 run time in us][outcome] (see writeOutcome: a value that cannot
+ * be copied becomes a DataCloneError, so the caller always hears back).
  */
 export function writeResult(w: Writer, seq: number, status: Status, micros: number, value: unknown): void {
   w.u32(seq);
-  w.u8(status);
   w.u32(micros);
-  if (status === Status.Skipped) return;
-  const start = w.pos;
-  try {
-    encodeOrExplain(status === Status.Ok ? 'the result' : 'the thrown value', 'back to the caller', () => {
-      encodeValue(w, value);
-    });
-  } catch (error) {
-    w.pos = start - 5;
-    w.u8(Status.Thrown);
-    w.u32(micros);
-    w.beside?.splice(0);
-    encodeValue(w, error);
-  }
-}
-
-/** A copy of a writer's bytes for the payload port, with what must be transferred. */
-export function toPayload(w: Writer, from: number): [Payload, Transferable[]] {
-  const length = w.pos - from;
-  const bytes = new ArrayBuffer(length);
-  new Uint8Array(bytes).set(w.buf.subarray(from, w.pos));
-  const beside = w.beside ?? [];
-  const ports = beside.filter((o): o is MessagePort => typeof (o as MessagePort).postMessage === 'function');
-  return [{ bytes, length, beside }, [bytes, ...ports]];
-}
-
-export function payloadReader(p: Payload): Reader {
-  return new Reader(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside);
+  writeOutcome(w, status, value);
 }
 
 /** Copies bytes into a ring record (a loop for the few bytes of a small record beats a native call). */

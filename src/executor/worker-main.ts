@@ -7,12 +7,15 @@
  */
 import { availableParallelism } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
 import { encodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
-import { CancelledError, NeverSettledError, TimeoutError } from '../errors.js';
-import { CallContext, runInContext } from '../portal/call-context.js';
-import { compileInline, explainCapture } from '../portal/compile.js';
-import { AWAKE, BELL, CANCEL_MASK, CancelKind, MainWaits, Stamp, views, Word } from './layout.js';
+import { NeverSettledError } from '../errors.js';
+import { CallContext } from '../call/context.js';
+import { compileInline, explainCapture } from '../call/compile.js';
+import { cancelError, runCall, Status } from '../call/run.js';
+import { exportAt, isThenable, TargetKind, type Fn } from '../call/target.js';
+import { AWAKE, BELL, CANCEL_MASK, MainWaits, Stamp, views, Word } from './layout.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
@@ -25,15 +28,11 @@ import {
   Mode,
   readBody,
   readDefine,
-  Record,
-  Status,
-  toPayload,
+  RecordKind,
   WAKE,
   writeResult,
   copyInto,
-  payloadReader,
   type LastWords,
-  type Payload,
   type ToWorker,
 } from './wire.js';
 
@@ -45,8 +44,6 @@ export interface WorkerInit {
   /** Where the worker leaves its last words (see LastWords). */
   notes: MessagePort;
 }
-
-type Fn = (...args: unknown[]) => unknown;
 
 const init = workerData as WorkerInit;
 const { words, stamps, cancelled, reasons, tasks: taskBytes, results: resultBytes } = views(init.shared);
@@ -116,20 +113,10 @@ let awaiting: Waiting | undefined;
 const keepAlive = new KeepAlive();
 keepAlive.hold(true);
 
-const isThenable = (v: unknown): v is PromiseLike<unknown> =>
-  v !== null &&
-  (typeof v === 'object' || typeof v === 'function') &&
-  typeof (v as { then?: unknown }).then === 'function';
-
 function cancelReason(seq: number): unknown {
   const slot = seq & CANCEL_MASK;
   if (Atomics.load(cancelled, slot) !== seq) return undefined;
-  switch (Atomics.load(reasons, slot) as CancelKind) {
-    case CancelKind.Timeout:
-      return new TimeoutError('the task timed out');
-    default:
-      return new CancelledError('the task was cancelled');
-  }
+  return cancelError(Atomics.load(reasons, slot), 'the task timed out', 'the task was cancelled');
 }
 
 function wakeMain(): void {
@@ -169,14 +156,12 @@ function sendResult(seq: number, status: Status, micros: number, value: unknown)
 
 const microsSince = (start: number): number => Math.min(0xffffffff, Math.round((performance.now() - start) * 1000));
 
-function lookup(ns: object, d: Definition & { kind: 'module' }): Fn | Error {
-  let value: unknown = ns;
-  for (const key of d.path) value = value === null || value === undefined ? undefined : (value as Props)[key];
+function lookup(ns: object, d: Definition & { kind: TargetKind.Export }): Fn | Error {
+  const [value] = exportAt(ns, d.path);
   if (typeof value === 'function') return value as Fn;
   const name = d.path.length === 0 ? 'the module' : `export '${d.path.join('.')}'`;
   return new TypeError(`${name} of ${d.specifier} is not a function`);
 }
-type Props = Readonly<Partial<globalThis.Record<string, unknown>>>;
 
 /** The function of target `id`: at once if known, or a promise while its module loads. */
 function resolveTarget(id: number): Fn | Error | Promise<Fn | Error> {
@@ -184,7 +169,7 @@ function resolveTarget(id: number): Fn | Error | Promise<Fn | Error> {
   if (known !== undefined) return known;
   const d = definitions.get(id);
   if (d === undefined) return new ReferenceError(`target #${id} is unknown in this worker`);
-  if (d.kind === 'source') {
+  if (d.kind === TargetKind.Inline) {
     const fn = compileInline(d.source, 'in the pool worker');
     resolved.set(id, fn);
     return fn;
@@ -264,25 +249,7 @@ function call(seq: number, fn: Fn | Error, mode: Mode, args: unknown[]): Promise
   }
   const context = new TaskContext(() => cancelReason(seq));
   running = { seq, context };
-  let result: unknown;
-  try {
-    result = runInContext(context, () => (mode === Mode.Chunk ? runChunk(fn, args) : fn(...args)));
-  } catch (error) {
-    finish(Status.Thrown, error);
-    return undefined;
-  }
-  if (!isThenable(result)) {
-    finish(Status.Ok, result);
-    return undefined;
-  }
-  return Promise.resolve(result).then(
-    (value) => {
-      finish(Status.Ok, value);
-    },
-    (error: unknown) => {
-      finish(Status.Thrown, error);
-    },
-  );
+  return runCall(context, () => (mode === Mode.Chunk ? runChunk(fn, args) : fn(...args)), finish);
 }
 
 function spinForTasks(): boolean {
@@ -308,13 +275,13 @@ function drain(): void {
   for (;;) {
     while (tasks.next()) {
       const buf = tasks.data;
-      const type = buf[tasks.start] as Record;
+      const type = buf[tasks.start] as RecordKind;
       const r = new Reader(buf, tasks.start + 1, tasks.end);
-      if (type === Record.Nothing) {
+      if (type === RecordKind.Nothing) {
         tasks.consume();
         continue;
       }
-      if (type === Record.Define) {
+      if (type === RecordKind.Define) {
         const [id, d] = readDefine(r);
         definitions.set(id, d);
         resolved.delete(id);
@@ -331,7 +298,7 @@ function drain(): void {
       }
       ranSinceDry++;
       let body = r;
-      if (type === Record.TaskByPort) {
+      if (type === RecordKind.TaskByPort) {
         const m = receiveMessageOnPort(payload);
         if (m === undefined) throw new Error('loopthread: a task body is missing from the payload port');
         body = payloadReader(m.message as Payload);

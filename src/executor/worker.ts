@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type WorkerOptions } from 'node:worker_threads';
+import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
 import { decodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
 import {
@@ -28,13 +29,12 @@ import { startThread, type ThreadArgv } from '../modules.js';
 import type { Task } from './task-queue.js';
 import {
   copyInto,
-  payloadReader,
-  Record as RecordKind,
-  toPayload,
+  RecordKind,
+  RESULT_MICROS_AT,
+  TASK_HEADER_BYTES,
   WAKE,
   writeDefine,
   type LastWords,
-  type Payload,
   type Status,
 } from './wire.js';
 import type { WorkerInit } from './worker-main.js';
@@ -183,7 +183,7 @@ export class PoolWorker {
     const byPort = body > MAX_RING_TASK || task.beside !== undefined;
     if (!this.#defined.has(task.target) && !this.#define(task.target)) return false;
     const seq = this.#seq + 1;
-    const pos = this.#tasks.reserve(byPort ? 5 : 5 + body);
+    const pos = this.#tasks.reserve(byPort ? TASK_HEADER_BYTES : TASK_HEADER_BYTES + body);
     if (pos < 0) return false;
     const data = this.#tasks.data;
     data[pos] = RecordKind.Nothing;
@@ -196,7 +196,7 @@ export class PoolWorker {
       data[pos] = RecordKind.TaskByPort;
     } else {
       data[pos] = RecordKind.Task;
-      copyInto(data, pos + 5, task.buf, task.start, task.end);
+      copyInto(data, pos + TASK_HEADER_BYTES, task.buf, task.start, task.end);
     }
     this.#seq = seq;
     task.seq = seq;
@@ -312,7 +312,7 @@ export class PoolWorker {
       // One task out, answered: how long after handing it over this thread had the answer (its own
       // wake-up included), less the task's own run time. Bursts say nothing about this: their
       // answers queue behind one another.
-      const runMs = ring.data.readUInt32LE(ring.start + 5) / 1000;
+      const runMs = ring.data.readUInt32LE(ring.start + RESULT_MICROS_AT) / 1000;
       this.#budget.observe(performance.now() - this.#publishedAt - runMs, this.#spunFor);
     }
     // One reader for all the ring's records (a burst's garbage is what limits it).
@@ -344,8 +344,8 @@ export class PoolWorker {
 
   #deliver(r: Reader): void {
     const seq = r.u32();
-    const status = r.u8() as Status;
     const micros = r.u32();
+    const status = r.u8() as Status;
     const slot = seq & CANCEL_MASK;
     const task = this.#slots[slot];
     if (task?.seq !== seq || task.owner !== this) return;

@@ -7,6 +7,7 @@
 import { Interface as ReadlineInterface } from 'node:readline';
 import { byRef } from '../codec/marks.js';
 import { describeType } from '../codec/encode.js';
+import { RefOp, type Fn } from '../call/target.js';
 
 /**
  * The class of every readline interface: `createInterface()` makes a `readline.Interface`, but
@@ -27,32 +28,18 @@ export const enum Shape {
   Disposable = 16,
 }
 
-/**
- * A reference on the wire: an object of the sender's, lent (`[0, id, shape, methods, label]`), or an
- * object of the receiver's own coming back home (`[1, id]`).
- */
-export type Descriptor =
-  | readonly [home: 0, id: number, shape: number, methods: readonly string[], label: string]
-  | readonly [home: 1, id: number];
-
-/** The operations a proxy asks of the lent object; they travel in a call's target. */
-export const enum RefOp {
-  /** Call the object itself (`key` null) or its method `key`. */
-  Call = 0,
-  Get = 1,
-  Set = 2,
-  New = 3,
-  /** Start iterating: returns the iterator (lent) and its first batch. */
-  Iterate = 4,
-  /** The next batch of an iterator: up to `n` items. */
-  Next = 5,
-  /** End an iteration early: the iterator's return(), awaited. */
-  Return = 6,
-  /** Dispose of the object (Symbol.asyncDispose or Symbol.dispose), awaited. */
-  Dispose = 7,
-  /** Exit an entered resource (see LoopThread.enterSync), awaited; its argument is the body's error, if any. */
-  Exit = 8,
+/** Whose object a reference on the wire stands for. */
+export const enum Home {
+  /** The sender's, lent: the receiver makes a proxy of it. */
+  Sender = 0,
+  /** The receiver's own, coming back home. */
+  Receiver = 1,
 }
+
+/** A reference on the wire: `[Home.Sender, id, shape, methods, label]` or `[Home.Receiver, id]`. */
+export type Descriptor =
+  | readonly [home: Home.Sender, id: number, shape: number, methods: readonly string[], label: string]
+  | readonly [home: Home.Receiver, id: number];
 
 /** A batch of items: the items, then 0 (more may follow), 1 (done) or 2 (the error thrown after them). */
 export type Batch = [items: unknown[], end: 0 | 1 | 2, error: unknown];
@@ -133,7 +120,7 @@ export class Lender {
     (this.loans.get(id) as Loan).count++;
     const label =
       typeof value === 'function' ? describeType(value) : describeType(value).replace(/^an? (instance of )?/, '');
-    return [0, id, shapeOf(value), methodsOf(value), label];
+    return [Home.Sender, id, shapeOf(value), methodsOf(value), label];
   }
 
   /** The object lent as `id`; a clear error if it was released. */
@@ -163,7 +150,6 @@ export class Lender {
   }
 }
 
-type Fn = (...args: unknown[]) => unknown;
 export type AnyIterator = AsyncIterator<unknown> | Iterator<unknown>;
 
 /** A pull that did not complete within the batch that started it; the next batch awaits it first. */

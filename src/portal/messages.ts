@@ -3,13 +3,18 @@
  * unique on its connection; every reply names the id it answers, so a late reply can never be
  * taken for another call's.
  */
+import type { MessagePort, Transferable } from 'node:worker_threads';
 import { decodeValue, type Revive } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue, type Lending } from '../codec/encode.js';
-import type { RefOp } from './lender.js';
-import { MessagePort, type Transferable } from 'node:worker_threads';
+import { toPayload, type Payload } from '../codec/payload.js';
 import { Reader, Writer } from '../codec/writer.js';
+import { writeOutcome } from '../call/outcome.js';
+import type { CancelKind, Settled } from '../call/run.js';
+import type { Target } from '../call/target.js';
 
-export const enum Kind {
+export type { Target } from '../call/target.js';
+
+export const enum MessageKind {
   Call = 1,
   Import = 2,
   Close = 3,
@@ -23,42 +28,29 @@ export const enum Kind {
   Died = 8,
 }
 
-/**
- * What a call runs: an export of a loaded module (by id and property path), inline source, an
- * operation on an object the receiver lent, or a function whose result is entered as a resource
- * (see LoopThread.enterSync; `exit` names its exit method, null for Symbol.asyncDispose).
- */
-export type Target =
-  | readonly [kind: 0, moduleId: number, path: readonly string[]]
-  | readonly [kind: 1, sourceId: number, source: string | undefined]
-  | readonly [kind: 2, refId: number, op: RefOp, key: string | null, n: number]
-  | readonly [kind: 3, inner: Target, exit: string | null];
-
-export type CancelReason = 'timeout' | 'cancel';
-
 export type Request =
   /** `outer`: the blocking call of the receiver during which this call is made (a callback), or 0. */
-  | { kind: Kind.Call; id: number; target: Target; args: unknown[]; outer: number }
-  | { kind: Kind.Release; id: 0; released: number[] }
-  | { kind: Kind.Import; id: number; specifier: string }
-  | { kind: Kind.Close; id: number; timeout: number }
-  | { kind: Kind.Cancel; id: number; reason: CancelReason };
+  | { kind: MessageKind.Call; id: number; target: Target; args: unknown[]; outer: number }
+  | { kind: MessageKind.Release; id: 0; released: number[] }
+  | { kind: MessageKind.Import; id: number; specifier: string }
+  | { kind: MessageKind.Close; id: number; timeout: number }
+  | { kind: MessageKind.Cancel; id: number; reason: CancelKind };
 
 export interface Reply {
-  kind: Kind.Reply;
+  kind: MessageKind.Reply;
   id: number;
-  ok: boolean;
+  status: Settled;
   value: unknown;
 }
 
 export interface IdleNotice {
-  kind: Kind.Idle;
+  kind: MessageKind.Idle;
   /** The last request the host had read from this caller: a caller that sent one since ignores the notice. */
   id: number;
 }
 
 export interface DiedNotice {
-  kind: Kind.Died;
+  kind: MessageKind.Died;
   id: 0;
   exitCode: number;
   /** The uncaught error, if there was one and it could be copied. */
@@ -67,7 +59,7 @@ export interface DiedNotice {
 
 export type Message = Request | Reply | IdleNotice | DiedNotice;
 
-function header(w: Writer, kind: Kind, id: number): void {
+function header(w: Writer, kind: MessageKind, id: number): void {
   w.u8(kind);
   w.u32(id);
 }
@@ -82,7 +74,7 @@ export function writeCall(
   lending?: Lending,
   outer = 0,
 ): void {
-  header(w, Kind.Call, id);
+  header(w, MessageKind.Call, id);
   w.u32(outer);
   encodeValue(w, target);
   w.u32(args.length);
@@ -95,28 +87,28 @@ export function writeCall(
 
 /** Pairs of (id, count): references dropped. */
 export function writeRelease(w: Writer, released: readonly number[]): void {
-  header(w, Kind.Release, 0);
+  header(w, MessageKind.Release, 0);
   w.u32(released.length);
   for (const n of released) w.u32(n);
 }
 
 export function writeImport(w: Writer, id: number, specifier: string): void {
-  header(w, Kind.Import, id);
+  header(w, MessageKind.Import, id);
   w.string(specifier);
 }
 
 export function writeClose(w: Writer, id: number, timeout: number): void {
-  header(w, Kind.Close, id);
+  header(w, MessageKind.Close, id);
   w.f64(timeout);
 }
 
 export function writeIdle(w: Writer, lastRequest: number): void {
-  header(w, Kind.Idle, lastRequest);
+  header(w, MessageKind.Idle, lastRequest);
 }
 
 /** The serving thread's last words; an uncopyable error is left out rather than lose the note. */
 export function writeDied(w: Writer, exitCode: number, error: unknown): void {
-  header(w, Kind.Died, 0);
+  header(w, MessageKind.Died, 0);
   w.f64(exitCode);
   const start = w.pos;
   try {
@@ -128,29 +120,15 @@ export function writeDied(w: Writer, exitCode: number, error: unknown): void {
   }
 }
 
-export function writeCancel(w: Writer, id: number, reason: CancelReason): void {
-  header(w, Kind.Cancel, id);
-  w.string(reason);
+export function writeCancel(w: Writer, id: number, reason: CancelKind): void {
+  header(w, MessageKind.Cancel, id);
+  w.u8(reason);
 }
 
-/**
- * Writes a reply. A result that cannot be copied becomes a DataCloneError reply instead, so the
- * caller always hears back.
- */
-export function writeReply(w: Writer, id: number, ok: boolean, value: unknown, lending?: Lending): void {
-  const start = w.pos;
-  header(w, Kind.Reply, id);
-  w.u8(ok ? 1 : 0);
-  try {
-    encodeOrExplain(ok ? 'the result' : 'the thrown value', 'back to the caller', () => {
-      encodeValue(w, value, lending);
-    });
-  } catch (error) {
-    w.pos = start;
-    header(w, Kind.Reply, id);
-    w.u8(0);
-    encodeValue(w, error);
-  }
+/** Writes a reply: its outcome (see writeOutcome: a result that cannot be copied becomes a DataCloneError). */
+export function writeReply(w: Writer, id: number, status: Settled, value: unknown, lending?: Lending): void {
+  header(w, MessageKind.Reply, id);
+  writeOutcome(w, status, value, lending);
 }
 
 export function readMessage(
@@ -161,10 +139,10 @@ export function readMessage(
   revive?: Revive,
 ): Message {
   const r = new Reader(buf, start, end, beside);
-  const kind = r.u8() as Kind;
+  const kind = r.u8() as MessageKind;
   const id = r.u32();
   switch (kind) {
-    case Kind.Call: {
+    case MessageKind.Call: {
       const outer = r.u32();
       const target = decodeValue(r) as Target;
       const n = r.u32();
@@ -172,25 +150,25 @@ export function readMessage(
       for (let i = 0; i < n; i++) args[i] = decodeValue(r, revive);
       return { kind, id, target, args, outer };
     }
-    case Kind.Release: {
+    case MessageKind.Release: {
       const n = r.u32();
       const released = new Array<number>(n);
       for (let i = 0; i < n; i++) released[i] = r.u32();
       return { kind, id: 0, released };
     }
-    case Kind.Import:
+    case MessageKind.Import:
       return { kind, id, specifier: r.string() };
-    case Kind.Close:
+    case MessageKind.Close:
       return { kind, id, timeout: r.f64() };
-    case Kind.Cancel:
-      return { kind, id, reason: r.string() as CancelReason };
-    case Kind.Reply: {
-      const ok = r.u8() === 1;
-      return { kind, id, ok, value: decodeValue(r, revive) };
+    case MessageKind.Cancel:
+      return { kind, id, reason: r.u8() as CancelKind };
+    case MessageKind.Reply: {
+      const status = r.u8() as Settled;
+      return { kind, id, status, value: decodeValue(r, revive) };
     }
-    case Kind.Idle:
+    case MessageKind.Idle:
       return { kind, id };
-    case Kind.Died: {
+    case MessageKind.Died: {
       const exitCode = r.f64();
       return { kind, id: 0, exitCode, error: r.u8() === 1 ? decodeValue(r) : undefined };
     }
@@ -228,27 +206,26 @@ const STRING_PACKET_BYTES = 1024 * 1024;
 export const WAKE = '';
 
 /** What goes over a MessagePort: the bytes as a latin1 string, or in a transferred buffer. */
-export type PortPacket =
-  | string
-  | {
-      bytes: ArrayBuffer;
-      length: number;
-      beside: unknown[];
-    };
+export type PortPacket = string | Payload;
 
 export function packet(w: Writer): [PortPacket, Transferable[]] {
   releaseWriter(w);
-  const beside = w.beside ?? [];
-  if (beside.length === 0 && w.pos <= STRING_PACKET_BYTES) return [w.buf.toString('latin1', 0, w.pos), []];
+  if ((w.beside ?? []).length === 0 && w.pos <= STRING_PACKET_BYTES) return [w.buf.toString('latin1', 0, w.pos), []];
   // A large message, or one with objects beside it: its buffer is transferred, never the scratch.
-  let own = w.buf;
-  if (own === scratch) {
-    own = Buffer.allocUnsafeSlow(w.pos);
-    scratch.copy(own, 0, 0, w.pos);
+  return toPayload(w, 0, w.buf !== scratch);
+}
+
+/** Writes a message with `write` and posts it on `port` (an encoding error throws, and nothing is posted). */
+export function postOn(port: MessagePort, write: (w: Writer) => void): void {
+  const w = portWriter();
+  try {
+    write(w);
+  } catch (error) {
+    releaseWriter(w);
+    throw error;
   }
-  const bytes = own.buffer as ArrayBuffer;
-  const ports = beside.filter((o): o is MessagePort => o instanceof MessagePort);
-  return [{ bytes, length: w.pos, beside }, [bytes, ...ports]];
+  const [p, transfer] = packet(w);
+  port.postMessage(p, transfer);
 }
 
 export function readPacket(p: PortPacket, revive?: Revive): Message {

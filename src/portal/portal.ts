@@ -7,13 +7,14 @@ import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads'
 import { ClosedError } from '../errors.js';
 import type { Future } from '../future.js';
 import { ConnectionLife, graceEnd, graceOf, type CloseOptions } from '../lifecycle.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS } from '../protocol/close.js';
 import { HostState, Line } from '../protocol/line.js';
 import { adoptWaitTable, waitTable } from '../shm/wait-for.js';
 import { atThreadEnd } from '../shm/thread-end.js';
 import { PortalClient, type CallOptions } from './client.js';
 import { describeExports, type ExportShape } from './exports.js';
 import { PortalHost } from './host.js';
-import type { Target } from './messages.js';
+import { TargetKind, type Target } from '../call/target.js';
 import type { AsyncFunction, SyncFunction } from './proxy.js';
 
 type AnyFunction = (...args: never[]) => unknown;
@@ -155,7 +156,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
     const out: Record<string, unknown> = {};
     for (const [name, entry] of Object.entries(handle.shape)) {
       if (entry[0] !== 'function') continue;
-      const target: Target = [0, 0, [name]];
+      const target: Target = [TargetKind.Export, 0, [name]];
       out[name] = (...args: unknown[]): Future<unknown> => client.invoke(target, args, options);
       const sync = (...args: unknown[]): unknown => client.invokeSync(target, args, options, sync);
       out[`${name}Sync`] = sync;
@@ -202,7 +203,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
    */
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.#state === 'open') {
-      const grace = graceOf(options, 5_000);
+      const grace = graceOf(options, DEFAULT_CLOSE_TIMEOUT_MS);
       this.#state = 'closing';
       const end = graceEnd(Infinity, options.signal);
       await Promise.race([this.#host.close(grace), end.ended]);

@@ -3,7 +3,7 @@
  * stubs that call the real ones remotely; its data exports are the values copied at import time.
  */
 import type { ExportShape } from './exports.js';
-import type { Target } from './messages.js';
+import { TargetKind, type Target } from '../call/target.js';
 
 /** Values that always cross by copy, whatever methods their prototype has. */
 type Copied =
@@ -112,7 +112,7 @@ export function buildProxy(
     const here = [...path, key];
     switch (entry[0]) {
       case 'function': {
-        const target: Target = [0, moduleId, here];
+        const target: Target = [TargetKind.Export, moduleId, here];
         const stub = {
           [key]: (...args: unknown[]): unknown => invoke(target, args, stub),
         }[key] as (...args: unknown[]) => unknown;

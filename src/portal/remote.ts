@@ -8,8 +8,8 @@
 import { inspect } from 'node:util';
 import type { Lending } from '../codec/encode.js';
 import type { Future } from '../future.js';
-import { Shape, RefOp, type Batch, type Descriptor, type Lender } from './lender.js';
-import type { Target } from './messages.js';
+import { Home, Shape, type Batch, type Descriptor, type Lender } from './lender.js';
+import { RefOp, TargetKind, type Target } from '../call/target.js';
 
 export type Mode = 'sync' | 'async';
 
@@ -87,7 +87,7 @@ export class Remotes {
           };
         }
         if (info.claim.released) return { refused: 'a released reference' };
-        return { descriptor: [1, info.claim.id] };
+        return { descriptor: [Home.Receiver, info.claim.id] };
       },
     };
   }
@@ -95,7 +95,7 @@ export class Remotes {
   /** What a descriptor stands for here: one of this side's own objects, or a proxy. */
   revive(descriptor: unknown, mode: Mode, lender: Lender): unknown {
     const d = descriptor as Descriptor;
-    if (d[0] === 1) return lender.get(d[1]);
+    if (d[0] === Home.Receiver) return lender.get(d[1]);
     const [, id, shape, methods, label] = d;
     const entry = this.live.get(id) ?? {};
     const existing = entry[mode]?.deref();
@@ -147,7 +147,7 @@ export function isRemote(value: unknown): boolean {
 
 function targetOf(claim: Claim, label: string, op: RefOp, key: string | null, n = 0): Target {
   if (claim.released) throw new ReferenceError(`this reference to ${label} was released`);
-  return [2, claim.id, op, key, n];
+  return [TargetKind.Lent, claim.id, op, key, n];
 }
 
 function makeProxy(

@@ -1,6 +1,5 @@
 /** Inline functions travel as source text; this turns the text back into a function. */
-
-export type Fn = (...args: unknown[]) => unknown;
+import type { Fn } from './target.js';
 
 /**
  * Evaluates a function's source in this thread's global scope (indirect eval), so it sees globals

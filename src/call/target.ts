@@ -1,0 +1,103 @@
+/**
+ * What a call runs, whoever carries it: an export of a module (found by a property path), an
+ * inline function sent as source text, an operation on an object the receiver lent, or (a
+ * LoopThread's enterSync) a function whose result is entered as a resource.
+ */
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+export type Fn = (...args: unknown[]) => unknown;
+
+/** The first element of a Target: which kind of target it is. */
+export const enum TargetKind {
+  Export = 0,
+  Inline = 1,
+  Lent = 2,
+  Enter = 3,
+}
+
+/** The operations a proxy asks of a lent object; they travel in a Lent target. */
+export const enum RefOp {
+  /** Call the object itself (`key` null) or its method `key`. */
+  Call = 0,
+  Get = 1,
+  Set = 2,
+  New = 3,
+  /** Start iterating: returns the iterator (lent) and its first batch. */
+  Iterate = 4,
+  /** The next batch of an iterator: up to `n` items. */
+  Next = 5,
+  /** End an iteration early: the iterator's return(), awaited. */
+  Return = 6,
+  /** Dispose of the object (Symbol.asyncDispose or Symbol.dispose), awaited. */
+  Dispose = 7,
+  /** Exit an entered resource (see LoopThread.enterSync), awaited; its argument is the body's error, if any. */
+  Exit = 8,
+}
+
+/**
+ * A call's target on a portal connection, a tuple (cheap to encode). An export names a module the
+ * host loaded by id; an inline source is sent once per channel, then named by its id alone; an
+ * Enter target wraps the function whose result is entered (`exit` names its exit method, null
+ * for Symbol.asyncDispose).
+ */
+export type Target =
+  | readonly [kind: TargetKind.Export, moduleId: number, path: readonly string[]]
+  | readonly [kind: TargetKind.Inline, sourceId: number, source: string | undefined]
+  | readonly [kind: TargetKind.Lent, refId: number, op: RefOp, key: string | null, n: number]
+  | readonly [kind: TargetKind.Enter, inner: Target, exit: string | null];
+
+export const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  v !== null &&
+  (typeof v === 'object' || typeof v === 'function') &&
+  typeof (v as { then?: unknown }).then === 'function';
+
+/**
+ * The source text `fn` travels as. Native and bound functions have none and are refused;
+ * `importer` names the call that gives functions which can be called remotely instead.
+ */
+export function inlineSource(fn: unknown, importer: string): string {
+  if (typeof fn !== 'function') throw new TypeError(`expected a function, got ${fn === null ? 'null' : typeof fn}`);
+  const source = Function.prototype.toString.call(fn);
+  if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
+    throw new TypeError(
+      `a native or bound function cannot be sent as source; pass an inline function, or a function from ${importer}`,
+    );
+  }
+  return source;
+}
+
+/** Ids for inline sources: the same text gets the same id, so it is sent and compiled once. */
+export class SourceIds {
+  readonly #ids = new Map<string, number>();
+
+  idOf(source: string): number {
+    let id = this.#ids.get(source);
+    if (id === undefined) {
+      id = this.#ids.size;
+      this.#ids.set(source, id);
+    }
+    return id;
+  }
+}
+
+/** The value at `path` in a module namespace (undefined where the path breaks off), and its `this`. */
+export function exportAt(ns: object, path: readonly string[]): [value: unknown, self: unknown] {
+  let self: unknown;
+  let value: unknown = ns;
+  for (const key of path) {
+    self = value;
+    value =
+      value === null || value === undefined ? undefined : (value as Readonly<Partial<Record<string, unknown>>>)[key];
+  }
+  return [value, self];
+}
+
+/** Relative paths resolve against the working directory; bare names and URLs go as they are. */
+export function normalizeSpecifier(specifier: string | URL): string {
+  if (specifier instanceof URL) return specifier.href;
+  if (typeof specifier !== 'string') throw new TypeError('the module specifier must be a string or a URL');
+  if (specifier.startsWith('./') || specifier.startsWith('../')) return pathToFileURL(resolvePath(specifier)).href;
+  if (isAbsolute(specifier)) return pathToFileURL(specifier).href;
+  return specifier;
+}

@@ -1,0 +1,217 @@
+/**
+ * The blocking half of a client: requests through the shared-memory mailbox, a wait for the
+ * reply matched by call id (spinning first when the spin policy says it pays, then sleeping in
+ * slices that check the serving thread is alive), and the callbacks the other side calls while
+ * this thread is blocked, served here and now.
+ */
+import { Writer } from '../codec/writer.js';
+import { CancelKind, Status, type Settled } from '../call/run.js';
+import { isThenable } from '../call/target.js';
+import { CancelledError, TimeoutError } from '../errors.js';
+import { HostState, STATE } from '../protocol/line.js';
+import { sendBulk } from '../protocol/bulk.js';
+import { now } from '../protocol/mailbox.js';
+import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
+import { waitForChange, Waited } from '../shm/wait.js';
+import type { CallMessage, ClientCore } from './client-core.js';
+import { MessageKind, readMessage, WAKE, writeReply, type PortPacket, type Reply } from './messages.js';
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Milliseconds before the call fails with TimeoutError and its signal on the other side aborts. */
+  timeout?: number | undefined;
+  /** Aborting it cancels the call (CancelledError here, its signal aborted there). */
+  signal?: AbortSignal | undefined;
+}
+
+/** Writes one request with its call id. */
+export type Write = (w: Writer, id: number) => void;
+
+export class BlockingCalls {
+  private seenReply: number;
+  private readonly spin = new SpinPolicy();
+  /** Ids of the blocking calls this thread is in, innermost last (a callback may call again). */
+  private readonly active: number[] = [];
+  /** Replies to outer blocking calls that arrived while an inner one waited. */
+  private readonly early = new Map<number, Reply>();
+
+  constructor(private readonly core: ClientCore) {
+    this.seenReply = core.line.reply.seq();
+  }
+
+  /** Sends one request through the blocking mailbox, waiting for room (never forever). */
+  private send(write: Write, id: number, deadline: number): void {
+    const words = this.core.line.words;
+    const mailbox = this.core.line.request;
+    while (!mailbox.isFree()) {
+      const ack = Atomics.load(words, mailbox.ackIndex);
+      if (mailbox.isFree()) break;
+      if (!waitForChange(words, mailbox.ackIndex, ack, deadline, this.core.checkAlive, 0, mailbox.writerSleepsIndex)) {
+        throw new TimeoutError(`${this.core.name} did not take the request in time (it is busy)`);
+      }
+    }
+    const w = new Writer(mailbox.data);
+    write(w, id);
+    // Too large for the slot: the encoded bytes go by the port, uncopied (see bulk.ts).
+    if (w.spilled) sendBulk(this.core.port, mailbox, w.buf, w.pos);
+    else mailbox.publish(w.pos);
+    if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) this.core.port.postMessage(WAKE);
+  }
+
+  /** Sends a request and blocks until its own reply: returns the value or throws the error. */
+  roundTrip(write: Write, options: CallOptions, api: (...args: never[]) => unknown): unknown {
+    this.core.guard();
+    if (options.signal?.aborted === true) {
+      throw new CancelledError('the call was cancelled before it started', { cause: options.signal.reason });
+    }
+    return this.core.blocked(() => this.exchange(write, options, api));
+  }
+
+  private exchange(write: Write, options: CallOptions, api: (...args: never[]) => unknown): unknown {
+    const id = ++this.core.nextId;
+    // The call's timeout is its own: waiting for the thread to start is the owner's startupTimeout.
+    this.awaitStart();
+    const timeout = options.timeout;
+    const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+    this.core.flushReleases();
+    this.send(write, id, deadline);
+    this.core.lastSent = id;
+    this.active.push(id);
+    try {
+      return this.awaitReply(id, deadline, timeout, api);
+    } finally {
+      this.active.pop();
+      this.early.delete(id);
+    }
+  }
+
+  private awaitReply(
+    id: number,
+    deadline: number,
+    timeout: number | undefined,
+    api: (...args: never[]) => unknown,
+  ): unknown {
+    const words = this.core.line.words;
+    const mailbox = this.core.line.reply;
+    // What the spin policy learns from this call: only from a plain one (one wait, no callbacks).
+    const began = now();
+    const budget = this.spin.next();
+    let waits = 0;
+    let waited: Waited = Waited.Spun;
+    for (;;) {
+      const early = this.early.get(id);
+      if (early !== undefined) {
+        this.early.delete(id);
+        if (early.status === Status.Ok) return early.value;
+        throw stitch(early.value, this.core.name, api);
+      }
+      waited =
+        mailbox.seq() !== this.seenReply
+          ? Waited.Spun
+          : waitForChange(
+              words,
+              mailbox.seqIndex,
+              this.seenReply,
+              deadline,
+              this.core.checkAlive,
+              waits++ === 0 ? budget : 0,
+              mailbox.readerSleepsIndex,
+            );
+      if (waited === Waited.TimedOut) {
+        this.core.cancelRemote(id, CancelKind.Timeout);
+        throw new TimeoutError(`the call to ${this.core.name} timed out after ${String(timeout)} ms`);
+      }
+      this.seenReply = mailbox.seq();
+      mailbox.markTaken();
+      const slot = mailbox.peek();
+      const bytes = slot.onPort
+        ? this.core.bulk.take(this.core.port, (p) => {
+            this.core.receive(p as PortPacket);
+          })
+        : mailbox.data.subarray(0, slot.length);
+      let reply: Reply | CallMessage;
+      try {
+        reply = readMessage(bytes, 0, bytes.length, undefined, this.core.reviveSync) as Reply | CallMessage;
+      } finally {
+        mailbox.consume();
+      }
+      if (reply.kind === MessageKind.Call) {
+        this.serveWhileBlocked(reply);
+        waits = 2;
+        continue;
+      }
+      if (reply.id !== id) {
+        // An outer call's reply (its callback, running here, did not wait for it), or a late
+        // reply to a call that timed out: that one is dropped.
+        if (this.active.includes(reply.id)) this.early.set(reply.id, reply);
+        continue;
+      }
+      if (waits <= 1) {
+        const answeredAt = mailbox.publishedAt();
+        if (waited === Waited.Slept) observeWake(now() - answeredAt);
+        this.spin.observe(answeredAt - began, budget);
+      }
+      if (reply.status === Status.Ok) return reply.value;
+      throw stitch(reply.value, this.core.name, api);
+    }
+  }
+
+  /** Blocks while the serving thread is starting; its probe ends the wait if it never starts. */
+  private awaitStart(): void {
+    const words = this.core.line.words;
+    while (Atomics.load(words, STATE) === (HostState.Starting as number)) {
+      waitForChange(words, STATE, HostState.Starting, Infinity, this.core.checkAlive);
+    }
+  }
+
+  /**
+   * A callback called while this thread is blocked in a call: it runs here and now, and its
+   * result goes back through the blocking channel. It must not return a promise (this thread's
+   * event loop cannot run until the blocking call returns).
+   */
+  private serveWhileBlocked(m: CallMessage): void {
+    let status: Settled = Status.Thrown;
+    let value: unknown;
+    if (!this.active.includes(m.outer)) {
+      value = new CancelledError(
+        'the blocking call during which this callback was called is over (it timed out or was cancelled)',
+      );
+    } else {
+      try {
+        value = this.core.perform(m);
+        status = Status.Ok;
+        if (isThenable(value)) {
+          status = Status.Thrown;
+          value = new TypeError(
+            'a callback called while its thread is blocked in a call must return synchronously, and this one ' +
+              'returned a promise (that thread cannot run its event loop until the call returns); ' +
+              'use run() instead of runSync() to keep the calling thread free',
+          );
+        }
+      } catch (error) {
+        value = error;
+      }
+    }
+    this.send(
+      (w) => {
+        writeReply(w, m.id, status, value, this.core.remotes.lending);
+      },
+      m.id,
+      Infinity,
+    );
+  }
+}
+
+/** Appends the caller's own frames to an error from the other thread, so both halves show. */
+function stitch(error: unknown, name: string, api: (...args: never[]) => unknown): unknown {
+  if (!(error instanceof Error) || typeof error.stack !== 'string') return error;
+  const here: { stack?: string } = {};
+  Error.captureStackTrace(here, api);
+  const frames = (here.stack ?? '').split('\n').slice(1).join('\n');
+  Object.defineProperty(error, 'stack', {
+    value: `${error.stack}\n    --- above: on ${name}; below: the blocking call ---\n${frames}`,
+    writable: true,
+    configurable: true,
+  });
+  return error;
+}
