@@ -143,7 +143,7 @@ export function writeReply(w: Writer, id: number, ok: boolean, value: unknown, l
   w.u8(ok ? 1 : 0);
   try {
     encodeOrExplain(ok ? 'the result' : 'the thrown value', 'back to the caller', () => {
-      encodeValue(w, value, lending);
+      encodeValue(w, value, lending, true);
     });
   } catch (error) {
     w.pos = start;
