@@ -218,3 +218,17 @@ describe('channels and pools copy what structuredClone copies', () => {
     }
   });
 });
+
+describe('lengths read from shared memory are bounded', () => {
+  it('a corrupted Channel record length fails the get with a clear error, not a huge array', async () => {
+    const { Channel, LoopThreadError } = await import('loopthread');
+    const channel = new Channel<string>({ allowBlockingMainThread: true });
+    channel.putSync('abc');
+    // The first record starts the ring, after the 64-word header: its length word is overwritten.
+    new Int32Array(channel.createHandle().buffer)[64] = 1_000_000_000;
+    const e = thrown(() => channel.getSync());
+    assert.ok(e instanceof LoopThreadError, String(e));
+    assert.match(e.message, /corrupt channel record \(length 1000000000/);
+    channel.close();
+  });
+});
