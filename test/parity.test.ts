@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LoopThread } from 'loopthread';
 
-export const RUNS = Number(process.env['PARITY_RUNS'] ?? 200);
+export const RUNS = Number(process.env.PARITY_RUNS ?? 200);
 
 /** Values structuredClone copies: nested data, holes, typed arrays, -0, NaN, bigints, boxed values, errors. */
 export const cloneable = fc.oneof(
@@ -60,11 +60,11 @@ describe('parity with structuredClone', () => {
   it('cycles and shared references keep their shape', () => {
     const shared = { n: 1 };
     const o: Record<string, unknown> = { a: shared, b: shared, list: [shared] };
-    o['self'] = o;
+    o.self = o;
     const back = loop.runSync((v: Record<string, unknown>) => v, o);
     assert.deepStrictEqual(back, structuredClone(o));
-    assert.equal(back['self'], back);
-    assert.equal(back['a'], back['b']);
+    assert.equal(back.self, back);
+    assert.equal(back.a, back.b);
   });
 
   it('huge key counts and deep nesting encode in time linear in their size', () => {
