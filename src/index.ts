@@ -13,7 +13,16 @@ export { Future, type FutureState, type WaitOptions } from './future.js';
 export { currentSignal, throwIfCancelled } from './call/context.js';
 export { byRef, byValue } from './codec/marks.js';
 export { release, isRemote, iterateSync, iterate, type IterateOptions } from './portal/remote.js';
-export type { Syncified, Asyncified, SyncFunction, AsyncFunction, SyncValue, AsyncValue } from './portal/proxy.js';
+export type {
+  Syncified,
+  Asyncified,
+  SyncFunction,
+  AsyncFunction,
+  SyncValue,
+  AsyncValue,
+  Received,
+  ReceivedArgs,
+} from './portal/proxy.js';
 export {
   LoopThreadError,
   ClosedError,

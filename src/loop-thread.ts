@@ -24,7 +24,7 @@ import { ThreadLiveness } from './shm/thread-liveness.js';
 import { adoptWaitTable, waitTable } from './shm/wait-for.js';
 import { atThreadEnd } from './shm/thread-end.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
-import type { Asyncified, AsyncValue, Syncified, SyncValue } from './portal/proxy.js';
+import type { Asyncified, AsyncValue, ReceivedArgs, Syncified, SyncValue } from './portal/proxy.js';
 import { exitSymbol, markEntered } from './portal/remote.js';
 import type { ConnectRequest } from './portal/host.js';
 import type { LoopThreadData } from './loop-thread-main.js';
@@ -68,7 +68,7 @@ export interface CallerOptions extends CallOptions {
 export type { CloseOptions } from './lifecycle.js';
 
 /** A function that may be sent: a stub from `importSync`/`import`, or an inline function sent as source. */
-type Callable<A extends unknown[], R> = (...args: A) => R;
+type Callable<A extends unknown[], R> = (...args: ReceivedArgs<A>) => R;
 
 /** The call methods, bound to a set of call options (see `LoopThread.with`). */
 export class LoopThreadCaller {

@@ -8,14 +8,20 @@ import { Status } from './run.js';
  * was written of it, and any port it put beside the bytes, is taken back), so the caller always
  * hears back.
  */
-export function writeOutcome(w: Writer, status: Status, value: unknown, lending?: Lending): void {
+export function writeOutcome(
+  w: Writer,
+  status: Status,
+  value: unknown,
+  lending?: Lending,
+  lendInstances = false,
+): void {
   const start = w.pos;
   const beside = w.beside?.length ?? 0;
   w.u8(status);
   if (status === Status.Skipped) return;
   try {
     encodeOrExplain(status === Status.Ok ? 'the result' : 'the thrown value', 'back to the caller', () => {
-      encodeValue(w, value, lending);
+      encodeValue(w, value, lending, lendInstances);
     });
   } catch (error) {
     w.pos = start;

@@ -12,6 +12,7 @@
  * another thread of the same side (32-bit counters wrap), so a view counts only while the lock's
  * release counter shows that no other thread took that lock since this thread released it.
  */
+import { LoopThreadError } from '../errors.js';
 import { LOCK_SEQ, lock, unlock } from './lock.js';
 import {
   BYTES_IN,
@@ -97,6 +98,20 @@ export class Ring {
     this.#maxItems = this.capacity * ITEM;
     this.data = new Uint8Array(buffer, HEADER_WORDS * 4, this.size);
     this.lengths = new Int32Array(buffer, HEADER_WORDS * 4, this.size >> 2);
+  }
+
+  /**
+   * The length of the record at `at`, which no record can exceed the ring's room for: memory
+   * overwritten by someone else fails the get with a clear error instead of a huge allocation.
+   */
+  #length(at: number): number {
+    const n = this.lengths[at >> 2] as number;
+    if (n < 0 || n > this.maxItemBytes) {
+      throw new LoopThreadError(
+        `loopthread: corrupt channel record (length ${String(n)}, but an item has at most ${String(this.maxItemBytes)} bytes): its shared memory was overwritten`,
+      );
+    }
+    return n;
   }
 
   /** Wakes the threads sleeping on `index`, stamping when (their wake-up sample). */
@@ -233,7 +248,7 @@ export class Ring {
       if (this.#available(got) <= 0) n = w[STATE] === OPEN ? EMPTY : ENDED;
       else {
         const head = w[HEAD] as number;
-        n = this.lengths[head >> 2] as number;
+        n = this.#length(head);
         let out: Uint8Array;
         if (bytesMode) out = this.outBytes = new Uint8Array(n);
         else {
@@ -272,7 +287,7 @@ export class Ring {
         let held = 0;
         const most = this.size >> 2;
         for (; k < max && k < avail; k++) {
-          const n = this.lengths[head >> 2] as number;
+          const n = this.#length(head);
           const room = recordBytes(n);
           if (k > 0 && (pos + n > this.out.length || held + room > most)) break;
           if (this.out.length < n) this.out = Buffer.allocUnsafeSlow(Math.max(n, this.out.length * 2));

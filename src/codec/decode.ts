@@ -1,6 +1,6 @@
 import { createError, setField, setStack } from './error-serde.js';
-import { Tag, viewKinds } from './tags.js';
-import type { Reader } from './writer.js';
+import { BUFFER_KIND, DATAVIEW_KIND, Tag, viewKinds } from './tags.js';
+import { corrupt, type Reader } from './writer.js';
 
 /** Turns the descriptor of a value sent by reference into what stands for it here. */
 export type Revive = (descriptor: unknown) => unknown;
@@ -41,14 +41,24 @@ class Decoding {
         return hex.startsWith('-') ? -BigInt(`0x${hex.slice(1)}`) : BigInt(`0x${hex}`);
       }
       case Tag.Array: {
-        const n = r.u32();
+        const n = r.count();
         const a: unknown[] = new Array<unknown>(n);
         this.refs.push(a);
         for (let i = 0; i < n; i++) a[i] = this.get();
         return a;
       }
+      case Tag.SparseArray: {
+        const a: unknown[] = new Array<unknown>(r.u32());
+        this.refs.push(a);
+        const n = r.count();
+        for (let i = 0; i < n; i++) {
+          const key = r.string();
+          (a as unknown as Record<string, unknown>)[key] = this.get();
+        }
+        return a;
+      }
       case Tag.Object: {
-        const n = r.u32();
+        const n = r.count();
         const o: Record<string, unknown> = {};
         this.refs.push(o);
         for (let i = 0; i < n; i++) {
@@ -61,7 +71,7 @@ class Decoding {
         return o;
       }
       case Tag.Map: {
-        const n = r.u32();
+        const n = r.count();
         const m = new Map<unknown, unknown>();
         this.refs.push(m);
         for (let i = 0; i < n; i++) {
@@ -71,7 +81,7 @@ class Decoding {
         return m;
       }
       case Tag.Set: {
-        const n = r.u32();
+        const n = r.count();
         const s = new Set<unknown>();
         this.refs.push(s);
         for (let i = 0; i < n; i++) s.add(this.get());
@@ -93,16 +103,44 @@ class Decoding {
         this.refs.push(b);
         return b;
       }
-      case Tag.View: {
-        const kind = viewKinds[r.u8()];
+      case Tag.ResizableArrayBuffer: {
+        const maxByteLength = r.f64();
         const bytes = r.bytes();
-        let view: ArrayBufferView;
-        if (kind === Buffer) view = Buffer.from(bytes);
-        else if (kind === DataView) view = new DataView(bytes);
-        else if (kind === undefined) throw new Error('loopthread: corrupt message (unknown view kind)');
-        else view = new (kind as typeof Uint8Array)(bytes);
-        this.refs.push(view);
+        const b = new ArrayBuffer(bytes.byteLength, { maxByteLength });
+        new Uint8Array(b).set(new Uint8Array(bytes));
+        this.refs.push(b);
+        return b;
+      }
+      case Tag.View: {
+        const index = r.u8();
+        const kind = viewKinds[index];
+        if (kind === undefined) throw corrupt('unknown view kind');
+        if (index === BUFFER_KIND) {
+          const view = Buffer.from(r.bytes());
+          this.refs.push(view);
+          return view;
+        }
+        const slot = this.refs.length;
+        this.refs.push(undefined);
+        const buffer = this.get() as ArrayBuffer;
+        const offset = r.f64();
+        const length = r.f64();
+        const view: ArrayBufferView =
+          index === DATAVIEW_KIND
+            ? new DataView(buffer, offset, length)
+            : new (kind as typeof Uint8Array)(buffer, offset, length);
+        this.refs[slot] = view;
         return view;
+      }
+      case Tag.URL: {
+        const url = new URL(r.string());
+        this.refs.push(url);
+        return url;
+      }
+      case Tag.URLSearchParams: {
+        const params = new URLSearchParams(r.string());
+        this.refs.push(params);
+        return params;
       }
       case Tag.Error: {
         const ctor = r.string();
@@ -110,7 +148,7 @@ class Decoding {
         const error = createError(ctor, name, r.string());
         this.refs.push(error);
         setStack(error, this.get());
-        const n = r.u32();
+        const n = r.count();
         for (let i = 0; i < n; i++) {
           const key = r.string();
           setField(error, key, this.get());
@@ -124,10 +162,15 @@ class Decoding {
         this.refs[slot] = boxed;
         return boxed;
       }
-      case Tag.BackRef:
-        return this.refs[r.u32()];
+      case Tag.BackRef: {
+        const i = r.u32();
+        if (i >= this.refs.length) throw corrupt('a reference to an object not seen yet');
+        return this.refs[i];
+      }
       case Tag.Beside: {
-        const object = r.beside[r.u32()];
+        const i = r.u32();
+        if (i >= r.beside.length) throw corrupt('an object beside the message that is not there');
+        const object = r.beside[i];
         this.refs.push(object);
         return object;
       }
@@ -140,7 +183,7 @@ class Decoding {
         return value;
       }
       default:
-        throw new Error(`loopthread: corrupt message (unknown tag ${String(tag)})`);
+        throw corrupt(`unknown tag ${String(tag)}`);
     }
   }
 }

@@ -4,7 +4,7 @@ import { inspect } from 'node:util';
 import { aggregated, nearestConstructor, ownFields } from './error-serde.js';
 import { types } from 'node:util';
 import { isForcedRef, isForcedValue } from './marks.js';
-import { Tag, viewKinds } from './tags.js';
+import { BUFFER_KIND, DATAVIEW_KIND, Tag, viewKinds } from './tags.js';
 import type { Writer } from './writer.js';
 
 /**
@@ -21,13 +21,20 @@ export interface Lending {
 }
 
 /**
- * Encodes structured-cloneable data: primitives but symbols, plain objects and arrays, Map, Set,
- * Date, RegExp, ArrayBuffer and its views, boxed primitives and errors (with all their fields).
- * Shared and cyclic references keep their shape. Anything else (functions, class instances,
- * symbols, promises) is refused with a DataCloneError whose path says where it sits.
+ * Encodes what structuredClone copies, as it copies it: primitives but symbols, plain objects and
+ * arrays (holes and huge lengths included), Map, Set, Date, RegExp, ArrayBuffer (resizable too) and
+ * its views (their byteOffset and shared buffer kept), boxed primitives, errors (with all their
+ * fields), URL and URLSearchParams, and class instances as their own enumerable fields. Shared and
+ * cyclic references keep their shape.
+ *
+ * With `lending`, what is not data is lent instead: functions, objects with methods of their own,
+ * and class instances that have methods, or every class instance if `lendInstances` (a result: a
+ * returned FileHandle or client stays usable). Without it, what cannot be copied (functions,
+ * symbols, promises, iterators, weak collections) is refused with a DataCloneError whose path says
+ * where it sits.
  */
-export function encodeValue(w: Writer, value: unknown, lending?: Lending): void {
-  new Encoding(w, lending).put(value);
+export function encodeValue(w: Writer, value: unknown, lending?: Lending, lendInstances = false): void {
+  new Encoding(w, lending, lendInstances).put(value);
 }
 
 /** Where a refused value sits, built while the error unwinds out of nested containers. */
@@ -63,8 +70,9 @@ export function encodeOrExplain(root: string, direction: string, encode: () => v
     const where = error.path === '' ? root : `${root} at ${error.path}`;
     throw new DataCloneError(
       `${where} is ${error.what}, which cannot be copied ${direction}. ` +
-        'Only structured-cloneable data (primitives, plain objects and arrays, Map, Set, Date, RegExp, ' +
-        'ArrayBuffer and typed arrays, errors) crosses by copy.',
+        'What structuredClone copies crosses by copy (primitives but symbols, objects and class instances ' +
+        'as their own fields, arrays, Map, Set, Date, RegExp, ArrayBuffer and views, errors, URL); ' +
+        'functions and objects with methods cross by reference only in calls to a LoopThread or Portal.',
       where,
     );
   }
@@ -80,6 +88,60 @@ function hasMethods(o: object): boolean {
   return false;
 }
 
+/** Whether a prototype chain (up to Object.prototype) has methods: a class to talk to, not data. */
+const chainHasMethods = new WeakMap<object, boolean>();
+
+function classHasMethods(proto: object | null): boolean {
+  if (proto === null || proto === Object.prototype) return false;
+  let has = chainHasMethods.get(proto);
+  if (has === undefined) {
+    has = classHasMethods(Object.getPrototypeOf(proto) as object | null);
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      if (has) break;
+      if (key === 'constructor') continue;
+      const d = Object.getOwnPropertyDescriptor(proto, key);
+      has = d !== undefined && typeof d.value === 'function';
+    }
+    chainHasMethods.set(proto, has);
+  }
+  return has;
+}
+
+/** Whether `o` is a class instance with methods (own or from its class): an object to talk to, not data. */
+export function isInstanceWithMethods(o: object): boolean {
+  const proto = Object.getPrototypeOf(o) as object | null;
+  return proto !== null && proto !== Object.prototype && (hasMethods(o) || classHasMethods(proto));
+}
+
+/** Objects of the engine's whose state is internal: structuredClone refuses them, so does the codec. */
+function isInternal(o: object): boolean {
+  return (
+    types.isPromise(o) ||
+    types.isWeakMap(o) ||
+    types.isWeakSet(o) ||
+    types.isGeneratorObject(o) ||
+    types.isMapIterator(o) ||
+    types.isSetIterator(o) ||
+    types.isExternal(o) ||
+    o instanceof WeakRef ||
+    o instanceof FinalizationRegistry ||
+    Object.prototype.toString.call(o).endsWith(' Iterator]')
+  );
+}
+
+/** Whether an ArrayBuffer was transferred away (its bytes are gone). */
+function isDetached(b: ArrayBuffer): boolean {
+  const detached = (b as { detached?: boolean }).detached;
+  if (detached !== undefined) return detached;
+  if (b.byteLength !== 0) return false;
+  try {
+    new Uint8Array(b);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** An error's name and message are strings but for odd errors; those are made strings. */
 const asText = (v: unknown): string => (typeof v === 'string' ? v : String(v));
 
@@ -92,6 +154,7 @@ class Encoding {
   constructor(
     private readonly w: Writer,
     private readonly lending: Lending | undefined,
+    private readonly lendInstances: boolean,
   ) {}
 
   put(v: unknown): void {
@@ -176,10 +239,7 @@ class Encoding {
       return;
     }
     if (Array.isArray(o)) {
-      w.u8(Tag.Array);
-      const n = o.length;
-      w.u32(n);
-      for (let i = 0; i < n; i++) this.child(o[i], `[${i}]`);
+      this.putArray(o as unknown[]);
       return;
     }
     if (proto === Object.prototype || proto === null || (isForcedValue(o) && !(o instanceof Error))) {
@@ -188,13 +248,7 @@ class Encoding {
         this.putRef(o);
         return;
       }
-      w.u8(Tag.Object);
-      const keys = Object.keys(o);
-      w.u32(keys.length);
-      for (const key of keys) {
-        w.string(key);
-        this.child((o as Record<string, unknown>)[key], `.${key}`);
-      }
+      this.putFields(o);
       return;
     }
     if (o instanceof Map) {
@@ -224,23 +278,39 @@ class Encoding {
       return;
     }
     if (o instanceof ArrayBuffer) {
-      w.u8(Tag.ArrayBuffer);
+      if (isDetached(o)) throw new Refusal('a detached ArrayBuffer (its bytes were transferred away)', '');
+      if (o.resizable) {
+        w.u8(Tag.ResizableArrayBuffer);
+        w.f64(o.maxByteLength);
+      } else {
+        w.u8(Tag.ArrayBuffer);
+      }
       w.bytes(new Uint8Array(o));
       return;
     }
     if (ArrayBuffer.isView(o)) {
-      const proto: unknown = Object.getPrototypeOf(o);
-      const kind = viewKinds.findIndex((k) => proto === k.prototype);
-      if (o.buffer instanceof SharedArrayBuffer) {
+      this.putView(o);
+      return;
+    }
+    if (o instanceof URL) {
+      w.u8(Tag.URL);
+      w.string(o.href);
+      return;
+    }
+    if (o instanceof URLSearchParams) {
+      w.u8(Tag.URLSearchParams);
+      w.string(o.toString());
+      return;
+    }
+    if (o instanceof Blob) {
+      if (w.beside === undefined) {
         throw new Refusal(
-          `${describeType(o)} over a SharedArrayBuffer (to share memory, pass the SharedArrayBuffer itself to run() or import())`,
+          `${describeType(o)} (its bytes can only be read asynchronously, so it can go to run() or import(), not to a blocking call, a channel or a pool; pass the bytes of await blob.arrayBuffer())`,
           '',
         );
       }
-      if (kind < 0) throw new Refusal(describeType(o), '');
-      w.u8(Tag.View);
-      w.u8(kind);
-      w.bytes(new Uint8Array(o.buffer, o.byteOffset, o.byteLength));
+      w.u8(Tag.Beside);
+      w.u32(w.beside.push(o) - 1);
       return;
     }
     if (o instanceof Error) {
@@ -252,11 +322,99 @@ class Encoding {
       this.put(o.valueOf());
       return;
     }
-    if (this.lending !== undefined) {
+    // A class instance, or an object of the engine's. Lent when it is something to talk to (a result,
+    // or an argument with methods); copied as its own fields (prototype dropped) when it is data.
+    if (
+      this.lending !== undefined &&
+      (this.lendInstances || hasMethods(o) || classHasMethods(proto as object | null))
+    ) {
       this.putRef(o);
       return;
     }
-    throw new Refusal(describeType(o), '');
+    if (isInternal(o)) throw new Refusal(describeType(o), '');
+    this.putFields(o);
+  }
+
+  /** An object's own enumerable fields, as a plain object. */
+  private putFields(o: object): void {
+    const w = this.w;
+    w.u8(Tag.Object);
+    const keys = Object.keys(o);
+    w.u32(keys.length);
+    for (const key of keys) {
+      w.string(key);
+      this.child((o as Record<string, unknown>)[key], `.${key}`);
+    }
+  }
+
+  /**
+   * A dense array element by element; at its first hole it starts over as a sparse array, which
+   * carries only the entries it has (so a length of 2 ** 32 - 1 costs nothing). Named properties
+   * are kept on a sparse array; on a dense one they are not looked for (listing an array's keys
+   * costs a string per element, several times the copy itself).
+   */
+  private putArray(a: unknown[]): void {
+    const w = this.w;
+    const start = w.pos;
+    const refCount = this.nextRef;
+    const n = a.length;
+    w.u8(Tag.Array);
+    w.u32(n);
+    for (let i = 0; i < n; i++) {
+      const v = a[i];
+      if (v === undefined && !(i in a)) {
+        this.undo(start, refCount);
+        this.putSparse(a);
+        return;
+      }
+      this.child(v, `[${i}]`);
+    }
+  }
+
+  private putSparse(a: unknown[]): void {
+    const w = this.w;
+    w.u8(Tag.SparseArray);
+    w.u32(a.length);
+    const keys = Object.keys(a);
+    w.u32(keys.length);
+    for (const key of keys) {
+      w.string(key);
+      this.child((a as unknown as Record<string, unknown>)[key], /^\d+$/.test(key) ? `[${key}]` : `.${key}`);
+    }
+  }
+
+  /**
+   * A view: a Buffer as its own bytes (a Buffer usually sits in Node's shared 8 KiB pool), any
+   * other view as its ArrayBuffer (one copy for views that share it), offset and length.
+   */
+  private putView(o: ArrayBufferView): void {
+    const w = this.w;
+    const proto: unknown = Object.getPrototypeOf(o);
+    const kind = viewKinds.findIndex((k) => proto === k.prototype);
+    if (o.buffer instanceof SharedArrayBuffer) {
+      throw new Refusal(
+        `${describeType(o)} over a SharedArrayBuffer (to share memory, pass the SharedArrayBuffer itself to run() or import())`,
+        '',
+      );
+    }
+    if (kind < 0) throw new Refusal(describeType(o), '');
+    if (isDetached(o.buffer)) throw new Refusal(`${describeType(o)} over a detached ArrayBuffer`, '');
+    w.u8(Tag.View);
+    w.u8(kind);
+    if (kind === BUFFER_KIND) {
+      w.bytes(new Uint8Array(o.buffer, o.byteOffset, o.byteLength));
+      return;
+    }
+    this.child(o.buffer, '.buffer');
+    w.f64(o.byteOffset);
+    w.f64(kind === DATAVIEW_KIND ? o.byteLength : (o as Uint8Array).length);
+  }
+
+  /** Forgets what was written after `pos` and the objects numbered since `refCount`. */
+  private undo(pos: number, refCount: number): void {
+    this.w.pos = pos;
+    for (const o of this.order.splice(refCount)) this.refs?.delete(o);
+    this.nextRef = refCount;
   }
 
   /**
@@ -292,9 +450,7 @@ class Encoding {
       this.put(v);
     } catch (error) {
       if (!(error instanceof Refusal)) throw error;
-      this.w.pos = pos;
-      for (const o of this.order.splice(refCount)) this.refs?.delete(o);
-      this.nextRef = refCount;
+      this.undo(pos, refCount);
       this.put(inspect(v, { depth: 2 }));
     }
   }

@@ -7,7 +7,8 @@ import * as ours from '../errors.js';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
-const builtins: Record<string, ErrorClass> = {
+/** The native error classes: a copy is made by one of them, so it is a real error (isNativeError). */
+const natives: Record<string, ErrorClass> = {
   Error,
   TypeError,
   RangeError,
@@ -16,17 +17,13 @@ const builtins: Record<string, ErrorClass> = {
   EvalError,
   URIError,
   AggregateError,
-  LoopThreadError: ours.LoopThreadError,
-  ClosedError: ours.ClosedError,
-  DisconnectedError: ours.DisconnectedError,
-  WorkerCrashedError: ours.WorkerCrashedError,
-  DeadlockError: ours.DeadlockError,
-  NeverSettledError: ours.NeverSettledError,
-  CancelledError: ours.CancelledError,
-  TimeoutError: ours.TimeoutError,
-  DataCloneError: ours.DataCloneError,
-  QueueFullError: ours.QueueFullError,
 };
+
+/** The classes a copy can be rebuilt as: the native ones and every error class of loopthread's. */
+const builtins: Record<string, ErrorClass> = { ...natives };
+for (const value of Object.values(ours) as unknown[]) {
+  if (typeof value === 'function' && value.prototype instanceof Error) builtins[value.name] = value as ErrorClass;
+}
 
 /** Fields written on their own, not among the own properties. */
 const apart = new Set(['stack', 'message', 'cause', 'errors']);
@@ -63,19 +60,34 @@ function define(target: object, key: string, value: unknown, enumerable = false)
   Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable });
 }
 
-/** A new error of the named class with its message and name; its other fields come after. */
+/** The native class whose constructor makes an error of class `ctor` (its nearest native base). */
+function nativeBase(ctor: ErrorClass): ErrorClass {
+  for (let p: unknown = ctor.prototype; p !== null && p !== undefined; p = Object.getPrototypeOf(p)) {
+    const base = (p as { constructor?: ErrorClass }).constructor;
+    if (base !== undefined && natives[base.name] === base) return base;
+  }
+  return Error;
+}
+
+/**
+ * A new error of the named class with its message and name; its other fields come after. It is
+ * made by the native constructor (with the class as new.target, so no user constructor runs), so
+ * it is a real error: util.types.isNativeError, structuredClone and postMessage see an error.
+ */
 export function createError(ctorName: string, name: string, message: string): Error {
   if (ctorName === 'DOMException') return new DOMException(message, name);
   const ctor = builtins[ctorName] ?? Error;
-  const proto = ctor.prototype as Error;
-  const error = Object.create(proto) as Error;
-  define(error, 'message', message);
-  if (name !== proto.name) define(error, 'name', name);
+  const base = nativeBase(ctor);
+  const args = base === AggregateError ? [[], message] : [message];
+  const error = Reflect.construct(base as unknown as new (...a: unknown[]) => Error, args, ctor) as Error;
+  if (base === AggregateError) delete (error as { errors?: unknown }).errors;
+  if (name !== (ctor.prototype as Error).name) define(error, 'name', name);
   return error;
 }
 
+/** The stack as it was, undefined included (structuredClone keeps an undefined stack too). */
 export function setStack(error: Error, stack: unknown): void {
-  define(error, 'stack', typeof stack === 'string' ? stack : `${error.name}: ${error.message}`);
+  define(error, 'stack', stack);
 }
 
 export function setField(error: Error, key: string, value: unknown): void {

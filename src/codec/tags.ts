@@ -23,7 +23,15 @@ export const enum Tag {
   Beside = 19,
   /** A value that crosses by reference: a descriptor (plain data) that the connection interprets. */
   Ref = 20,
+  /** An array with holes or named properties: its length, then (key, value) pairs of what it has. */
+  SparseArray = 21,
+  URL = 22,
+  URLSearchParams = 23,
+  /** A resizable ArrayBuffer: its maxByteLength, then its bytes. */
+  ResizableArrayBuffer = 24,
 }
+
+const float16 = (globalThis as { Float16Array?: typeof Float32Array }).Float16Array;
 
 /** The kinds of ArrayBuffer views, in a fixed order shared by both sides. */
 export const viewKinds = [
@@ -40,4 +48,11 @@ export const viewKinds = [
   BigUint64Array,
   DataView,
   Buffer,
+  // Node 24 has Float16Array; both sides of a message run in one process, so they agree on this list.
+  ...(float16 === undefined ? [] : [float16]),
 ] as const;
+
+/** The index of Buffer in viewKinds: a Buffer carries its own bytes, not its (pooled) ArrayBuffer. */
+export const BUFFER_KIND = 12;
+/** The index of DataView in viewKinds: its length is in bytes, not elements. */
+export const DATAVIEW_KIND = 11;

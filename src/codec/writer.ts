@@ -1,3 +1,5 @@
+import { LoopThreadError } from '../errors.js';
+
 /** Top bit of a string's length: one byte per character (Latin-1, which includes ASCII). */
 const ONE_BYTE = 0x80000000;
 /**
@@ -142,40 +144,65 @@ export class Reader {
     this.beside = beside;
   }
 
+  /** Fails unless `n` more bytes are in the message: a length read from memory is never trusted. */
+  private need(n: number): void {
+    if (n > this.end - this.pos) throw corrupt(`${String(n)} bytes announced, ${String(this.end - this.pos)} left`);
+  }
+
   u8(): number {
+    this.need(1);
     return this.buf[this.pos++] as number;
   }
 
   u32(): number {
+    this.need(4);
     const v = this.buf.readUInt32LE(this.pos);
     this.pos += 4;
     return v;
   }
 
+  /** A count of entries that follow, each at least one byte: more than the bytes left is corrupt. */
+  count(): number {
+    const n = this.u32();
+    this.need(n);
+    return n;
+  }
+
   i32(): number {
+    this.need(4);
     const v = this.buf.readInt32LE(this.pos);
     this.pos += 4;
     return v;
   }
 
   f64(): number {
+    this.need(8);
     const v = this.buf.readDoubleLE(this.pos);
     this.pos += 8;
     return v;
   }
 
   string(): string {
+    this.need(4);
+    const n = stringBytes(this.buf, this.pos);
+    this.need(4 + n);
     const s = readString(this.buf, this.pos);
-    this.pos += 4 + stringBytes(this.buf, this.pos);
+    this.pos += 4 + n;
     return s;
   }
 
   /** A copy of the next length-prefixed bytes, in a fresh ArrayBuffer of its own. */
   bytes(): ArrayBuffer {
     const n = this.u32();
+    this.need(n);
     const out = new ArrayBuffer(n);
     new Uint8Array(out).set(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return out;
   }
+}
+
+/** The error for bytes that cannot be a message (memory overwritten, or a bug): never trusted further. */
+export function corrupt(what: string): LoopThreadError {
+  return new LoopThreadError(`loopthread: corrupt message (${what})`);
 }

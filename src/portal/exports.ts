@@ -2,8 +2,9 @@
  * What a module looks like from another thread: which exports are functions (called remotely),
  * which are data (copied once, when the module is imported), and which plain objects nest more of them.
  */
-import { encodeValue, describeType } from '../codec/encode.js';
-import { Writer } from '../codec/writer.js';
+import { encodeValue, describeType, isInstanceWithMethods } from '../codec/encode.js';
+import { decodeValue } from '../codec/decode.js';
+import { Reader, Writer } from '../codec/writer.js';
 
 export type ExportShape =
   | readonly ['function']
@@ -18,21 +19,33 @@ function isPlainContainer(v: object): boolean {
   return proto === Object.prototype || proto === null || Object.prototype.toString.call(v) === '[object Module]';
 }
 
-function copyable(v: unknown): boolean {
+/**
+ * The copy the importing thread gets (class instances made plain, as the call's reply would lend
+ * them), or `uncopyable` if it cannot be copied.
+ */
+function copied(v: unknown): { value: unknown } | undefined {
+  const w = new Writer(Buffer.allocUnsafe(1024));
   try {
-    encodeValue(new Writer(Buffer.allocUnsafe(1024)), v);
-    return true;
+    encodeValue(w, v);
   } catch {
-    return false;
+    return undefined;
   }
+  return { value: decodeValue(new Reader(w.buf, 0, w.pos)) };
 }
 
 function shapeOf(v: unknown, depth: number): ExportShape {
   if (typeof v === 'function') return ['function'];
-  if (v !== null && typeof v === 'object' && depth < MAX_DEPTH && isPlainContainer(v) && !copyable(v)) {
+  const copy = copied(v);
+  if (v !== null && typeof v === 'object' && depth < MAX_DEPTH && isPlainContainer(v) && copy === undefined) {
     return ['object', describeExports(v, depth + 1)];
   }
-  return copyable(v) ? ['value', v] : ['uncopyable', describeType(v)];
+  // A class instance with methods would be lent if a call returned it; an export is copied once, so
+  // its fields alone would pass for the object: it is refused instead.
+  const object = v !== null && typeof v === 'object';
+  if (object && Object.prototype.toString.call(v) === '[object Object]' && isInstanceWithMethods(v)) {
+    return ['uncopyable', describeType(v)];
+  }
+  return copy === undefined ? ['uncopyable', describeType(v)] : ['value', copy.value];
 }
 
 export function describeExports(ns: object, depth = 0): Record<string, ExportShape> {

@@ -128,7 +128,8 @@ export function writeCancel(w: Writer, id: number, reason: CancelKind): void {
 /** Writes a reply: its outcome (see writeOutcome: a result that cannot be copied becomes a DataCloneError). */
 export function writeReply(w: Writer, id: number, status: Settled, value: unknown, lending?: Lending): void {
   header(w, MessageKind.Reply, id);
-  writeOutcome(w, status, value, lending);
+  // A result is the one place class instances are lent (see encodeValue).
+  writeOutcome(w, status, value, lending, true);
 }
 
 export function readMessage(

@@ -22,7 +22,9 @@ type Copied =
   | ArrayBuffer
   | SharedArrayBuffer
   | ArrayBufferView
-  | Error;
+  | Error
+  | URL
+  | URLSearchParams;
 
 /** True when some property of T is a function: such an object crosses by reference. */
 type HasMethods<T> = {
@@ -60,6 +62,39 @@ export type AsyncValue<T> = T extends Copied
           ? Asyncified<T> & AsyncDisposable
           : T
         : T;
+
+/** Platform objects that cross as themselves (rebuilt on the other side, or posted beside the message). */
+type Rebuilt = Blob | import('node:worker_threads').MessagePort;
+
+/**
+ * A lent object as the receiving thread sees it without blocking: every property read and method
+ * call is a call back to the owner, so each gives a promise.
+ */
+export type LentAsync<T> = {
+  readonly [K in keyof T]: T[K] extends (...args: never[]) => unknown
+    ? AsyncFunction<T[K]>
+    : PromiseLike<AsyncValue<Awaited<T[K]>>>;
+};
+
+/**
+ * What the receiving thread gets for an argument of type T: copied data as it is (a class instance
+ * without methods as its fields), a function as a function returning a promise, and an object
+ * with methods (own or from its class) as a lent proxy whose reads and calls are promises.
+ */
+export type Received<T> = T extends readonly unknown[]
+  ? { [K in keyof T]: Received<T[K]> }
+  : T extends Copied | Rebuilt
+    ? T
+    : T extends (...args: never[]) => unknown
+      ? AsyncFunction<T>
+      : T extends object
+        ? HasMethods<T> extends true
+          ? LentAsync<T>
+          : { [K in keyof T]: Received<T[K]> }
+        : T;
+
+/** The arguments of a call as the receiving thread gets them (see Received). */
+export type ReceivedArgs<A extends readonly unknown[]> = { [K in keyof A]: Received<A[K]> };
 
 /** A function's type with its result awaited, as a blocking stub returns it. */
 export type SyncFunction<F> = F extends (...args: infer A) => infer R ? (...args: A) => SyncValue<Awaited<R>> : never;
