@@ -4,13 +4,14 @@
  * of threads put and get. The queue lives in one SharedArrayBuffer (see layout.ts and ring.ts);
  * values cross by copy through the codec, or as raw bytes in bytes mode (item-codec.ts). Each
  * Channel object is a connection, counted so that a waiter learns when nobody is left on the other
- * side (connections.ts). Its parts: options.ts (the options and their checks), taker.ts (getting,
- * and the batches iterations take ahead), waiting.ts (blocking and async waits), channel-errors.ts.
+ * side (connections.ts). Its parts: options.ts (the options and their checks), putter.ts (putting),
+ * taker.ts (getting, and the batches iterations take ahead), waiting.ts (blocking and async waits,
+ * close's grace, join), channel-errors.ts.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { ClosedError } from '../errors.js';
 import { changed } from '../shm/wait.js';
-import { cancelled, cannotError, closedError, endedError, goneError, timeoutError } from './channel-errors.js';
+import { cannotError, closedError, endedError, goneError } from './channel-errors.js';
 import {
   BOTH,
   type ChannelRole,
@@ -25,23 +26,7 @@ import {
   pin,
   roleBits,
 } from './connections.js';
-import { ItemEncoder } from './item-codec.js';
-import {
-  BYTES,
-  BYTES_OUT,
-  CAPACITY,
-  DONE_SEQ,
-  GETTERS,
-  GET_WAITERS,
-  HEADER_WORDS,
-  MODE,
-  OPEN,
-  PUT_SEQ,
-  PUT_WAITERS,
-  SLEEPER,
-  STATE,
-  UNFINISHED,
-} from './layout.js';
+import { BYTES, CAPACITY, HEADER_WORDS, MODE, OPEN, STATE, UNFINISHED } from './layout.js';
 import {
   type ChannelCloseOptions,
   type ChannelConnectOptions,
@@ -53,12 +38,12 @@ import {
   type TryGetResult,
   channelBuffer,
   checkBlocking,
-  checkTimeout,
   closeGrace,
 } from './options.js';
-import { EMPTY, ENDED, PutResult, Ring } from './ring.js';
+import { EMPTY, ENDED, Ring } from './ring.js';
+import { Putter } from './putter.js';
 import { GONE, Taker } from './taker.js';
-import { NONE, Waiter } from './waiting.js';
+import { Waiter } from './waiting.js';
 
 export type {
   ChannelCloseOptions,
@@ -71,8 +56,6 @@ export type {
   TryGetResult,
 } from './options.js';
 
-const RESOLVED = Promise.resolve();
-
 /** Channel.connect() passes this to the constructor. */
 class Attach {
   constructor(
@@ -84,7 +67,7 @@ class Attach {
 export class Channel<T = unknown> implements AsyncIterable<T> {
   readonly #ring: Ring;
   readonly #words: Int32Array;
-  readonly #encoder: ItemEncoder;
+  readonly #putter: Putter;
   /** Takes this connection's items out of the ring, and holds what an iteration took ahead. */
   readonly #taker: Taker<T>;
   readonly #waiter: Waiter;
@@ -109,9 +92,9 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     this.#ring = new Ring(buffer);
     this.#words = this.#ring.words;
     const bytes = Atomics.load(this.#words, MODE) === BYTES;
-    this.#encoder = new ItemEncoder(this.#ring, bytes);
-    this.#taker = new Taker<T>(this.#ring, bytes, this.#ring.capacity);
     this.#waiter = new Waiter(this.#ring);
+    this.#putter = new Putter(this.#ring, bytes, this.#waiter);
+    this.#taker = new Taker<T>(this.#ring, bytes, this.#waiter);
     this.#allowMain = (attach?.options ?? options).allowBlockingMainThread === true;
     const handle = attach?.handle;
     if (handle === undefined || (handle.port === undefined && handle.slot === undefined)) {
@@ -237,36 +220,12 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     return Atomics.load(this.#words, UNFINISHED);
   }
 
-  #putBytes(bytes: Uint8Array, n: number, options: ChannelPutOptions | undefined): PutResult {
-    const result = this.#ring.put(bytes, n);
-    if (result === PutResult.Done && options?.transfer !== undefined && options.transfer.length > 0) {
-      structuredClone(options.transfer, { transfer: options.transfer as ArrayBuffer[] });
-    }
-    return result;
-  }
-
-  /**
-   * Puts the first `n` bytes of `bytes`: Done, Closed, Full, or Gone if the channel is full and no
-   * connection that may get is left. A getter frees its room before it ends, so a put tried once
-   * more after seeing the count at 0 finds any room that the last getter freed.
-   */
-  #put(bytes: Uint8Array, n: number, options: ChannelPutOptions | undefined): PutResult {
-    const result = this.#putBytes(bytes, n, options);
-    if (result !== PutResult.Full || Atomics.load(this.#words, GETTERS) !== 0) return result;
-    const again = this.#putBytes(bytes, n, options);
-    return again === PutResult.Full ? PutResult.Gone : again;
-  }
-
   // ---- non-waiting ----
 
   /** Puts `value` if there is room now: true if it did, false if full. ClosedError after close. */
   tryPut(value: T, options?: ChannelPutOptions): boolean {
     if (!this.#mayPut) throw this.#cannot('put');
-    const bytes = this.#encoder.encode(value);
-    const result = this.#put(bytes, this.#encoder.length, options);
-    if (result === PutResult.Closed) throw closedError(this.#words, 'put');
-    if (result === PutResult.Gone) throw goneError('put');
-    return result === PutResult.Done;
+    return this.#putter.tryPut(value, options);
   }
 
   /**
@@ -288,38 +247,14 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   putSync(value: T, options?: ChannelSyncOptions & ChannelPutOptions): void {
     if (!this.#mayPut) throw this.#cannot('put');
     checkBlocking(this.#allowMain, options, 'putSync');
-    const bytes = this.#encoder.encode(value);
-    const n = this.#encoder.length;
-    let deadline = Infinity;
-    if (options?.timeout !== undefined) deadline = checkTimeout(options.timeout);
-    for (;;) {
-      const result = this.#put(bytes, n, options);
-      if (result === PutResult.Done) return;
-      if (result === PutResult.Closed) throw closedError(this.#words, 'put');
-      if (result === PutResult.Gone) throw goneError('put');
-      if (performance.now() >= deadline) throw timeoutError('putSync', options?.timeout);
-      this.#waiter.sleep(BYTES_OUT, PUT_WAITERS, this.#ring.seen, deadline);
-    }
+    this.#putter.putSync(value, options);
   }
 
   /** Takes an item, blocking while the channel is empty. ClosedError once closed and drained. */
   getSync(options?: ChannelSyncOptions): T {
     if (!this.#mayGet) throw this.#cannot('get');
     checkBlocking(this.#allowMain, options, 'getSync');
-    return this.#getSync(options, false);
-  }
-
-  #getSync(options: ChannelSyncOptions | undefined, many: boolean): T {
-    let deadline = Infinity;
-    if (options?.timeout !== undefined) deadline = checkTimeout(options.timeout);
-    for (;;) {
-      const got = this.#taker.get(many);
-      if (got === ENDED) throw closedError(this.#words, 'get');
-      if (got === GONE) throw goneError('get');
-      if (got !== EMPTY) return this.#taker.value();
-      if (performance.now() >= deadline) throw timeoutError('getSync', options?.timeout);
-      this.#waiter.sleep(PUT_SEQ, GET_WAITERS, this.#ring.seen, deadline);
-    }
+    return this.#taker.getSync(options, false);
   }
 
   /**
@@ -344,7 +279,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
         try {
           // Ended by disconnect() meanwhile: the iteration ends, as on close.
           if (!this.#mayGet) return;
-          value = this.#getSync(options, true);
+          value = this.#taker.getSync(options, true);
         } catch (error) {
           if (error instanceof ClosedError) return;
           throw error;
@@ -361,58 +296,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   /** Puts `value`, waiting (without blocking) while the channel is full. */
   put(value: T, options?: ChannelWaitOptions & ChannelPutOptions): Promise<void> {
     if (!this.#mayPut) return Promise.reject(this.#cannot('put'));
-    if (options !== undefined) return this.#putAsync(value, options);
-    // Fast path: with room there, a put costs no async function.
-    let bytes: Uint8Array;
-    try {
-      bytes = this.#encoder.encode(value);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const n = this.#encoder.length;
-    const result = this.#ring.put(bytes, n);
-    if (result === PutResult.Done) return RESOLVED;
-    if (result === PutResult.Closed) return Promise.reject(closedError(this.#words, 'put'));
-    // Full: the bytes may sit in this thread's scratch buffer, which other puts reuse meanwhile, so
-    // the waiting put keeps a copy (a Buffer's slice() would not copy).
-    return this.#putAsync(new Uint8Array(bytes.subarray(0, n)), undefined, this.#ring.seen);
-  }
-
-  /** The waiting put: `value`, or the bytes of a put that found the ring full and the BYTES_OUT it saw. */
-  async #putAsync(value: T | Uint8Array, options: ChannelWaitOptions & ChannelPutOptions = {}, seen?: number) {
-    let bytes: Uint8Array;
-    let n: number;
-    // The encoded bytes sit in this thread's scratch buffer (or are the caller's array): a put that has to wait keeps a copy,
-    // since other puts of this thread reuse the buffer meanwhile.
-    let own = seen !== undefined;
-    if (own) {
-      bytes = value as Uint8Array;
-      n = bytes.byteLength;
-    } else {
-      bytes = this.#encoder.encode(value);
-      n = this.#encoder.length;
-    }
-    const signal = options.signal;
-    const deadline = checkTimeout(options.timeout);
-    // The put that found the channel full did not look for getters: the loop's put does.
-    if (seen !== undefined && Atomics.load(this.#words, GETTERS) === 0) seen = undefined;
-    for (;;) {
-      if (signal?.aborted === true) throw cancelled(signal);
-      if (seen === undefined) {
-        const result = this.#put(bytes, n, options);
-        if (result === PutResult.Done) return;
-        if (result === PutResult.Closed) throw closedError(this.#words, 'put');
-        if (result === PutResult.Gone) throw goneError('put');
-        if (performance.now() >= deadline) throw timeoutError('put', options.timeout);
-        seen = this.#ring.seen;
-      }
-      if (!own) {
-        bytes = new Uint8Array(bytes.subarray(0, n));
-        own = true;
-      }
-      await this.#waiter.wait(BYTES_OUT, PUT_WAITERS, seen, deadline, signal);
-      seen = undefined;
-    }
+    return this.#putter.put(value, options);
   }
 
   /** Takes an item, waiting (without blocking) while the channel is empty. ClosedError once closed and drained. */
@@ -424,21 +308,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       if (got === ENDED) return Promise.reject(closedError(this.#words, 'get'));
       if (got !== EMPTY) return Promise.resolve(this.#taker.value());
     }
-    return this.#getAsync(options);
-  }
-
-  async #getAsync(options: ChannelWaitOptions | undefined): Promise<T> {
-    const signal = options?.signal;
-    const deadline = checkTimeout(options?.timeout);
-    for (;;) {
-      if (signal?.aborted === true) throw cancelled(signal);
-      const got = this.#taker.get(false);
-      if (got === ENDED) throw closedError(this.#words, 'get');
-      if (got === GONE) throw goneError('get');
-      if (got !== EMPTY) return this.#taker.value();
-      if (performance.now() >= deadline) throw timeoutError('get', options?.timeout);
-      await this.#waiter.wait(PUT_SEQ, GET_WAITERS, this.#ring.seen, deadline, signal);
-    }
+    return this.#taker.getAsync(options);
   }
 
   /** Each item until the channel is closed and drained, or empty with nobody left to put. */
@@ -453,7 +323,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
         const got = this.#taker.takeMany();
         if (got >= 0) return Promise.resolve({ done: false, value: this.#taker.value() });
         if (got === ENDED) return Promise.resolve(done);
-        return this.#getAsync(undefined).then(
+        return this.#taker.getAsync(undefined).then(
           (value) => ({ done: false, value }),
           (error: unknown) => {
             if (error instanceof ClosedError) return done;
@@ -481,15 +351,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     const grace = closeGrace(options);
     this.#ring.close(grace === 0);
     if (grace === undefined || grace === 0) return;
-    const signal = options.signal;
-    const deadline = performance.now() + grace;
-    for (;;) {
-      const seen = Atomics.load(this.#words, BYTES_OUT) & ~SLEEPER;
-      if (this.#ring.count === 0) return;
-      if (signal?.aborted === true || performance.now() >= deadline) break;
-      await this.#waiter.wait(BYTES_OUT, PUT_WAITERS, seen, deadline, signal);
-    }
-    this.#ring.close(true);
+    if (!(await this.#waiter.drained(performance.now() + grace, options.signal))) this.#ring.close(true);
   }
 
   /**
@@ -502,14 +364,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     if (grace !== undefined && grace !== 0) checkBlocking(this.#allowMain, options, 'closeSync');
     this.#ring.close(grace === 0);
     if (grace === undefined || grace === 0) return;
-    const deadline = performance.now() + grace;
-    for (;;) {
-      const seen = Atomics.load(this.#words, BYTES_OUT) & ~SLEEPER;
-      if (this.#ring.count === 0) return;
-      if (performance.now() >= deadline) break;
-      this.#waiter.sleep(BYTES_OUT, PUT_WAITERS, seen, deadline);
-    }
-    this.#ring.close(true);
+    if (!this.#waiter.drainedSync(performance.now() + grace)) this.#ring.close(true);
   }
 
   /** closeSync(): closes the channel for every thread (not only this connection: see disconnect()). */
@@ -533,37 +388,13 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
    * done) is left.
    */
   async join(options?: ChannelWaitOptions): Promise<void> {
-    const signal = options?.signal;
-    const deadline = checkTimeout(options?.timeout);
-    const w = this.#words;
-    for (;;) {
-      if (signal?.aborted === true) throw cancelled(signal);
-      const seen = Atomics.load(w, DONE_SEQ);
-      if (this.#joined()) return;
-      if (performance.now() >= deadline) throw timeoutError('join', options?.timeout);
-      await this.#waiter.wait(DONE_SEQ, NONE, seen, deadline, signal);
-    }
+    await this.#waiter.join(options);
   }
 
   /** Blocks until every item put has been marked done with taskDone(). */
   joinSync(options?: ChannelSyncOptions): void {
     checkBlocking(this.#allowMain, options, 'joinSync');
-    const deadline = checkTimeout(options?.timeout);
-    const w = this.#words;
-    for (;;) {
-      const seen = Atomics.load(w, DONE_SEQ);
-      if (this.#joined()) return;
-      if (performance.now() >= deadline) throw timeoutError('joinSync', options?.timeout);
-      this.#waiter.sleep(DONE_SEQ, NONE, seen, deadline);
-    }
-  }
-
-  /** True once every item is done; DisconnectedError if some never can be (the count read first, as #put does). */
-  #joined(): boolean {
-    const getters = Atomics.load(this.#words, GETTERS);
-    if (Atomics.load(this.#words, UNFINISHED) === 0) return true;
-    if (getters === 0) throw goneError('join');
-    return false;
+    this.#waiter.joinSync(options);
   }
 
   #cannot(what: 'put' | 'get'): Error {

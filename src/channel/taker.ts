@@ -1,10 +1,14 @@
 /**
  * The getting side of one connection: takes items out of the ring one at a time, or, for
- * iterations, a batch of them ahead in one lock, and hands them out one by one.
+ * iterations, a batch of them ahead in one lock, and hands them out one by one; waits (blocking or
+ * not) for an item.
  */
+import { cancelled, closedError, goneError, timeoutError } from './channel-errors.js';
 import { decodeAt } from './item-codec.js';
-import { CLOSED_NOW, PUTTERS, STATE } from './layout.js';
-import { EMPTY, Ring, recordBytes } from './ring.js';
+import { CLOSED_NOW, GET_WAITERS, PUTTERS, PUT_SEQ, STATE } from './layout.js';
+import { type ChannelSyncOptions, type ChannelWaitOptions, checkTimeout } from './options.js';
+import { EMPTY, ENDED, type Ring, recordBytes } from './ring.js';
+import type { Waiter } from './waiting.js';
 
 /** What get() returns, beside a length, EMPTY and ENDED, when nobody is left to put. */
 export const GONE = -3;
@@ -27,6 +31,7 @@ export class Taker<T> {
   readonly #ring: Ring;
   readonly #words: Int32Array;
   readonly #bytes: boolean;
+  readonly #waiter: Waiter;
   /** The item the last take() took. */
   #got: T | undefined;
   /** Iterations take up to this many items in one lock (see takeMany). */
@@ -37,10 +42,12 @@ export class Taker<T> {
   #batchEnd = 0;
   #batchPos = 0;
 
-  constructor(ring: Ring, bytes: boolean, capacity: number) {
+  constructor(ring: Ring, bytes: boolean, waiter: Waiter) {
     this.#ring = ring;
     this.#words = ring.words;
     this.#bytes = bytes;
+    this.#waiter = waiter;
+    const capacity = ring.capacity;
     // With a small capacity an iteration takes fewer ahead (none below 8), so that back-pressure
     // stays tight; in bytes mode none (an item would be copied twice, and a lock is little beside a
     // big copy).
@@ -128,5 +135,34 @@ export class Taker<T> {
     const to = this.#batchEnd;
     this.#batchAt = this.#batchEnd = 0;
     if (!this.#ring.putBack(this.#batchLens, from, to, this.#batchPos)) this.#ring.dropped(to - from);
+  }
+
+  /** Channel.getSync() (one item; `many`: for iterateSync(), from batches), once its caller may block. */
+  getSync(options: ChannelSyncOptions | undefined, many: boolean): T {
+    let deadline = Infinity;
+    if (options?.timeout !== undefined) deadline = checkTimeout(options.timeout);
+    for (;;) {
+      const got = this.get(many);
+      if (got === ENDED) throw closedError(this.#words, 'get');
+      if (got === GONE) throw goneError('get');
+      if (got !== EMPTY) return this.value();
+      if (performance.now() >= deadline) throw timeoutError('getSync', options?.timeout);
+      this.#waiter.sleep(PUT_SEQ, GET_WAITERS, this.#ring.seen, deadline);
+    }
+  }
+
+  /** Channel.get(), waiting for an item. */
+  async getAsync(options: ChannelWaitOptions | undefined): Promise<T> {
+    const signal = options?.signal;
+    const deadline = checkTimeout(options?.timeout);
+    for (;;) {
+      if (signal?.aborted === true) throw cancelled(signal);
+      const got = this.get(false);
+      if (got === ENDED) throw closedError(this.#words, 'get');
+      if (got === GONE) throw goneError('get');
+      if (got !== EMPTY) return this.value();
+      if (performance.now() >= deadline) throw timeoutError('get', options?.timeout);
+      await this.#waiter.wait(PUT_SEQ, GET_WAITERS, this.#ring.seen, deadline, signal);
+    }
   }
 }

@@ -2,12 +2,15 @@
  * How one connection waits for a counter of the channel's header to move: blocking (a short spin,
  * then sleeps in slices) or without blocking (Atomics.waitAsync, holding the event loop open), both
  * through the one waiting layer (shm/wait.ts). A waiter counts itself among its side's sleepers and
- * flags its sleep (layout.ts), so that the other side notifies only when someone sleeps.
+ * flags its sleep (layout.ts), so that the other side notifies only when someone sleeps. Also the
+ * waits of close's grace (the channel drained) and of join (every item done).
  */
 import { holdLoop, releaseLoop } from '../shm/keep-alive.js';
 import { now as sharedNow, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { sleepOn, sleepOnAsync } from '../shm/wait.js';
-import { SLEEPER } from './layout.js';
+import { cancelled, goneError, timeoutError } from './channel-errors.js';
+import { BYTES_OUT, DONE_SEQ, GETTERS, PUT_WAITERS, SLEEPER, UNFINISHED } from './layout.js';
+import { type ChannelSyncOptions, type ChannelWaitOptions, checkTimeout } from './options.js';
 import type { Ring } from './ring.js';
 
 /** No waiter count to keep and no sleep flag (join: taskDone and close always notify). */
@@ -113,5 +116,62 @@ export class Waiter {
       if (waiters !== NONE) Atomics.sub(w, waiters, 1);
       releaseLoop();
     }
+  }
+
+  /**
+   * Close's grace: waits (without blocking) until the ring is empty (true), or the deadline passes
+   * or the signal aborts (false).
+   */
+  async drained(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+    for (;;) {
+      const seen = Atomics.load(this.#words, BYTES_OUT) & ~SLEEPER;
+      if (this.#ring.count === 0) return true;
+      if (signal?.aborted === true || performance.now() >= deadline) return false;
+      await this.wait(BYTES_OUT, PUT_WAITERS, seen, deadline, signal);
+    }
+  }
+
+  /** drained(), blocking. */
+  drainedSync(deadline: number): boolean {
+    for (;;) {
+      const seen = Atomics.load(this.#words, BYTES_OUT) & ~SLEEPER;
+      if (this.#ring.count === 0) return true;
+      if (performance.now() >= deadline) return false;
+      this.sleep(BYTES_OUT, PUT_WAITERS, seen, deadline);
+    }
+  }
+
+  /** Channel.join(). */
+  async join(options: ChannelWaitOptions | undefined): Promise<void> {
+    const signal = options?.signal;
+    const deadline = checkTimeout(options?.timeout);
+    const w = this.#words;
+    for (;;) {
+      if (signal?.aborted === true) throw cancelled(signal);
+      const seen = Atomics.load(w, DONE_SEQ);
+      if (this.#joined()) return;
+      if (performance.now() >= deadline) throw timeoutError('join', options?.timeout);
+      await this.wait(DONE_SEQ, NONE, seen, deadline, signal);
+    }
+  }
+
+  /** Channel.joinSync(), once its caller may block. */
+  joinSync(options: ChannelSyncOptions | undefined): void {
+    const deadline = checkTimeout(options?.timeout);
+    const w = this.#words;
+    for (;;) {
+      const seen = Atomics.load(w, DONE_SEQ);
+      if (this.#joined()) return;
+      if (performance.now() >= deadline) throw timeoutError('joinSync', options?.timeout);
+      this.sleep(DONE_SEQ, NONE, seen, deadline);
+    }
+  }
+
+  /** True once every item is done; DisconnectedError if some never can be (the count read first, as a put does). */
+  #joined(): boolean {
+    const getters = Atomics.load(this.#words, GETTERS);
+    if (Atomics.load(this.#words, UNFINISHED) === 0) return true;
+    if (getters === 0) throw goneError('join');
+    return false;
   }
 }
