@@ -16,7 +16,7 @@
  * GET_SEQ (items taken out of the ring) is the getters' own: PUT_SEQ - GET_SEQ items wait to be
  * taken. The two differ by the items that iterations took ahead and have not handed out yet: they
  * have left the ring for other getters, but their room stays taken until each is handed out, so
- * that an iteration stopped early can always give them back (channel.ts, BATCH).
+ * that an iteration stopped early can always give them back (taker.ts, BATCH).
  *
  * Item counters move by 2 per item: their bit 0 is free, and PUT_SEQ's says "a getter sleeps on
  * me". Byte counters move by multiples of 4, and BYTES_OUT's bit 0 says "a putter sleeps on me".
