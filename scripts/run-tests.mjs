@@ -11,7 +11,7 @@
 // forever. Both limits are far above what any file takes on a loaded machine: they catch a hang,
 // never a slow machine.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -54,6 +54,35 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+/**
+ * Whether a process of group `pgid` still runs. On Linux, processes that have exited but not yet
+ * been reaped (zombies, which the signal check counts) are not running: a helper that ended with
+ * its parent is reaped by init in its own time.
+ */
+function groupAlive(pgid) {
+  if (process.platform === 'linux') {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so read after the last ')'.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
+    }
+    return false;
+  }
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs one file; resolves with its outcome once its whole process group is done. */
 function runFile(file) {
   return new Promise((resolve) => {
@@ -77,18 +106,18 @@ function runFile(file) {
     let leftBehind = false;
     child.on('exit', (code, signal) => {
       exit = { code, signal };
+    });
+    // Judged once the file's stdio has closed, not at its exit: helpers that end with their parent
+    // (esbuild's service, which tsx starts and which shares stderr) are gone by then, while
+    // anything still in the group was left running. The file's time limit still covers the wait.
+    child.on('close', () => {
       clearTimeout(timer);
       // Whatever the file started and left running goes with it (the test failed to stop it).
-      try {
-        process.kill(-child.pid, 0);
+      if (groupAlive(child.pid)) {
         leftBehind = !killed;
         killGroup(child.pid);
-      } catch {
-        // Nothing left.
       }
       running.delete(child.pid);
-    });
-    child.on('close', () => {
       const text = Buffer.concat(output).toString();
       const { code, signal } = exit;
       let why = '';
