@@ -31,6 +31,7 @@ import {
   type PortPacket,
 } from './messages.js';
 import { EnteredResources } from './resources.js';
+import { RequestPoller } from './request-poller.js';
 
 export { HostConnection } from './host-connection.js';
 
@@ -68,6 +69,16 @@ export class PortalHost {
   private readonly idleWatch = new IdleWatch(this);
   /** Keeps this thread's loop alive while it waits for calls, and only then (see onLoopIdle). */
   private readonly keepAlive = new KeepAlive();
+  /** Looks for the next blocking requests of several callers between loop turns (see reply). */
+  private readonly poller = new RequestPoller(
+    (conn) => {
+      this.takeRequest(conn);
+    },
+    (conn) => {
+      this.idle(conn);
+    },
+    (conn) => this.state !== 'closed' && this.connections.has(conn),
+  );
 
   constructor(private readonly options: HostOptions) {
     // A loop thread's host holds its loop open from the start, waiting for calls.
@@ -345,7 +356,11 @@ export class PortalHost {
     });
     conn.replied = published;
     conn.spun = budget;
-    if (!spin) return;
+    if (!spin) {
+      // Several callers (or this one's spinning is off): look for its next request between loop turns.
+      if (published) this.poller.watch(conn);
+      return;
+    }
     if (published && spinFor(words, conn.line.request.seqIndex, conn.seenRequest, budget)) {
       conn.chained++;
       this.takeRequest(conn);
