@@ -58,8 +58,6 @@ export class HostConnection implements Peer {
   replied = false;
   /** How long this thread spun for the next request after that reply (ms). */
   spun = 0;
-  /** When this connection's last blocking request was taken (performance.now()). */
-  lastRequestAt = -Infinity;
   /** The id of the last request read from this connection, by either channel (told in idle notices). */
   lastRequest = 0;
 

@@ -161,7 +161,6 @@ export class PortalHost {
       return;
     }
     conn.seenRequest = seq;
-    conn.lastRequestAt = performance.now();
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
     mailbox.markTaken();
     if (woken) observeWake(now() - mailbox.publishedAt());
@@ -370,13 +369,17 @@ export class PortalHost {
   }
 
   /**
-   * Whether other connections made blocking calls just now: then this thread must not spin for
-   * one caller while the others wait for it (nor take cores from their threads).
+   * Whether other connections are making blocking calls: one is in flight, or one was answered
+   * and is being watched for its next. Then this thread must not spin for one caller while the
+   * others wait for it (nor take cores from their threads).
    */
   private othersCalling(conn: HostConnection): boolean {
     if (this.connections.size < 2) return false;
-    const recently = performance.now() - 1;
-    for (const other of this.connections) if (other !== conn && other.lastRequestAt > recently) return true;
+    if (this.poller.watchesOtherThan(conn)) return true;
+    for (const other of this.connections) {
+      if (other === conn) continue;
+      for (const call of other.inflight.values()) if (!call.viaPort && !call.abandoned) return true;
+    }
     return false;
   }
 

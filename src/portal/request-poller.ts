@@ -50,6 +50,11 @@ export class RequestPoller {
     return true;
   }
 
+  /** Whether a connection other than `conn` is watched (its caller is between blocking calls). */
+  watchesOtherThan(conn: HostConnection): boolean {
+    return this.#watched.size > (this.#watched.has(conn) ? 1 : 0);
+  }
+
   readonly #look = (): void => {
     this.#scheduled = false;
     const t = performance.now();
