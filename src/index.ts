@@ -25,6 +25,7 @@ export {
   TimeoutError,
   DataCloneError,
   QueueFullError,
+  WorkerEntryNotFoundError,
 } from './errors.js';
 export {
   Portal,
