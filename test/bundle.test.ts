@@ -2,7 +2,8 @@
  * Bundling (issue 14): an app bundled by esbuild into one CommonJS file, run in a process of its
  * own. With loopthread external it works as installed; bundled whole, it fails at once with an
  * error naming the missing worker file, and works once given a copy of dist/src as its worker
- * folder (LOOPTHREAD_WORKER_DIR or the option workerDir), as the README's "Bundling" says.
+ * folder (LOOPTHREAD_WORKER_DIR or the option workerDir), as the README's "Bundling" says; an ES
+ * module bundle too.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -62,10 +63,20 @@ describe('an app bundled with esbuild', () => {
     symlinkSync(repoRoot, join(project, 'node_modules', 'loopthread'), 'junction');
     copyFileSync(join(fixtures, 'bundle-app.cjs'), join(project, 'app.js'));
     copyFileSync(join(fixtures, 'bundle-sync-worker.cjs'), join(project, 'sync-worker.js'));
+    copyFileSync(join(fixtures, 'bundle-app.mjs'), join(project, 'esm-app.mjs'));
     const entryPoints = [join(project, 'app.js'), join(project, 'sync-worker.js')];
     const common = { entryPoints, bundle: true, platform: 'node', format: 'cjs', logLevel: 'error' } as const;
     await build({ ...common, outdir: join(project, 'out'), external: ['loopthread'] });
     await build({ ...common, outdir: ship });
+    await build({
+      ...common,
+      entryPoints: [join(project, 'esm-app.mjs')],
+      format: 'esm',
+      outExtension: { '.js': '.mjs' },
+      outdir: ship,
+      // The README's banner: the CommonJS code inside an ES module bundle needs a require.
+      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    });
   });
 
   after(() => {
@@ -121,6 +132,11 @@ describe('an app bundled with esbuild', () => {
 
     it('named by the option workerDir: LoopThread and the pool work', async () => {
       const { result } = await run(join(ship, 'app.js'), 'option');
+      assert.deepEqual(result, { sum: 5, doubled: 42 });
+    });
+
+    it('as an ES module bundle, named by the option workerDir as a URL: LoopThread and the pool work', async () => {
+      const { result } = await run(join(ship, 'esm-app.mjs'), 'option');
       assert.deepEqual(result, { sum: 5, doubled: 42 });
     });
   });

@@ -26,6 +26,7 @@ const builtins: Record<string, ErrorClass> = {
   TimeoutError: ours.TimeoutError,
   DataCloneError: ours.DataCloneError,
   QueueFullError: ours.QueueFullError,
+  WorkerEntryNotFoundError: ours.WorkerEntryNotFoundError,
 };
 
 /** Fields written on their own, not among the own properties. */
