@@ -11,7 +11,6 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { build } from 'esbuild';
 
 const repoRoot = join(__dirname, '..', '..');
 const fixtures = join(repoRoot, 'test', 'fixtures');
@@ -56,6 +55,10 @@ describe('an app bundled with esbuild', () => {
   let ship = '';
 
   before(async () => {
+    // Without worker threads, esbuild's buildSync runs its process to the end (execFileSync); with
+    // them, and with build(), it leaves a service process running after the test.
+    process.env.ESBUILD_WORKER_THREADS = '0';
+    const { buildSync } = await import('esbuild');
     root = mkdtempSync(join(tmpdir(), 'loopthread-bundle-'));
     project = join(root, 'project');
     ship = join(root, 'ship');
@@ -66,9 +69,9 @@ describe('an app bundled with esbuild', () => {
     copyFileSync(join(fixtures, 'bundle-app.mjs'), join(project, 'esm-app.mjs'));
     const entryPoints = [join(project, 'app.js'), join(project, 'sync-worker.js')];
     const common = { entryPoints, bundle: true, platform: 'node', format: 'cjs', logLevel: 'error' } as const;
-    await build({ ...common, outdir: join(project, 'out'), external: ['loopthread'] });
-    await build({ ...common, outdir: ship });
-    await build({
+    buildSync({ ...common, outdir: join(project, 'out'), external: ['loopthread'] });
+    buildSync({ ...common, outdir: ship });
+    buildSync({
       ...common,
       entryPoints: [join(project, 'esm-app.mjs')],
       format: 'esm',
