@@ -72,3 +72,16 @@ export class DataCloneError extends LoopThreadError {
 export class QueueFullError extends LoopThreadError {
   override readonly code: string = 'ERR_LOOPTHREAD_QUEUE_FULL';
 }
+
+/**
+ * A worker thread cannot start because its entry file is missing, as when loopthread is bundled
+ * into an app without its worker files (see "Bundling" in the README). `path` is the missing file.
+ */
+export class WorkerEntryNotFoundError extends LoopThreadError {
+  override readonly code: string = 'ERR_LOOPTHREAD_WORKER_ENTRY_NOT_FOUND';
+  readonly path: string;
+  constructor(message: string, path: string) {
+    super(message);
+    this.path = path;
+  }
+}

@@ -24,6 +24,7 @@ export {
   TimeoutError,
   DataCloneError,
   QueueFullError,
+  WorkerEntryNotFoundError,
 } from './index.js';
 export type {
   LoopThreadHandle,

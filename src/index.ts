@@ -34,6 +34,7 @@ export {
   TimeoutError,
   DataCloneError,
   QueueFullError,
+  WorkerEntryNotFoundError,
 } from './errors.js';
 export {
   Portal,

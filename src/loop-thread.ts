@@ -2,7 +2,6 @@
  * LoopThread: an event loop in a worker thread of its own, which synchronous code calls into and
  * blocks on. The worker hosts a portal (src/portal) and loads modules; this side owns its life.
  */
-import { join } from 'node:path';
 import {
   MessageChannel,
   Worker,
@@ -30,6 +29,7 @@ import type { ConnectRequest } from './portal/host.js';
 import type { LoopThreadData } from './loop-thread-main.js';
 import type { DeathNote } from './loop-thread-boot.js';
 import { defaultTsRunner, startThread, withTsRunner, type TsRunner } from './modules.js';
+import { workerEntry } from './worker-entry.js';
 
 export type { CallOptions } from './portal/client.js';
 
@@ -54,6 +54,11 @@ export interface LoopThreadOptions {
   bufferSize?: number;
   /** How long the thread may take to start before calls fail with WorkerCrashedError. Default 30 s. */
   startupTimeout?: number;
+  /**
+   * A copy of loopthread's dist/src folder, for an app that bundles loopthread (see "Bundling" in
+   * the README). Default: the environment variable LOOPTHREAD_WORKER_DIR, else loopthread's own.
+   */
+  workerDir?: string | URL | undefined;
 }
 
 /** Options of the call methods, for `LoopThread.with`. */
@@ -274,6 +279,10 @@ export class LoopThread implements Disposable, AsyncDisposable {
   #nextNativeCheck = 0;
 
   constructor(options: LoopThreadOptions = {}) {
+    const files = {
+      main: workerEntry('loop-thread-main.js', options.workerDir),
+      boot: workerEntry('loop-thread-boot.js', options.workerDir),
+    };
     this.name = options.name ?? `LoopThread #${String(++count)}`;
     this.#defaults = { timeout: options.timeout };
     this.#startupTimeout = options.startupTimeout ?? 30_000;
@@ -292,7 +301,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
     };
     const argv = withTsRunner(options.tsRunner ?? defaultTsRunner(), options.execArgv);
     this.#worker = startThread(argv, (execArgv) =>
-      startWorker(execArgv, {
+      startWorker(files, execArgv, {
         name: this.name,
         workerData: data,
         transferList: [calls.port2, notes.port2],
@@ -652,9 +661,13 @@ export class LoopThread implements Disposable, AsyncDisposable {
  * process-wide options it would inherit silently): then the worker inherits them as it would
  * have, and a failing inherited preload is seen through startupTimeout.
  */
-function startWorker(execArgv: string[] | undefined, options: WorkerOptions): Worker {
-  const main = join(__dirname, 'loop-thread-main.js');
-  const boot = ['--require', join(__dirname, 'loop-thread-boot.js')];
+function startWorker(
+  files: { main: string; boot: string },
+  execArgv: string[] | undefined,
+  options: WorkerOptions,
+): Worker {
+  const { main } = files;
+  const boot = ['--require', files.boot];
   const own = execArgv ?? process.execArgv;
   if (!own.some((arg) => PRELOAD_FLAGS.test(arg))) return new Worker(main, { ...options, execArgv });
   if (execArgv !== undefined) return new Worker(main, { ...options, execArgv: [...boot, ...execArgv] });

@@ -31,6 +31,7 @@ import {
 } from './wait.js';
 import { Mode, Status } from './wire.js';
 import { PoolWorker, type Ending, type ThreadOptions } from './worker.js';
+import { workerEntry } from '../worker-entry.js';
 
 export type { TaskOptions } from './task-queue.js';
 
@@ -56,6 +57,8 @@ export interface ExecutorOptions {
   env?: NodeJS.ProcessEnv | typeof SHARE_ENV;
   /** What loads TypeScript modules where Node does not strip types, as for LoopThread. */
   tsRunner?: TsRunner | undefined;
+  /** A copy of loopthread's dist/src folder, for an app that bundles loopthread, as for LoopThread. */
+  workerDir?: string | URL | undefined;
 }
 
 /** Python's options of `shutdown`, an alias of `close`. */
@@ -202,6 +205,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     this.maxQueue = options.maxQueue ?? Infinity;
     if (!(this.maxQueue >= 0)) throw new RangeError('maxQueue must be a number >= 0');
     this.#threadOptions = {
+      main: workerEntry('executor/worker-main.js', options.workerDir),
       resourceLimits: options.resourceLimits,
       argv: withTsRunner(options.tsRunner ?? defaultTsRunner(), options.execArgv),
       env: options.env,

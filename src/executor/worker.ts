@@ -4,7 +4,6 @@
  * results, flag a cancel, and tell what became of its tasks when the thread ends; what to do
  * about it is the pool's business.
  */
-import { join } from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type WorkerOptions } from 'node:worker_threads';
 import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
 import { decodeStandalone } from '../codec/standalone.js';
@@ -45,6 +44,8 @@ const MAX_RING_TASK = 16 * 1024;
 /** The pool's options for each worker thread it starts. */
 export interface ThreadOptions extends Pick<WorkerOptions, 'resourceLimits' | 'env'> {
   argv: ThreadArgv;
+  /** The worker's entry file (worker-main.js), found when the pool was made. */
+  main: string;
 }
 
 export interface WorkerEvents {
@@ -127,11 +128,11 @@ export class PoolWorker {
     this.#payload = payload.port1;
     this.#notes = notes.port1;
     const init: WorkerInit = { shared, awake, control: control.port2, payload: payload.port2, notes: notes.port2 };
-    const { argv, ...rest } = threadOptions;
+    const { argv, main, ...rest } = threadOptions;
     this.thread = startThread(
       argv,
       (execArgv) =>
-        new Worker(join(__dirname, 'worker-main.js'), {
+        new Worker(main, {
           name,
           workerData: init,
           transferList: [control.port2, payload.port2, notes.port2],

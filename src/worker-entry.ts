@@ -1,0 +1,53 @@
+/**
+ * Where loopthread's worker threads start from. A thread starts from a file, and a bundler that
+ * puts loopthread into an app's one file leaves those files behind (`__dirname` is then the
+ * bundle's folder): the option `workerDir` or the environment variable LOOPTHREAD_WORKER_DIR names
+ * a copy of loopthread's dist/src folder instead. A missing file is said before any thread starts,
+ * by name and with the fix; started from a missing file, a thread would only be seen to die.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WorkerEntryNotFoundError } from './errors.js';
+
+/** The files threads start from, relative to dist/src. */
+export type WorkerEntry = 'loop-thread-main.js' | 'loop-thread-boot.js' | 'executor/worker-main.js';
+
+/** Files seen to exist: asked once. */
+const found = new Set<string>();
+
+/**
+ * The path of `entry` in `workerDir`, else in LOOPTHREAD_WORKER_DIR, else next to this file.
+ * Throws WorkerEntryNotFoundError if it does not exist.
+ */
+export function workerEntry(entry: WorkerEntry, workerDir?: string | URL): string {
+  const fromEnv = process.env.LOOPTHREAD_WORKER_DIR;
+  const configured = workerDir ?? (fromEnv === '' ? undefined : fromEnv);
+  // An ES module bundle has no __dirname: then only a configured folder tells.
+  const dir =
+    configured === undefined
+      ? typeof __dirname === 'string'
+        ? __dirname
+        : undefined
+      : resolve(configured instanceof URL || configured.startsWith('file:') ? fileURLToPath(configured) : configured);
+  const path = dir === undefined ? entry : resolve(dir, entry);
+  if (found.has(path)) return path;
+  if (dir !== undefined && existsSync(path)) {
+    found.add(path);
+    return path;
+  }
+  const where =
+    dir === undefined
+      ? `cannot tell where its worker file ${entry} is (__dirname is not defined: loopthread was bundled into an ES module)`
+      : `cannot start a worker thread: its file ${path} does not exist` +
+        (configured === undefined
+          ? ''
+          : ` (in ${workerDir === undefined ? 'LOOPTHREAD_WORKER_DIR' : 'the option workerDir'}, which must name a copy of loopthread's dist/src folder)`);
+  throw new WorkerEntryNotFoundError(
+    `loopthread ${where}. Bundled into an app, loopthread leaves its worker files behind: mark loopthread ` +
+      'as external in the bundler (recommended), or copy node_modules/loopthread/dist/src to a folder shipped ' +
+      'with the bundle and name that folder in the option workerDir or in LOOPTHREAD_WORKER_DIR ' +
+      `("Bundling" in loopthread's README).`,
+    path,
+  );
+}
