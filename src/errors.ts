@@ -20,6 +20,15 @@ export class ClosedError extends LoopThreadError {
 }
 
 /**
+ * The serving side closed this connection because a message from it was malformed (not
+ * loopthread's protocol: another version, or memory written by something else). Its calls fail
+ * with this; the serving thread and its other connections go on. A ClosedError.
+ */
+export class ProtocolError extends ClosedError {
+  override readonly code: string = 'ERR_LOOPTHREAD_PROTOCOL';
+}
+
+/**
  * Nobody is left on the other side of a Channel: it is empty and every connection that may put
  * has ended (or full, and every one that may get). A ClosedError, so iterations end on it.
  */

@@ -16,6 +16,7 @@ export {
   iterate,
   LoopThreadError,
   ClosedError,
+  ProtocolError,
   DisconnectedError,
   WorkerCrashedError,
   DeadlockError,

@@ -26,6 +26,7 @@ export type {
 export {
   LoopThreadError,
   ClosedError,
+  ProtocolError,
   DisconnectedError,
   WorkerCrashedError,
   DeadlockError,

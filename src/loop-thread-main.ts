@@ -57,6 +57,7 @@ adoptWaitTable(data.waits);
 
 const host = new PortalHost({
   keepAlive: true,
+  inline: true,
   load: loadModule,
   async onCloseRequest(timeout) {
     await host.close(timeout);

@@ -81,16 +81,48 @@ export class SourceIds {
   }
 }
 
-/** The value at `path` in a module namespace (undefined where the path breaks off), and its `this`. */
+/**
+ * The value at `path` in a module namespace or api object (undefined where the path breaks off),
+ * and its `this`. Each step is an own property: a path never reaches `__proto__`, `constructor` or
+ * what every object inherits (a peer names the path, and a portal serves only its api).
+ */
 export function exportAt(ns: object, path: readonly string[]): [value: unknown, self: unknown] {
   let self: unknown;
   let value: unknown = ns;
   for (const key of path) {
     self = value;
-    value =
-      value === null || value === undefined ? undefined : (value as Readonly<Partial<Record<string, unknown>>>)[key];
+    const container = (typeof value === 'object' && value !== null) || typeof value === 'function';
+    value = container && Object.hasOwn(value as object, key) ? (value as Record<string, unknown>)[key] : undefined;
   }
   return [value, self];
+}
+
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isKey = (v: unknown): v is string | null => v === null || typeof v === 'string';
+
+/**
+ * `t` as a Target, or undefined if it is not one (a target decoded from a peer's bytes is checked
+ * before anything trusts its shape). An Enter target wraps one target that is not an Enter.
+ */
+export function asTarget(t: unknown, nested = false): Target | undefined {
+  return isTarget(t, nested) ? (t as Target) : undefined;
+}
+
+function isTarget(t: unknown, nested: boolean): boolean {
+  if (!Array.isArray(t)) return false;
+  const a = t as unknown[];
+  switch (a[0]) {
+    case TargetKind.Export:
+      return a.length === 3 && isId(a[1]) && Array.isArray(a[2]) && a[2].every((k) => typeof k === 'string');
+    case TargetKind.Inline:
+      return a.length === 3 && isId(a[1]) && (a[2] === undefined || typeof a[2] === 'string');
+    case TargetKind.Lent:
+      return a.length === 5 && isId(a[1]) && isId(a[2]) && a[2] <= (RefOp.Exit as number) && isKey(a[3]) && isId(a[4]);
+    case TargetKind.Enter:
+      return !nested && a.length === 3 && isTarget(a[1], true) && isKey(a[2]);
+    default:
+      return false;
+  }
 }
 
 /** Relative paths resolve against the working directory; bare names and URLs go as they are. */

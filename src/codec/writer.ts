@@ -50,6 +50,12 @@ export function stringBytes(buf: Buffer, pos: number): number {
  * A byte writer that writes straight into a target buffer (usually a window of shared memory, so
  * a small message is copied once) and moves to a growing heap buffer when the target is full.
  */
+/**
+ * The most bytes one message (a call's arguments, a result, a channel item) may take encoded. A
+ * reader refuses a larger one as corrupt, so a peer cannot make it hold more.
+ */
+export const MAX_MESSAGE_BYTES = 2 * 1024 * 1024 * 1024;
+
 export class Writer {
   buf: Buffer;
   pos: number;
@@ -70,6 +76,11 @@ export class Writer {
   ensure(n: number): void {
     const need = this.pos + n;
     if (need <= this.buf.length) return;
+    if (need > MAX_MESSAGE_BYTES) {
+      throw new RangeError(
+        `loopthread: a message may take at most 2 GiB encoded; this one takes more (pass such data in a SharedArrayBuffer)`,
+      );
+    }
     const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2, 256));
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;

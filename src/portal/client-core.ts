@@ -8,7 +8,7 @@ import type { Revive } from '../codec/decode.js';
 import type { Writer } from '../codec/writer.js';
 import type { CancelKind } from '../call/run.js';
 import { inlineSource, SourceIds, TargetKind, type Target } from '../call/target.js';
-import { ClosedError, DeadlockError, WorkerCrashedError } from '../errors.js';
+import { ClosedError, DeadlockError, ProtocolError, WorkerCrashedError } from '../errors.js';
 import { BulkInbox, type BulkPacket } from '../protocol/bulk.js';
 import { HostState, type Line } from '../protocol/line.js';
 import { beginWait } from '../shm/wait-for.js';
@@ -97,6 +97,7 @@ export class ClientCore {
   goneError(): Error {
     const state = this.line.state;
     if (state === HostState.Closed) return new ClosedError(`${this.name} is closed`);
+    if (state === HostState.Refused) return this.refusedError();
     if (state !== HostState.Crashed) {
       return new WorkerCrashedError(
         `${this.name} stopped unexpectedly: its thread ended without a word (terminated, or out of memory)`,
@@ -109,11 +110,21 @@ export class ClientCore {
     return new WorkerCrashedError(`${this.name} stopped unexpectedly${how}`, { cause, exitCode });
   }
 
+  /** The host ended this connection for a malformed message of ours: what it said (a ProtocolError). */
+  private refusedError(): Error {
+    if (this.died === undefined) this.pump();
+    const said = this.died?.error;
+    return said instanceof ProtocolError
+      ? new ProtocolError(`${this.name}: ${said.message}`)
+      : new ProtocolError(`${this.name} closed this connection for a malformed message`);
+  }
+
   /** Reads what waits on the port (a blocked thread receives nothing otherwise). */
   pump(): void {
     if (this.portClosed) return;
     for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
       this.receive(m.message as PortPacket | BulkPacket);
+      if (this.portClosed) return;
     }
   }
 
@@ -129,6 +140,7 @@ export class ClientCore {
       throw this.failure ?? this.goneError();
     }
     if (state === HostState.Closed) throw new ClosedError(`${this.name} is closed`);
+    if (state === HostState.Refused) throw this.refusedError();
     return this.hooks.probe?.() ?? DEFAULT_SLICE_MS;
   };
 

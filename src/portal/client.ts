@@ -5,6 +5,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { TargetKind, normalizeSpecifier, type Target } from '../call/target.js';
+import { ProtocolError } from '../errors.js';
 import { Future } from '../future.js';
 import { isBulk, type BulkPacket } from '../protocol/bulk.js';
 import type { Line } from '../protocol/line.js';
@@ -38,8 +39,15 @@ export class PortalClient implements Peer {
     this.blocking = new BlockingCalls(this.core);
     this.async = new AsyncCalls(this.core);
     const receive = (p: PortPacket | BulkPacket): void => {
-      if (isBulk(p)) this.core.bulk.add(p);
-      else this.async.onPortMessage(p);
+      try {
+        if (isBulk(p)) this.core.bulk.add(p);
+        else this.async.onPortMessage(p);
+      } catch (error) {
+        // Not loopthread's protocol: this connection can no longer be trusted to mean anything.
+        this.core.portClosed = true;
+        const why = error instanceof Error ? error.message : String(error);
+        this.disconnect(new ProtocolError(`${name} sent a malformed message: ${why}`));
+      }
     };
     this.core.receive = receive;
     port.on('message', receive);

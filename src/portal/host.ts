@@ -3,13 +3,15 @@
  * shared memory, async callers through a MessagePort), runs them on this thread's event loop,
  * each with its own AbortSignal, and answers every one of them.
  */
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { CallContext } from '../call/context.js';
 import { compileInline, explainCapture } from '../call/compile.js';
 import { cancelError, runCall, Status, type CancelKind, type Settled } from '../call/run.js';
 import { exportAt, TargetKind, type Fn, type Target } from '../call/target.js';
-import { CancelledError, ClosedError } from '../errors.js';
-import { isBulk, type BulkPacket } from '../protocol/bulk.js';
+import { CancelledError, ClosedError, ProtocolError } from '../errors.js';
+import type { Payload } from '../codec/payload.js';
+import { corrupt } from '../codec/writer.js';
+import { isBulk } from '../protocol/bulk.js';
 import { HostState, Line } from '../protocol/line.js';
 import { now } from '../protocol/mailbox.js';
 import { spinFor } from '../shm/wait.js';
@@ -38,6 +40,12 @@ export { HostConnection } from './host-connection.js';
 export interface HostOptions {
   /** Loads a module for `import` requests; without it they are refused. */
   load?(specifier: string): Promise<object>;
+  /**
+   * A LoopThread's own thread: callers may run inline functions here and enter resources. Without
+   * it (a Portal) a caller reaches the hosted api object and nothing else. This is the host's own
+   * record of what it serves: nothing a caller sends (its handle's kind) can change it.
+   */
+  inline?: boolean;
   /**
    * Keep this thread's event loop alive while waiting for calls (a LoopThread's own thread). A
    * portal opened on a thread that has other work does not hold that thread's loop open.
@@ -91,14 +99,18 @@ export class PortalHost {
     return this.modules.length - 1;
   }
 
-  serve(line: Line, port: MessagePort, mayClose: boolean): HostConnection {
-    const conn = new HostConnection(line, port, mayClose, (busy) => {
+  /**
+   * Serves one more connection. `owner`: the connection of whoever opened this host (a
+   * LoopThread's owner), which may close the host and ask it to serve further connections.
+   */
+  serve(line: Line, port: MessagePort, owner: boolean): HostConnection {
+    const conn = new HostConnection(line, port, owner, (busy) => {
       this.busyOutboxes += busy ? 1 : -1;
       this.updateKeepAlive();
     });
     this.connections.add(conn);
     conn.seenRequest = Atomics.load(line.words, line.request.ackIndex);
-    port.on('message', (p: PortPacket | BulkPacket | ConnectRequest) => {
+    port.on('message', (p: unknown) => {
       this.onPortMessage(conn, p);
     });
     // The calling thread is gone (exited or crashed): its calls have no one to answer to.
@@ -123,18 +135,54 @@ export class PortalHost {
     this.idleWatch.reset();
   }
 
-  private onPortMessage(conn: HostConnection, p: PortPacket | BulkPacket | ConnectRequest): void {
+  /**
+   * What the peer posted: a WAKE, a request, a bulk packet (see bulk.ts), or from the owner a
+   * ConnectRequest. Anything else, or a request that does not decode, ends the connection.
+   */
+  private onPortMessage(conn: HostConnection, p: unknown): void {
+    if (!this.connections.has(conn)) return;
     if (p === WAKE) {
       conn.chained = 0;
       this.takeRequest(conn, true);
       return;
     }
-    if (isBulk(p)) {
-      conn.bulk.add(p);
+    let message: Message;
+    try {
+      if (isBulk(p)) {
+        conn.bulk.add(p);
+        return;
+      }
+      if (conn.mayClose && isConnectRequest(p)) {
+        this.serve(new Line(p.connect.line), p.connect.port, false);
+        return;
+      }
+      if (!isPortPacket(p)) throw corrupt('a port message that is not a packet');
+      message = readPacket(p, conn.revive);
+    } catch (error) {
+      this.refuse(conn, error);
       return;
     }
-    if (typeof p !== 'string' && 'connect' in p) this.serve(new Line(p.connect.line), p.connect.port, false);
-    else this.dispatch(conn, readPacket(p, conn.revive), true);
+    this.dispatch(conn, message, true);
+  }
+
+  /**
+   * Ends a connection whose peer sent what is not loopthread's protocol: its calls are aborted
+   * and fail with a ProtocolError on its side; this thread and its other connections go on.
+   */
+  private refuse(conn: HostConnection, cause: unknown): void {
+    if (!this.connections.has(conn)) return;
+    const why = cause instanceof Error ? cause.message : String(cause);
+    const error = new ProtocolError(`the connection was closed by its serving side for a malformed message: ${why}`);
+    this.drop(conn);
+    try {
+      postOn(conn.port, (w) => {
+        writeDied(w, 0, error);
+      });
+    } catch {
+      // The peer is gone already.
+    }
+    conn.line.announce(HostState.Refused);
+    conn.port.close();
   }
 
   /** The connection is waiting for the next blocking request. */
@@ -154,6 +202,7 @@ export class PortalHost {
 
   /** `woken`: this thread slept, and the caller's WAKE message woke it (a wake-up to learn from). */
   private takeRequest(conn: HostConnection, woken = false): void {
+    if (!this.connections.has(conn)) return;
     const mailbox = conn.line.request;
     const seq = mailbox.seq();
     if (seq === conn.seenRequest || this.state === 'closed') {
@@ -168,16 +217,25 @@ export class PortalHost {
     if (conn.replied) conn.spin.observe(mailbox.publishedAt() - conn.line.reply.publishedAt(), conn.spun);
     conn.replied = false;
     const slot = mailbox.peek();
-    // What the port holds before a request sent by it is handled first, as the loop would have; a
-    // WAKE among it is for a request taken already (this one, or one before).
-    const bytes = slot.onPort
-      ? conn.bulk.take(conn.port, (p) => {
-          if (p !== WAKE) this.onPortMessage(conn, p as PortPacket | ConnectRequest);
-        })
-      : mailbox.data.subarray(0, slot.length);
     let message: Message;
     try {
+      if (!slot.onPort && (slot.length < 0 || slot.length > mailbox.data.length)) {
+        throw corrupt(`a length of ${String(slot.length)} bytes in a slot of ${String(mailbox.data.length)}`);
+      }
+      // What the port holds before a request sent by it is handled first, as the loop would have; a
+      // WAKE among it is for a request taken already (this one, or one before).
+      const bytes = slot.onPort
+        ? conn.bulk.take(conn.port, (p) => {
+            if (p !== WAKE) this.onPortMessage(conn, p);
+            // Refused meanwhile: its port is closed, and is not read again.
+            if (!this.connections.has(conn)) throw corrupt('a message before a bulk packet');
+          })
+        : mailbox.data.subarray(0, slot.length);
+      if (!this.connections.has(conn)) return;
       message = readMessage(bytes, 0, bytes.length, undefined, conn.revive);
+    } catch (error) {
+      this.refuse(conn, error);
+      return;
     } finally {
       mailbox.consume();
     }
@@ -213,7 +271,7 @@ export class PortalHost {
         // (and then aborted by the close), not refused.
         if (!viaPort) {
           for (let p = receiveMessageOnPort(conn.port); p !== undefined; p = receiveMessageOnPort(conn.port)) {
-            this.onPortMessage(conn, p.message as PortPacket | BulkPacket | ConnectRequest);
+            this.onPortMessage(conn, p.message);
           }
         }
         // Not tracked as a call: close waits for the calls in flight, and this is not one of them.
@@ -243,6 +301,7 @@ export class PortalHost {
         }
         return;
       case MessageKind.Idle:
+      case MessageKind.Died:
         return;
     }
   }
@@ -250,7 +309,7 @@ export class PortalHost {
   private async importModule(specifier: string): Promise<unknown> {
     let id = this.moduleIds.get(specifier);
     if (id === undefined) {
-      if (this.options.load === undefined) throw new TypeError('this portal does not load modules');
+      if (this.options.load === undefined) throw new TypeError('a portal serves only its api: it imports no modules');
       const ns = await this.options.load(specifier);
       id = this.moduleIds.get(specifier) ?? this.addModule(ns);
       this.moduleIds.set(specifier, id);
@@ -267,6 +326,7 @@ export class PortalHost {
         return [(...args: unknown[]) => performRefOp(conn.lender, refId, op, key, n, args, exit), undefined];
       }
       case TargetKind.Enter: {
+        if (this.options.inline !== true) throw new TypeError('a portal serves only its api: it enters no resources');
         const [, inner, exit] = target;
         const [fn, self] = this.resolve(conn, inner, viaPort);
         return [(...args: unknown[]) => this.entered.enter(fn, self, args, exit), undefined];
@@ -281,6 +341,11 @@ export class PortalHost {
         return [value as Fn, self];
       }
       case TargetKind.Inline: {
+        if (this.options.inline !== true) {
+          throw new TypeError(
+            'a portal serves only its api: it runs no inline functions (call the functions of its api)',
+          );
+        }
         const [, sourceId, source] = target;
         const table = conn.sources[viaPort ? 1 : 0];
         let fn = table.get(sourceId);
@@ -475,6 +540,26 @@ export class PortalHost {
       conn.port.close();
     }
   }
+}
+
+function isConnectRequest(p: unknown): p is ConnectRequest {
+  const c = (p as Partial<ConnectRequest> | null)?.connect;
+  return typeof c === 'object' && c !== null && c.line instanceof SharedArrayBuffer && c.port instanceof MessagePort;
+}
+
+/** A string, or a Payload whose length lies within its bytes. */
+function isPortPacket(p: unknown): p is PortPacket {
+  if (typeof p === 'string') return true;
+  const q = p as Partial<Payload> | null;
+  return (
+    typeof q === 'object' &&
+    q !== null &&
+    q.bytes instanceof ArrayBuffer &&
+    Array.isArray(q.beside) &&
+    Number.isInteger(q.length) &&
+    (q.length as number) >= 0 &&
+    (q.length as number) <= q.bytes.byteLength
+  );
 }
 
 function abortReason(kind: CancelKind): Error {

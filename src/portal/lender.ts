@@ -156,6 +156,24 @@ export type AnyIterator = AsyncIterator<unknown> | Iterator<unknown>;
 const pendingPulls = new WeakMap<object, Promise<IteratorResult<unknown>>>();
 
 /**
+ * Whether the other side may use `key` of a lent object: not `constructor`, `__proto__` nor
+ * anything found on Object.prototype or Function.prototype, through which it would reach past
+ * the object (to `Function`, which compiles source, or to every object's prototype).
+ */
+function reachable(target: object, key: string): boolean {
+  if (key === 'constructor' || key === '__proto__') return false;
+  for (let o: object | null = target; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    if (o === Object.prototype || o === Function.prototype) return false;
+    if (Object.hasOwn(o, key)) return true;
+  }
+  return true;
+}
+
+function refuse(key: string): TypeError {
+  return new TypeError(`'${key}' of a remote object cannot be used from another thread`);
+}
+
+/**
  * Performs `op` on the lent object `id`. Returns its result (maybe a promise), for the caller to
  * send back. `exit` handles RefOp.Exit (only a LoopThread enters resources).
  */
@@ -175,13 +193,14 @@ export function performRefOp(
         if (typeof target !== 'function') throw new TypeError('the remote object is not a function');
         return (target as unknown as Fn)(...args);
       }
-      const method = target[key];
+      const method = reachable(target, key) ? target[key] : undefined;
       if (typeof method !== 'function') throw new TypeError(`the remote object has no method '${key}'`);
       return (method as Fn).apply(target, args);
     }
     case RefOp.Get:
-      return target[key as string];
+      return reachable(target, key as string) ? target[key as string] : undefined;
     case RefOp.Set:
+      if (!reachable(target, key as string)) throw refuse(key as string);
       target[key as string] = args[0];
       return undefined;
     case RefOp.New:

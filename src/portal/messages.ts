@@ -7,10 +7,10 @@ import type { MessagePort, Transferable } from 'node:worker_threads';
 import { decodeValue, type Revive } from '../codec/decode.js';
 import { encodeOrExplain, encodeValue, type Lending } from '../codec/encode.js';
 import { toPayload, type Payload } from '../codec/payload.js';
-import { Reader, Writer } from '../codec/writer.js';
+import { corrupt, Reader, Writer } from '../codec/writer.js';
 import { writeOutcome } from '../call/outcome.js';
-import type { CancelKind, Settled } from '../call/run.js';
-import type { Target } from '../call/target.js';
+import { CancelKind, Status, type Settled } from '../call/run.js';
+import { asTarget, type Target } from '../call/target.js';
 
 export type { Target } from '../call/target.js';
 
@@ -132,6 +132,11 @@ export function writeReply(w: Writer, id: number, status: Settled, value: unknow
   writeOutcome(w, status, value, lending, true);
 }
 
+/**
+ * Reads one message. The bytes come from the peer, so nothing in them is trusted: a message that
+ * is not one of ours, in whole or in part, throws a corrupt-message LoopThreadError (never
+ * anything else, whatever the bytes), and the reader drops that connection.
+ */
 export function readMessage(
   buf: Buffer,
   start: number,
@@ -145,14 +150,15 @@ export function readMessage(
   switch (kind) {
     case MessageKind.Call: {
       const outer = r.u32();
-      const target = decodeValue(r) as Target;
-      const n = r.u32();
+      const target = asTarget(decodeValue(r));
+      if (target === undefined) throw corrupt('a call without a valid target');
+      const n = r.count();
       const args = new Array<unknown>(n);
       for (let i = 0; i < n; i++) args[i] = decodeValue(r, revive);
       return { kind, id, target, args, outer };
     }
     case MessageKind.Release: {
-      const n = r.u32();
+      const n = r.count();
       const released = new Array<number>(n);
       for (let i = 0; i < n; i++) released[i] = r.u32();
       return { kind, id: 0, released };
@@ -161,10 +167,15 @@ export function readMessage(
       return { kind, id, specifier: r.string() };
     case MessageKind.Close:
       return { kind, id, timeout: r.f64() };
-    case MessageKind.Cancel:
-      return { kind, id, reason: r.u8() as CancelKind };
+    case MessageKind.Cancel: {
+      const reason = r.u8() as CancelKind;
+      if (reason !== CancelKind.Cancel && reason !== CancelKind.Timeout)
+        throw corrupt(`cancel reason ${String(reason)}`);
+      return { kind, id, reason };
+    }
     case MessageKind.Reply: {
       const status = r.u8() as Settled;
+      if (status !== Status.Ok && status !== Status.Thrown) throw corrupt(`reply status ${String(status)}`);
       return { kind, id, status, value: decodeValue(r, revive) };
     }
     case MessageKind.Idle:
@@ -174,7 +185,7 @@ export function readMessage(
       return { kind, id: 0, exitCode, error: r.u8() === 1 ? decodeValue(r) : undefined };
     }
     default:
-      throw new Error(`loopthread: corrupt message (kind ${String(kind)})`);
+      throw corrupt(`kind ${String(kind)}`);
   }
 }
 

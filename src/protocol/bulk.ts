@@ -10,6 +10,7 @@
  * (kept by `BulkInbox.add`) or still in the port's queue.
  */
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { corrupt, MAX_MESSAGE_BYTES } from '../codec/writer.js';
 import type { Mailbox } from './mailbox.js';
 
 export interface BulkPacket {
@@ -17,8 +18,22 @@ export interface BulkPacket {
   length: number;
 }
 
+/** Whether `p` is meant as a bulk packet (see `BulkInbox.add` for whether it is a valid one). */
 export function isBulk(p: unknown): p is BulkPacket {
   return typeof p === 'object' && p !== null && 'bulk' in p;
+}
+
+/** A bulk packet whose fields hold: a length within its buffer and within the message limit. */
+function isValidBulk(p: BulkPacket): boolean {
+  const { bulk, length } = p as { bulk: unknown; length: unknown };
+  return (
+    bulk instanceof ArrayBuffer &&
+    typeof length === 'number' &&
+    Number.isInteger(length) &&
+    length >= 0 &&
+    length <= bulk.byteLength &&
+    length <= MAX_MESSAGE_BYTES
+  );
 }
 
 /** Writer: posts the first `length` bytes of `buf` on `port` and publishes a marker for them in `mailbox`. */
@@ -35,12 +50,18 @@ export function sendBulk(port: MessagePort, mailbox: Mailbox, buf: Buffer, lengt
   mailbox.publish(0, true);
 }
 
-/** Reader: the bulk packets its port listener received ahead of their markers. */
+/**
+ * Reader: the bulk packets its port listener received ahead of their markers. A writer posts a
+ * packet only once the slot is free, so at most one is ever ahead of its marker: a peer that sends
+ * more (or a packet that is not one) is refused, and never makes this side hold what it sent.
+ */
 export class BulkInbox {
   private readonly arrived: BulkPacket[] = [];
 
-  /** From the port's 'message' listener. */
+  /** From the port's 'message' listener; throws a corrupt-message error for a packet out of turn. */
   add(p: BulkPacket): void {
+    if (!isValidBulk(p)) throw corrupt('a malformed bulk packet');
+    if (this.arrived.length > 0) throw corrupt('a bulk packet with no marker for it');
     this.arrived.push(p);
   }
 
@@ -52,9 +73,10 @@ export class BulkInbox {
     let p = this.arrived.shift();
     while (p === undefined) {
       const m = receiveMessageOnPort(port);
-      if (m === undefined) throw new Error('loopthread: a message announced in shared memory is missing on the port');
-      if (isBulk(m.message)) p = m.message;
-      else other(m.message);
+      if (m === undefined) throw corrupt('a message announced in shared memory is missing on the port');
+      if (!isBulk(m.message)) other(m.message);
+      else if (isValidBulk(m.message)) p = m.message;
+      else throw corrupt('a malformed bulk packet');
     }
     return Buffer.from(p.bulk, 0, p.length);
   }

@@ -17,6 +17,8 @@ export const enum HostState {
   Closing = 2,
   Closed = 3,
   Crashed = 4,
+  /** This connection only: the host refused it for a malformed message (its last words say which). */
+  Refused = 5,
 }
 
 export const STATE = 0;
