@@ -56,6 +56,11 @@ export interface ExecutorOptions {
   env?: NodeJS.ProcessEnv | typeof SHARE_ENV;
   /** What loads TypeScript modules where Node does not strip types, as for LoopThread. */
   tsRunner?: TsRunner | undefined;
+  /**
+   * A value each worker finds as `require('node:worker_threads').workerData`, in its tasks and
+   * its `execArgv` preloads: a copy per worker (structured clone; a SharedArrayBuffer is shared).
+   */
+  workerData?: unknown;
 }
 
 /** Python's options of `shutdown`, an alias of `close`. */
@@ -205,6 +210,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
       resourceLimits: options.resourceLimits,
       argv: withTsRunner(options.tsRunner ?? defaultTsRunner(), options.execArgv),
       env: options.env,
+      workerData: options.workerData,
     };
     this.#closed = new Promise((resolve) => {
       this.#markClosed = resolve;

@@ -32,7 +32,7 @@ export interface SpawnedThread<T> extends AsyncDisposable {
 
 /** Task options, and options of the thread (as for a ThreadPoolExecutor's workers). */
 export interface SpawnOptions
-  extends TaskOptions, Pick<ExecutorOptions, 'execArgv' | 'env' | 'tsRunner' | 'resourceLimits'> {}
+  extends TaskOptions, Pick<ExecutorOptions, 'execArgv' | 'env' | 'tsRunner' | 'resourceLimits' | 'workerData'> {}
 
 let count = 0;
 
@@ -49,7 +49,7 @@ export function spawnThread<A extends unknown[], R>(fn: (...args: A) => R, ...ar
 
 /**
  * spawnThread with task options (signal, timeout, terminateAfter) and thread options (execArgv,
- * env, tsRunner, resourceLimits).
+ * env, tsRunner, resourceLimits, workerData).
  */
 spawnThread.with = (options: SpawnOptions): Spawn => {
   return (fn, ...args) => spawn(options, fn, ...args);
@@ -69,7 +69,7 @@ function spawn<A extends unknown[], R>(
   fn: (...args: A) => R,
   ...args: A
 ): SpawnedThread<Awaited<R>> {
-  const { execArgv, env, tsRunner, resourceLimits, ...task } = options;
+  const { execArgv, env, tsRunner, resourceLimits, workerData, ...task } = options;
   const pool = new ThreadPoolExecutor({
     name: `spawned thread #${String(++count)}`,
     maxWorkers: 1,
@@ -78,6 +78,7 @@ function spawn<A extends unknown[], R>(
     env,
     tsRunner,
     resourceLimits,
+    workerData,
   });
   const controller = new AbortController();
   const future = pool.with(task).submit(fn, ...args);

@@ -43,7 +43,7 @@ import type { WorkerInit } from './worker-main.js';
 const MAX_RING_TASK = 16 * 1024;
 
 /** The pool's options for each worker thread it starts. */
-export interface ThreadOptions extends Pick<WorkerOptions, 'resourceLimits' | 'env'> {
+export interface ThreadOptions extends Pick<WorkerOptions, 'resourceLimits' | 'env' | 'workerData'> {
   argv: ThreadArgv;
 }
 
@@ -133,12 +133,12 @@ export class PoolWorker {
       (execArgv) =>
         new Worker(join(__dirname, 'worker-main.js'), {
           name,
-          workerData: init,
-          transferList: [control.port2, payload.port2, notes.port2],
           execArgv,
           ...rest,
         }),
     );
+    // Not as workerData, which is the user's: worker-main takes it from parentPort.
+    this.thread.postMessage(init, [control.port2, payload.port2, notes.port2]);
     this.#liveness = new ThreadLiveness(nativeHandle(this.thread), () => Atomics.load(this.#views.words, Word.Ready));
     // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
     // whether terminate() was called tells the two apart.
