@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   // test/ts and test/synckit-ts hold TypeScript fixtures loaded as they are, outside the project.
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'test/ts/', 'test/synckit-ts/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'docs/api/', 'test/ts/', 'test/synckit-ts/'] },
   js.configs.recommended,
   {
     files: ['**/*.ts', '**/*.mts'],

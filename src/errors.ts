@@ -4,7 +4,20 @@
  * (as Node's own errors do), which crosses threads with it.
  */
 
-/** Base class of every error loopthread itself raises. */
+/**
+ * Base class of every error loopthread itself raises.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   loop.with({ timeout: 100 }).runSync(slow);
+ * } catch (error) {
+ *   if (error instanceof TimeoutError) retryLater();
+ *   else if (error instanceof LoopThreadError) console.error(error.code, error.message);
+ *   else throw error; // thrown by slow() itself, copied from the loop thread
+ * }
+ * ```
+ */
 export class LoopThreadError extends Error {
   /** A stable string naming the error, as Node's `code`s: test it rather than the message. */
   readonly code: string = 'ERR_LOOPTHREAD';
@@ -70,6 +83,7 @@ export class TimeoutError extends LoopThreadError {
 /** A value cannot cross between threads by copy. `path` names where it sits in the arguments or result. */
 export class DataCloneError extends LoopThreadError {
   override readonly code: string = 'ERR_LOOPTHREAD_DATA_CLONE';
+  /** Where the value sits, for example `args[0].user.socket`. */
   readonly path: string;
   constructor(message: string, path: string) {
     super(message);

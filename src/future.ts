@@ -4,6 +4,7 @@
  */
 import { CancelledError, TimeoutError } from './errors.js';
 
+/** Where a Future is: not started, running, finished (a value or an error), or cancelled. */
 export type FutureState = 'pending' | 'running' | 'finished' | 'cancelled';
 
 /** Options of a blocking wait for one future (`resultSync`, `exceptionSync`). */
@@ -28,10 +29,26 @@ export interface FutureControl<T> {
   settle(): void;
 }
 
+/** What `addDoneCallback` calls, with the future, once it is done. */
 type DoneCallback<T> = (future: Future<T>) => void;
 
 let control: <T>(future: Future<T>) => FutureControl<T>;
 
+/**
+ * The result of a call or task still under way, after Python's `concurrent.futures.Future`:
+ * pending → running → finished or cancelled. Await it (it is a thenable), or block for it with
+ * `resultSync`. Futures come from loopthread (`run`, a proxy's async functions, `pool.submit`...),
+ * never from `new`.
+ *
+ * @typeParam T - The value it finishes with.
+ * @example
+ * ```ts
+ * const future = pool.submit((n: number) => n * 2, 21);
+ * future.cancel(); // false once it is running or done
+ * console.log(await future); // 42
+ * console.log(future.resultSync({ timeout: 1_000 })); // the same, blocking
+ * ```
+ */
 export class Future<T> implements PromiseLike<T> {
   #state: FutureState = 'pending';
   #value: T | undefined;
@@ -67,6 +84,7 @@ export class Future<T> implements PromiseLike<T> {
     });
   }
 
+  /** Where the future is now. */
   get state(): FutureState {
     return this.#state;
   }
@@ -76,21 +94,27 @@ export class Future<T> implements PromiseLike<T> {
     return this.#settled;
   }
 
+  /** Whether it is finished or cancelled. */
   done(): boolean {
     return this.#state === 'finished' || this.#state === 'cancelled';
   }
 
+  /** Whether its call or task is running now. */
   running(): boolean {
     return this.#state === 'running';
   }
 
+  /** Whether it was cancelled. */
   cancelled(): boolean {
     return this.#state === 'cancelled';
   }
 
   /**
    * Cancels the future unless it is already done. A call that is running is asked to stop (its
-   * signal aborts); `settled` tells when it has. Returns whether the future is now cancelled.
+   * signal aborts); `settled` tells when it has.
+   *
+   * @param reason - Why: the `cause` of the CancelledError it then fails with.
+   * @returns Whether the future is now cancelled (false once it finished).
    */
   cancel(reason?: unknown): boolean {
     if (this.#state === 'cancelled') return true;
@@ -101,21 +125,39 @@ export class Future<T> implements PromiseLike<T> {
     return true;
   }
 
-  /** Blocks until done; returns the value or throws the error (CancelledError if cancelled). */
+  /**
+   * Blocks this thread until the future is done.
+   *
+   * @param options - `timeout`: milliseconds to wait at most.
+   * @returns The value it finished with.
+   * @throws The error it finished with; {@link CancelledError} if it was cancelled;
+   * {@link TimeoutError} if `timeout` passed first (the future itself goes on).
+   */
   resultSync(options: WaitOptions = {}): T {
     this.#waitSync(options.timeout);
     if (this.#failed) throw this.#error;
     return this.#value as T;
   }
 
-  /** Blocks until done; returns the error, or undefined if it succeeded. Throws CancelledError if cancelled. */
+  /**
+   * Blocks this thread until the future is done.
+   *
+   * @param options - `timeout`: milliseconds to wait at most.
+   * @returns The error it failed with, or undefined if it succeeded.
+   * @throws {@link CancelledError} if it was cancelled; {@link TimeoutError} if `timeout` passed first.
+   */
   exceptionSync(options: WaitOptions = {}): unknown {
     this.#waitSync(options.timeout);
     if (this.#state === 'cancelled') throw this.#error;
     return this.#failed ? this.#error : undefined;
   }
 
-  /** Runs `callback(this)` once the future is done; at once if it already is. */
+  /**
+   * Runs `callback(this)` once the future is done; at once if it already is.
+   *
+   * @param callback - Called with this future. One that throws does not stop the others: its error
+   *   is thrown uncaught on a later tick.
+   */
   addDoneCallback(callback: DoneCallback<T>): void {
     if (this.done()) this.#invoke(callback);
     else this.#callbacks.push(callback);
@@ -128,14 +170,17 @@ export class Future<T> implements PromiseLike<T> {
     return this.#asPromise().then(onFulfilled, onRejected);
   }
 
+  /** As `Promise.prototype.catch`. */
   catch<R = never>(onRejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
     return this.#asPromise().catch(onRejected);
   }
 
+  /** As `Promise.prototype.finally`. */
   finally(onFinally?: (() => void) | null): Promise<T> {
     return this.#asPromise().finally(onFinally);
   }
 
+  /** `'Future'`. */
   readonly [Symbol.toStringTag] = 'Future';
 
   #asPromise(): Promise<T> {

@@ -8,6 +8,15 @@ import type { MessagePort } from 'node:worker_threads';
 import { ClosedError } from './errors.js';
 import type { PortalClient } from './portal/client.js';
 
+/**
+ * Options of `close()` and `closeSync()`, the same on every part.
+ *
+ * @example
+ * ```ts
+ * await loop.close({ grace: 5_000 }); // calls under way get 5 s, then are cancelled
+ * await pool.close({ signal: AbortSignal.timeout(1_000) });
+ * ```
+ */
 export interface CloseOptions {
   /**
    * Milliseconds that work already under way (calls in flight, running tasks, items left to get)

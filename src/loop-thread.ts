@@ -33,6 +33,7 @@ import { workerEntry } from './worker-entry.js';
 
 export type { CallOptions } from './portal/client.js';
 
+/** Options of `new LoopThread()`. */
 export interface LoopThreadOptions {
   /** Shown in errors and as the worker's name. Default "LoopThread #n". */
   name?: string;
@@ -150,24 +151,51 @@ export class LoopThreadCaller {
     return ref as Asyncified<R> & AsyncDisposable;
   }
 
-  /** Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error. */
+  /**
+   * Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error.
+   *
+   * @param fn - A function from `importSync`/`import`, or an inline function (sent as source: it may
+   *   use only its arguments and globals).
+   * @param args - Its arguments: data is copied, objects with methods are lent.
+   * @throws What `fn` throws (copied from the loop thread); {@link TimeoutError} after the call's
+   *   timeout; {@link CancelledError} when its signal aborts; {@link ClosedError} once closed;
+   *   {@link WorkerCrashedError} if the thread dies; {@link NeverSettledError} if its promise can
+   *   never settle; {@link DeadlockError} if called on the loop thread itself;
+   *   {@link DataCloneError} for an argument that cannot cross.
+   */
   runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): SyncValue<Awaited<R>> {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
     return this.client.callSync(fn, args, this.options, this.runSync) as SyncValue<Awaited<R>>;
   }
 
-  /** Runs `fn(...args)` on the loop thread without blocking. */
+  /**
+   * Runs `fn(...args)` on the loop thread without blocking.
+   *
+   * @param fn - As for `runSync`.
+   * @param args - As for `runSync`.
+   * @returns A Future that fails as `runSync` throws.
+   */
   run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<AsyncValue<Awaited<R>>> {
     return this.client.call<AsyncValue<Awaited<R>>>(fn, args, this.options);
   }
 
-  /** Imports a module on the loop thread; its functions block and return their awaited values. */
+  /**
+   * Imports a module on the loop thread; its functions block and return their awaited values.
+   *
+   * @param specifier - An absolute path, a file URL or a package name (resolved from the working directory).
+   * @throws The error that loading the module threw (copied from the loop thread); the loopthread
+   *   errors of `runSync`.
+   */
   importSync<T = Record<string, unknown>>(specifier: string | URL): Syncified<T> {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
     return this.client.importSync(specifier, this.options, this.importSync) as Syncified<T>;
   }
 
-  /** Imports a module on the loop thread; its functions return Futures. */
+  /**
+   * Imports a module on the loop thread; its functions return Futures.
+   *
+   * @param specifier - As for `importSync`.
+   */
   async import<T = Record<string, unknown>>(specifier: string | URL): Promise<Asyncified<T>> {
     return (await this.client.import(specifier, this.options)) as Asyncified<T>;
   }
@@ -180,11 +208,17 @@ export class LoopThreadCaller {
  * connection, for one thread.
  */
 export interface LoopThreadHandle {
+  /** What the handle is for. */
   readonly kind: 'loopthread.handle';
+  /** The LoopThread's name. */
   readonly name: string;
+  /** The LoopThread's threadId. */
   readonly threadId: number;
+  /** The connection's shared words and mailboxes (loopthread's own). */
   readonly line: SharedArrayBuffer;
+  /** The connection's port: put it in the transfer list. */
   readonly port: MessagePort;
+  /** Who waits for whom in this process (loopthread's own, behind DeadlockError). */
   readonly waits: SharedArrayBuffer;
 }
 
@@ -230,10 +264,12 @@ export class LoopThreadConnection extends LoopThreadCaller implements Disposable
     this.#life.closeSync();
   }
 
+  /** closeSync(), for `using`. */
   [Symbol.dispose](): void {
     this.closeSync();
   }
 
+  /** close(), for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
@@ -254,7 +290,22 @@ const NATIVE_CHECK_MS = 10;
 /** Options in execArgv that load code before the thread's main module: code that may fail there. */
 const PRELOAD_FLAGS = /^(?:-r|--require|--import|--loader|--experimental-loader)(?:=|$)/;
 
+/**
+ * An event loop on a thread of its own, which synchronous code calls and blocks on (`runSync`,
+ * `importSync`) or awaits (`run`, `import`). A call that cannot be answered fails with a typed
+ * error, never hangs: a crash, a timeout, a deadlock, a promise that can never settle.
+ *
+ * @example
+ * ```ts
+ * using loop = new LoopThread({ timeout: 10_000 });
+ * const { format } = loop.importSync<typeof import('prettier')>('prettier');
+ * const output = format(source, { parser: 'babel' }); // blocks until formatted
+ * const sum = loop.runSync(async (a: number, b: number) => a + b, 1, 2); // 3
+ * const later = loop.run(() => fetch(url).then((r) => r.status)); // a Future
+ * ```
+ */
 export class LoopThread implements Disposable, AsyncDisposable {
+  /** Shown in errors and as the worker's name: `options.name`, or "LoopThread #n". */
   readonly name: string;
   /** Settles once the loop thread has stopped, for whatever reason (close, crash, exit). */
   readonly closed: Promise<void>;
@@ -278,6 +329,12 @@ export class LoopThread implements Disposable, AsyncDisposable {
   #liveness!: ThreadLiveness;
   #nextNativeCheck = 0;
 
+  /**
+   * Starts the loop thread. Calls may be made at once: they wait for it to start.
+   *
+   * @param options - Name, default call timeout, the worker's options.
+   * @throws TypeError for an unknown `tsRunner`; Node's error for an `execArgv` a worker refuses.
+   */
   constructor(options: LoopThreadOptions = {}) {
     const files = {
       main: workerEntry('loop-thread-main.js', options.workerDir),
@@ -364,6 +421,15 @@ export class LoopThread implements Disposable, AsyncDisposable {
   /**
    * A new connection for another thread: send it there (with `[handle.port]` as transfer list)
    * and call `LoopThread.connect(handle)` on that thread.
+   *
+   * @throws {@link ClosedError} once the LoopThread is closed.
+   * @example
+   * ```ts
+   * const handle = loop.createHandle();
+   * new Worker('./worker.js', { workerData: handle, transferList: [handle.port] });
+   * // worker.js
+   * using loop = LoopThread.connect(workerData as LoopThreadHandle);
+   * ```
    */
   createHandle(): LoopThreadHandle {
     if (this.#state !== 'running') throw new ClosedError(`LoopThread "${this.name}" is closed`);
@@ -382,7 +448,13 @@ export class LoopThread implements Disposable, AsyncDisposable {
     };
   }
 
-  /** Connects to a LoopThread from the thread that received its handle. */
+  /**
+   * Connects to a LoopThread from the thread that received its handle.
+   *
+   * @param handle - From `loop.createHandle()`, received by this thread.
+   * @param options - `timeout` (ms) and `signal` of every call made through the connection.
+   * @throws TypeError if `handle` is not a LoopThread's handle.
+   */
   static connect(handle: LoopThreadHandle, options: CallOptions = {}): LoopThreadConnection {
     if (handle?.kind !== 'loopthread.handle' || !(handle.line instanceof SharedArrayBuffer)) {
       throw new TypeError('LoopThread.connect expects a handle made by loop.createHandle()');
@@ -420,20 +492,55 @@ export class LoopThread implements Disposable, AsyncDisposable {
     return new LoopThreadCaller(this.#client, { ...this.#defaults, ...options });
   }
 
+  /**
+   * Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error.
+   *
+   * @param fn - A function from `importSync`/`import`, or an inline function (sent as source: it may
+   *   use only its arguments and globals).
+   * @param args - Its arguments: data is copied, objects with methods are lent.
+   * @throws What `fn` throws (copied from the loop thread); {@link TimeoutError} after the call's
+   *   timeout; {@link CancelledError} when its signal aborts; {@link ClosedError} once closed;
+   *   {@link WorkerCrashedError} if the thread dies; {@link NeverSettledError} if its promise can
+   *   never settle; {@link DeadlockError} if called on the loop thread itself;
+   *   {@link DataCloneError} for an argument that cannot cross.
+   * @example
+   * ```ts
+   * const size = loop.runSync(async (path: string) => (await fs.promises.stat(path)).size, file);
+   * ```
+   */
   runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): SyncValue<Awaited<R>> {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
     return this.#client.callSync(fn, args, this.#defaults, this.runSync) as SyncValue<Awaited<R>>;
   }
 
+  /**
+   * Runs `fn(...args)` on the loop thread without blocking.
+   *
+   * @param fn - As for `runSync`.
+   * @param args - As for `runSync`.
+   * @returns A Future that fails as `runSync` throws.
+   */
   run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<AsyncValue<Awaited<R>>> {
     return this.#caller.run(fn, ...args);
   }
 
+  /**
+   * Imports a module on the loop thread; its functions block and return their awaited values.
+   *
+   * @param specifier - An absolute path, a file URL or a package name (resolved from the working directory).
+   * @throws The error that loading the module threw (copied from the loop thread); the loopthread
+   *   errors of `runSync`.
+   */
   importSync<T = Record<string, unknown>>(specifier: string | URL): Syncified<T> {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
     return this.#client.importSync(specifier, this.#defaults, this.importSync) as Syncified<T>;
   }
 
+  /**
+   * Imports a module on the loop thread; its functions return Futures.
+   *
+   * @param specifier - As for `importSync`.
+   */
   import<T = Record<string, unknown>>(specifier: string | URL): Promise<Asyncified<T>> {
     return this.#caller.import<T>(specifier);
   }
@@ -548,10 +655,12 @@ export class LoopThread implements Disposable, AsyncDisposable {
     await this.closed;
   }
 
+  /** closeSync(), for `using`. */
   [Symbol.dispose](): void {
     this.closeSync();
   }
 
+  /** close(), for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -12,17 +12,26 @@ import { isMainThread } from 'node:worker_threads';
 import { LoopThread } from './loop-thread.js';
 import type { TsRunner as TsRunnerName } from './modules.js';
 
-/** synckit's runner names. */
+/** synckit's runner names, the values of `tsRunner`. */
 export const TsRunner = {
+  /** Node's own type stripping. */
   Node: 'node',
+  /** Bun runs TypeScript itself. */
   Bun: 'bun',
+  /** `ts-node/register`. */
   TsNode: 'ts-node',
+  /** `esbuild-register`. */
   EsbuildRegister: 'esbuild-register',
+  /** `esbuild-runner/register`. */
   EsbuildRunner: 'esbuild-runner',
+  /** `@oxc-node/core/register`. */
   OXC: 'oxc',
+  /** `@swc-node/register`. */
   SWC: 'swc',
+  /** `tsx`. */
   TSX: 'tsx',
 } as const satisfies Record<string, TsRunnerName>;
+/** What loads a TypeScript worker where Node does not strip types: one of {@link TsRunner}'s values. */
 export type TsRunner = TsRunnerName;
 
 /** A function, whatever its arguments. */
@@ -30,6 +39,7 @@ export type AnyFn<R = unknown> = (...args: never[]) => R;
 /** What createSyncFn returns for a worker function of type T. */
 export type Syncify<T extends AnyFn> = (...args: Parameters<T>) => Awaited<ReturnType<T>>;
 
+/** synckit's options of `createSyncFn`. */
 export interface SynckitOptions {
   /** Node options of the worker (default: SYNCKIT_EXEC_ARGV, comma-separated, else inherited). */
   execArgv?: string[];
@@ -52,6 +62,19 @@ const cache = new Map<string, (...args: unknown[]) => unknown>();
  * A function that calls the function the worker at `workerPath` (absolute, or a file URL) passes
  * to runAsWorker, and blocks until it settles. One worker per path, made once (later options for
  * the same path are ignored, as in synckit).
+ *
+ * @param workerPath - The worker module: an absolute path or a file URL.
+ * @param timeoutOrOptions - Milliseconds a call may take, or {@link SynckitOptions}.
+ * @throws Error if `workerPath` is not absolute. The function it returns throws what the worker's
+ *   function throws, a TimeoutError, or a WorkerCrashedError if the worker fails to load or dies.
+ * @example
+ * ```ts
+ * // main.ts
+ * const format = createSyncFn<typeof import('./worker.js').format>(require.resolve('./worker.js'));
+ * const output = format(source); // blocks
+ * // worker.ts
+ * runAsWorker(async (source: string) => prettier.format(source, { parser: 'babel' }));
+ * ```
  */
 export function createSyncFn<T extends AnyFn>(
   workerPath: string | URL,
@@ -91,6 +114,8 @@ const callWorker = (...args: unknown[]): unknown => {
 /**
  * Called by the worker module: `fn` answers the calls of createSyncFn's function. Does nothing on
  * the main thread, so one file can be caller and worker.
+ *
+ * @param fn - The worker's function, sync or async.
  */
 export function runAsWorker(fn: AnyFn): void {
   if (isMainThread) return;

@@ -1,7 +1,7 @@
 /**
  * TypeScript modules (issue 14): importSync/import, the pool and spawnThread load .ts/.mts/.cts
  * files natively where Node strips types, and through a `tsRunner` (tested with tsx) everywhere.
- * The pool and spawnThread take execArgv and env as LoopThread does.
+ * The pool and spawnThread take execArgv and env as LoopThread does, and a workerData of the user's.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ interface Cts {
 
 const LIMIT_MS = 60_000;
 const dir = join(__dirname, '..', '..', 'test', 'ts');
+const workerDataURL = new URL('./fixtures/worker-data.mjs', pathToFileURL(__filename));
+const preload = join(__dirname, '..', '..', 'test', 'fixtures', 'worker-data-preload.cjs');
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 /** Node strips types by default from 22.18. */
 const nativeTypes = major > 22 || (major === 22 && minor >= 18);
@@ -116,5 +118,37 @@ describe('pool and spawnThread thread options', () => {
     ]);
     t.after(() => job.terminate());
     assert.deepEqual(await within(job.future, 'a spawned job', LIMIT_MS), [['--no-warnings'], 'spawned']);
+  });
+
+  it("the pool's workerData is what its tasks and preloads find as worker_threads.workerData", async (t) => {
+    const data = { scale: 2, list: [1, 'two'], when: new Date(0), counter: new SharedArrayBuffer(4) };
+    const pool = startPool(t, { maxWorkers: 2, workerData: data, execArgv: ['--require', preload] });
+    const tasks = pool.import<{ seen(): unknown; count(n: number): number }>(workerDataURL);
+    const seen = await within(tasks.seen(), 'a pool task', LIMIT_MS);
+    assert.deepEqual(seen, data);
+    const preloaded = await within(
+      pool.submit(() => (globalThis as { preloadSawWorkerData?: unknown }).preloadSawWorkerData),
+      'a pool task',
+      LIMIT_MS,
+    );
+    assert.deepEqual(preloaded, data);
+    // A copy per worker, its SharedArrayBuffer shared: every task adds to the same word.
+    const counts = await within(Promise.all([1, 2, 3, 4].map((n) => tasks.count(n))), 'four tasks', LIMIT_MS);
+    assert.equal(Math.max(...counts), 10);
+    assert.equal(Atomics.load(new Int32Array(data.counter), 0), 10);
+  });
+
+  it("without workerData, tasks find undefined (as in any worker), not the pool's own values", async (t) => {
+    const pool = startPool(t);
+    const tasks = pool.import<{ seen(): unknown }>(workerDataURL);
+    assert.equal(await within(tasks.seen(), 'a pool task', LIMIT_MS), undefined);
+  });
+
+  it('spawnThread.with passes workerData to its thread', async (t) => {
+    const job = spawnThread.with({ workerData: { job: 'spawned' }, execArgv: ['--require', preload] })(
+      () => (globalThis as { preloadSawWorkerData?: unknown }).preloadSawWorkerData,
+    );
+    t.after(() => job.terminate());
+    assert.deepEqual(await within(job.future, 'a spawned job', LIMIT_MS), { job: 'spawned' });
   });
 });

@@ -59,13 +59,38 @@ const never = new AbortController().signal;
 /**
  * The AbortSignal of the call that is running this code: it aborts when the caller's timeout
  * elapses, the caller cancels or aborts, or the LoopThread closes. Outside any call it is a signal
- * that never aborts.
+ * that never aborts. Call it on the loop thread, a pool worker or a spawned thread.
+ *
+ * @example
+ * ```ts
+ * // in a module the loop thread imports
+ * export async function download(url: string): Promise<string> {
+ *   const response = await fetch(url, { signal: currentSignal() });
+ *   return response.text();
+ * }
+ * ```
  */
 export function currentSignal(): AbortSignal {
   return storage.getStore()?.signal ?? never;
 }
 
-/** Throws the current call's abort reason if it was cancelled. Cheap enough to call in a hot loop. */
+/**
+ * Throws the current call's abort reason if it was cancelled. Cheap enough to call in a hot loop:
+ * it reads a flag in shared memory, so it sees a cancel even while the thread never yields.
+ *
+ * @throws The abort reason (a {@link CancelledError} or {@link TimeoutError}) once the call was cancelled.
+ * @example
+ * ```ts
+ * export function crunch(data: number[]): number {
+ *   let sum = 0;
+ *   for (const x of data) {
+ *     throwIfCancelled();
+ *     sum += heavy(x);
+ *   }
+ *   return sum;
+ * }
+ * ```
+ */
 export function throwIfCancelled(): void {
   storage.getStore()?.throwIfAborted();
 }

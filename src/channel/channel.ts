@@ -64,6 +64,25 @@ class Attach {
   ) {}
 }
 
+/**
+ * A queue shared by threads, with a blocking end (`putSync`, `getSync`, `iterateSync`) for worker
+ * threads and sync code and an awaited end (`put`, `get`, `for await`) that never blocks an event
+ * loop: Python's `queue.Queue` and `asyncio.Queue` in one. Each Channel object is one connection;
+ * other threads connect with a handle from {@link Channel.createHandle}.
+ *
+ * @typeParam T - The items.
+ * @example
+ * ```ts
+ * const jobs = new Channel<Job>({ capacity: 64, role: 'put' });
+ * const handle = jobs.createHandle({ role: 'get' });
+ * new Worker('./worker.js', { workerData: handle, transferList: [handle.port] });
+ * await jobs.put({ id: 1 }); // waits while full
+ * await jobs.close(); // the worker drains what is left, then its iteration ends
+ *
+ * // worker.js
+ * for (const job of Channel.connect<Job>(workerData).iterateSync()) run(job); // blocks this worker only
+ * ```
+ */
 export class Channel<T = unknown> implements AsyncIterable<T> {
   readonly #ring: Ring;
   readonly #words: Int32Array;
@@ -83,6 +102,13 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   #pinned = false;
   #closed: Promise<void> | undefined;
 
+  /**
+   * A new channel, and this thread's connection to it.
+   *
+   * @param options - Sizes (`capacity`, `bufferSize`), `bytes` mode, this connection's `role`,
+   *   `allowBlockingMainThread`.
+   * @throws RangeError if `capacity` or `bufferSize` is out of range; TypeError for an unknown `role`.
+   */
   constructor(options: ChannelOptions = {}) {
     const attach = options instanceof Attach ? options : undefined;
     // A new channel's options are checked before anything is made: the role, then the sizes.
@@ -114,6 +140,10 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
   /**
    * Connects to a channel from a handle made by createHandle() in any thread (this one too), which
    * serves one connection; or from `handle`.
+   *
+   * @param handle - From `channel.createHandle()`, received by this thread.
+   * @param options - `allowBlockingMainThread`.
+   * @throws TypeError if `handle` is not a Channel's handle.
    */
   static connect<T = unknown>(handle: ChannelHandle, options: ChannelConnectOptions = {}): Channel<T> {
     const buffer = (handle as Partial<ChannelHandle> | null)?.buffer;
@@ -132,8 +162,14 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
    * [handle.port]` and call Channel.connect() there. The connection counts from now on (so that a
    * waiter is not told that nobody is left before it has connected) until it ends; `role` says
    * what it does (default 'both').
+   *
+   * @param options - `role`: 'put', 'get' or 'both'.
+   * @throws {@link ClosedError} once this connection has ended.
    */
-  createHandle(options: { role?: ChannelRole } = {}): ChannelHandle & { readonly port: MessagePort } {
+  createHandle(options: { role?: ChannelRole } = {}): ChannelHandle & {
+    /** List it in the transferList. */
+    readonly port: MessagePort;
+  } {
     if (this.#ended) throw endedError();
     const role = roleBits(options.role ?? 'both');
     return Object.freeze({
@@ -222,7 +258,12 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   // ---- non-waiting ----
 
-  /** Puts `value` if there is room now: true if it did, false if full. ClosedError after close. */
+  /**
+   * Puts `value` if there is room now.
+   *
+   * @returns Whether it did (false: full).
+   * @throws {@link ClosedError} after close; {@link DisconnectedError} if full with nobody left to get.
+   */
   tryPut(value: T, options?: ChannelPutOptions): boolean {
     if (!this.#mayPut) throw this.#cannot('put');
     return this.#putter.tryPut(value, options);
@@ -243,14 +284,28 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   // ---- blocking ----
 
-  /** Puts `value`, blocking while the channel is full. ClosedError after close, TimeoutError on timeout. */
+  /**
+   * Puts `value`, blocking this thread while the channel is full.
+   *
+   * @param options - `timeout` (ms), `transfer`, `allowBlockingMainThread`.
+   * @throws {@link ClosedError} after close; {@link DisconnectedError} if full with nobody left to
+   *   get; {@link TimeoutError}; {@link DeadlockError} on the main thread without allowBlockingMainThread;
+   *   {@link DataCloneError} for a value that cannot be copied.
+   */
   putSync(value: T, options?: ChannelSyncOptions & ChannelPutOptions): void {
     if (!this.#mayPut) throw this.#cannot('put');
     checkBlocking(this.#allowMain, options, 'putSync');
     this.#putter.putSync(value, options);
   }
 
-  /** Takes an item, blocking while the channel is empty. ClosedError once closed and drained. */
+  /**
+   * Takes an item, blocking this thread while the channel is empty.
+   *
+   * @param options - `timeout` (ms), `allowBlockingMainThread`.
+   * @throws {@link ClosedError} once closed and drained; {@link DisconnectedError} if empty with
+   *   nobody left to put; {@link TimeoutError}; {@link DeadlockError} on the main thread without
+   *   allowBlockingMainThread.
+   */
   getSync(options?: ChannelSyncOptions): T {
     if (!this.#mayGet) throw this.#cannot('get');
     checkBlocking(this.#allowMain, options, 'getSync');
@@ -293,13 +348,25 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
 
   // ---- async ----
 
-  /** Puts `value`, waiting (without blocking) while the channel is full. */
+  /**
+   * Puts `value`, waiting (without blocking) while the channel is full.
+   *
+   * @param options - `timeout` (ms), `signal`, `transfer`.
+   * @returns A promise that rejects with {@link ClosedError}, {@link DisconnectedError},
+   *   {@link TimeoutError} or {@link CancelledError} (the signal) as `putSync` throws.
+   */
   put(value: T, options?: ChannelWaitOptions & ChannelPutOptions): Promise<void> {
     if (!this.#mayPut) return Promise.reject(this.#cannot('put'));
     return this.#putter.put(value, options);
   }
 
-  /** Takes an item, waiting (without blocking) while the channel is empty. ClosedError once closed and drained. */
+  /**
+   * Takes an item, waiting (without blocking) while the channel is empty.
+   *
+   * @param options - `timeout` (ms), `signal`.
+   * @returns A promise of the item; it rejects with {@link ClosedError} once closed and drained,
+   *   {@link DisconnectedError}, {@link TimeoutError} or {@link CancelledError} (the signal).
+   */
   get(options?: ChannelWaitOptions): Promise<T> {
     if (!this.#mayGet) return Promise.reject(this.#cannot('get'));
     if (options?.signal === undefined && options?.timeout === undefined) {
@@ -372,6 +439,7 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
     this.closeSync();
   }
 
+  /** close(), for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -8,6 +8,7 @@ import { graceOf, type CloseOptions } from '../lifecycle.js';
 import type { ChannelRole } from './connections.js';
 import { BYTES, CAPACITY, HEADER_WORDS, MODE, RING_BYTES, VALUES } from './layout.js';
 
+/** Options of `new Channel()`. */
 export interface ChannelOptions {
   /** The most items the channel holds; a put waits while it is full. Default: no limit but bufferSize. */
   capacity?: number;
@@ -26,6 +27,7 @@ export interface ChannelOptions {
   role?: ChannelRole;
 }
 
+/** Options of {@link Channel.connect}. */
 export interface ChannelConnectOptions {
   /** Allow the blocking methods on the main thread of this process (they freeze its event loop). */
   allowBlockingMainThread?: boolean;
@@ -36,7 +38,9 @@ export interface ChannelConnectOptions {
  * createHandle() has a `port`, to list in the transferList, and serves one connection.
  */
 export interface ChannelHandle {
+  /** What the handle is for. */
   readonly kind: 'loopthread.channel';
+  /** The channel's shared memory. */
   readonly buffer: SharedArrayBuffer;
   /** On handles from createHandle(): list it in the transferList. */
   readonly port?: MessagePort;
@@ -46,6 +50,7 @@ export interface ChannelHandle {
   readonly maker?: SharedArrayBuffer;
 }
 
+/** Options of an awaited `get` or `put`. */
 export interface ChannelWaitOptions {
   /** Aborting it rejects the wait with CancelledError (whose cause is the signal's reason). */
   signal?: AbortSignal | undefined;
@@ -53,6 +58,7 @@ export interface ChannelWaitOptions {
   timeout?: number | undefined;
 }
 
+/** Options of a blocking `getSync` or `putSync`. */
 export interface ChannelSyncOptions {
   /** Milliseconds to block at most; then a TimeoutError. 0 means do not wait. */
   timeout?: number | undefined;
@@ -62,6 +68,7 @@ export interface ChannelSyncOptions {
   allowMainThread?: boolean | undefined;
 }
 
+/** Options of `put`, `putSync` and `tryPut`, beside those of the wait. */
 export interface ChannelPutOptions {
   /**
    * ArrayBuffers to hand over as postMessage does: after the put they are detached here. Their
@@ -70,7 +77,18 @@ export interface ChannelPutOptions {
   transfer?: readonly ArrayBuffer[] | undefined;
 }
 
-export type TryGetResult<T> = { ok: true; value: T } | { ok: false };
+/** What `tryGet` returns: `{ ok: true, value }` with an item, `{ ok: false }` when there is none now. */
+export type TryGetResult<T> =
+  | {
+      /** An item was there. */
+      ok: true;
+      /** The item. */
+      value: T;
+    }
+  | {
+      /** The channel was empty (or closed and drained). */
+      ok: false;
+    };
 
 /**
  * `grace`: ms that getters may go on draining the items left before they are dropped (0: drop

@@ -5,6 +5,7 @@
  */
 import type { Future } from '../future.js';
 
+/** Options of `pool.map`. */
 export interface MapOptions {
   /** Items sent to a worker per task (fewer hand-offs for cheap functions). Default 1. */
   chunkSize?: number;

@@ -35,6 +35,7 @@ import { workerEntry } from '../worker-entry.js';
 
 export type { TaskOptions } from './task-queue.js';
 
+/** Options of `new ThreadPoolExecutor()`. */
 export interface ExecutorOptions {
   /** The most worker threads. Default `os.availableParallelism()`. */
   maxWorkers?: number;
@@ -59,6 +60,11 @@ export interface ExecutorOptions {
   tsRunner?: TsRunner | undefined;
   /** A copy of loopthread's dist/src folder, for an app that bundles loopthread, as for LoopThread. */
   workerDir?: string | URL | undefined;
+  /**
+   * A value each worker finds as `require('node:worker_threads').workerData`, in its tasks and
+   * its `execArgv` preloads: a copy per worker (structured clone; a SharedArrayBuffer is shared).
+   */
+  workerData?: unknown;
 }
 
 /** Python's options of `shutdown`, an alias of `close`. */
@@ -112,12 +118,30 @@ export class ExecutorCaller {
   /**
    * Runs `fn(...args)` on a worker. Returns at once; when the queue is full the task waits its
    * turn (FIFO) to enter it, still cancellable.
+   *
+   * @param fn - A function from `pool.import()`, or an inline function (sent as source: it may use
+   *   only its arguments and globals).
+   * @param args - Its arguments, copied to the worker.
+   * @returns A Future of its result. It fails with what `fn` throws; {@link ClosedError} if the pool
+   *   is closed; {@link WorkerCrashedError} if the worker dies; {@link TimeoutError} or
+   *   {@link CancelledError} per the task options; {@link NeverSettledError} if its promise can
+   *   never settle; {@link DataCloneError} for an argument that cannot be copied.
+   * @example
+   * ```ts
+   * const future = pool.submit((a: number, b: number) => a * b, 6, 7);
+   * console.log(await future); // 42
+   * ```
    */
   submit<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> {
     return this.pool.submitWith(this.options, fn, ...args);
   }
 
-  /** As submit if the queue has room now; undefined (nothing submitted) when it is full. */
+  /**
+   * As submit if the queue has room now; undefined (nothing submitted) when it is full.
+   *
+   * @param fn - As for `submit`.
+   * @param args - As for `submit`.
+   */
   trySubmit<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<Awaited<R>> | undefined {
     try {
       return this.pool.submitWith({ ...this.options, nowait: true }, fn, ...args);
@@ -135,6 +159,15 @@ export class ExecutorCaller {
   /**
    * `fn(item)` for each item, in input order. The input is read lazily and at most
    * `concurrency` chunks of `chunkSize` items are in flight, so it may be endless.
+   *
+   * @param fn - As for `submit`, called with one item.
+   * @param input - A sync or async iterable.
+   * @param options - `chunkSize` (default 1), `concurrency` (default twice maxWorkers).
+   * @returns The results in input order; the iteration throws the first error, in order.
+   * @example
+   * ```ts
+   * for await (const size of pool.map(sizeOf, paths, { chunkSize: 16 })) total += size;
+   * ```
    */
   map<T, R>(
     fn: (item: T) => R,
@@ -149,18 +182,45 @@ export class ExecutorCaller {
     );
   }
 
-  /** A module loaded in the workers: each of its functions runs there and returns a Future. */
+  /**
+   * A module loaded in the workers: each of its functions runs there and returns a Future.
+   *
+   * @param specifier - An absolute path, a file URL or a package name (resolved from the working directory).
+   * @example
+   * ```ts
+   * const images = pool.import<typeof import('./images.js')>(new URL('./images.js', import.meta.url));
+   * const thumb = await images.resize(buffer, 128);
+   * ```
+   */
   import<T = Record<string, unknown>>(specifier: string | URL): Offloaded<T> {
     const spec = normalizeSpecifier(specifier);
     return moduleProxy(spec, (id, args) => this.pool.submitTarget(id, Mode.Call, args, this.options)) as Offloaded<T>;
   }
 }
 
+/**
+ * A pool of worker threads for CPU-bound functions, after Python's `ThreadPoolExecutor`: each
+ * worker runs one task at a time; a task's Future can be awaited or blocked on. A crashing task
+ * fails with WorkerCrashedError and the pool serves on; idle workers never hold the process open.
+ *
+ * @example
+ * ```ts
+ * await using pool = new ThreadPoolExecutor({ maxWorkers: 4 });
+ * const hash = pool.import<typeof import('./hash.js')>(new URL('./hash.js', import.meta.url));
+ * const digests = await Promise.all(files.map((f) => hash.sha256(f)));
+ * const quick = pool.with({ timeout: 1_000 }).submit((n: number) => n ** 2, 12);
+ * ```
+ */
 export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposable {
+  /** Shown in errors and as the workers' thread names. */
   readonly name: string;
+  /** The most worker threads. */
   readonly maxWorkers: number;
+  /** Workers kept even when idle. */
   readonly minWorkers: number;
+  /** Milliseconds an idle worker above minWorkers lives on. */
   readonly idleTimeout: number;
+  /** The most tasks waiting for a worker. */
   readonly maxQueue: number;
   readonly #threadOptions: ThreadOptions;
   readonly #workers: PoolWorker[] = [];
@@ -196,6 +256,12 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     },
   };
 
+  /**
+   * A new pool; workers start as tasks arrive (`minWorkers` at once).
+   *
+   * @param options - Size, queue bound, name and the workers' thread options.
+   * @throws RangeError for a negative `maxQueue`; TypeError for an unknown `tsRunner`.
+   */
   constructor(options: ExecutorOptions = {}) {
     super(undefined, {});
     this.name = options.name ?? `ThreadPoolExecutor #${String(++count)}`;
@@ -209,6 +275,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
       resourceLimits: options.resourceLimits,
       argv: withTsRunner(options.tsRunner ?? defaultTsRunner(), options.execArgv),
       env: options.env,
+      workerData: options.workerData,
     };
     this.#closed = new Promise((resolve) => {
       this.#markClosed = resolve;
@@ -311,6 +378,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     if (waitForIt) await this.#closed;
   }
 
+  /** close(), for `await using`: tasks finish. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -8,6 +8,7 @@ import type { CloseOptions } from '../lifecycle.js';
 import { ThreadPoolExecutor, type ExecutorOptions } from './pool.js';
 import type { TaskOptions } from './task-queue.js';
 
+/** What {@link spawnThread} returns: the job's future and its thread's lifecycle. */
 export interface SpawnedThread<T> extends AsyncDisposable {
   /** Settles with the job's result or error (WorkerCrashedError if its thread dies). */
   readonly future: Future<T>;
@@ -32,7 +33,9 @@ export interface SpawnedThread<T> extends AsyncDisposable {
 
 /** Task options, and options of the thread (as for a ThreadPoolExecutor's workers). */
 export interface SpawnOptions
-  extends TaskOptions, Pick<ExecutorOptions, 'execArgv' | 'env' | 'tsRunner' | 'resourceLimits' | 'workerDir'> {}
+  extends
+    TaskOptions,
+    Pick<ExecutorOptions, 'execArgv' | 'env' | 'tsRunner' | 'resourceLimits' | 'workerDir' | 'workerData'> {}
 
 let count = 0;
 
@@ -42,6 +45,16 @@ type Spawn = <A extends unknown[], R>(fn: (...args: A) => R, ...args: A) => Spaw
 /**
  * Runs `fn(...args)` on a new thread of its own; the thread exits when the job is done.
  * `spawnThread.with(options)(fn, ...args)` gives the job task options (signal, timeout, terminateAfter).
+ *
+ * @param fn - The job: a function from `executor.import()`, or an inline function (sent as source).
+ * @param args - Its arguments, copied to the thread.
+ * @example
+ * ```ts
+ * const job = spawnThread(watchFolder, '/var/spool');
+ * // later
+ * job.cancel(); // its currentSignal() aborts
+ * await job.closed;
+ * ```
  */
 export function spawnThread<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): SpawnedThread<Awaited<R>> {
   return spawn({}, fn, ...args);
@@ -49,7 +62,13 @@ export function spawnThread<A extends unknown[], R>(fn: (...args: A) => R, ...ar
 
 /**
  * spawnThread with task options (signal, timeout, terminateAfter) and thread options (execArgv,
- * env, tsRunner, resourceLimits, workerDir).
+ * env, tsRunner, resourceLimits, workerDir, workerData).
+ *
+ * @param options - Task options and thread options.
+ * @example
+ * ```ts
+ * const job = spawnThread.with({ timeout: 60_000, workerData: { dir } })(indexAll);
+ * ```
  */
 spawnThread.with = (options: SpawnOptions): Spawn => {
   return (fn, ...args) => spawn(options, fn, ...args);
@@ -69,7 +88,7 @@ function spawn<A extends unknown[], R>(
   fn: (...args: A) => R,
   ...args: A
 ): SpawnedThread<Awaited<R>> {
-  const { execArgv, env, tsRunner, resourceLimits, workerDir, ...task } = options;
+  const { execArgv, env, tsRunner, resourceLimits, workerDir, workerData, ...task } = options;
   const pool = new ThreadPoolExecutor({
     name: `spawned thread #${String(++count)}`,
     maxWorkers: 1,
@@ -79,6 +98,7 @@ function spawn<A extends unknown[], R>(
     tsRunner,
     resourceLimits,
     workerDir,
+    workerData,
   });
   const controller = new AbortController();
   const future = pool.with(task).submit(fn, ...args);

@@ -8,6 +8,7 @@ import type { Mode } from './wire.js';
 
 export type TaskState = 'waiting' | 'queued' | 'handed' | 'done';
 
+/** Options of a pool's tasks, for `pool.with(options)` and `spawnThread.with(options)`. */
 export interface TaskOptions {
   /** Aborting it cancels the task: removed if it has not started, its signal aborted if it has. */
   signal?: AbortSignal | undefined;

@@ -5,9 +5,13 @@ import { TimeoutError } from '../errors.js';
 
 /** What asCompleted and wait need of a future (any loopthread Future has it, whatever its value type). */
 export interface Completable {
+  /** Whether it is finished or cancelled. */
   done(): boolean;
+  /** Whether it was cancelled. */
   cancelled(): boolean;
+  /** Its error, or undefined (only called once it is done). */
   exceptionSync(): unknown;
+  /** Calls `callback` once it is done. */
   addDoneCallback(callback: () => void): void;
 }
 
@@ -17,11 +21,13 @@ export interface Completable {
  */
 export type Completed<F> = Omit<F, 'then' | 'catch' | 'finally'>;
 
+/** Options of {@link asCompleted}. */
 export interface AsCompletedOptions {
   /** Milliseconds from the call until iteration throws TimeoutError if futures are still pending. */
   timeout?: number | undefined;
 }
 
+/** When {@link wait} returns: once any future is done, once one fails, or once all are done. */
 export type ReturnWhen = 'FIRST_COMPLETED' | 'FIRST_EXCEPTION' | 'ALL_COMPLETED';
 
 /** The options of `wait(futures)`; a single future's `resultSync` takes WaitOptions. */
@@ -32,8 +38,11 @@ export interface FuturesWaitOptions {
   timeout?: number | undefined;
 }
 
+/** What {@link wait} resolves with. */
 export interface WaitResult<F> {
+  /** The futures done (finished or cancelled). */
   done: Set<F>;
+  /** The others. */
   notDone: Set<F>;
 }
 
@@ -41,6 +50,15 @@ export interface WaitResult<F> {
  * Yields each future as soon as it is done (those already done first); duplicates are yielded
  * once. A plain iterator rather than an async generator: a generator would await each future it
  * yields and hand out its value instead.
+ *
+ * @param futures - Any loopthread Futures.
+ * @param options - `timeout`: ms from this call until the iteration throws.
+ * @throws {@link TimeoutError} from the iteration once `timeout` passed with futures still pending.
+ * @example
+ * ```ts
+ * const futures = files.map((f) => pool.submit(hash, f));
+ * for await (const future of asCompleted(futures, { timeout: 60_000 })) console.log(future.resultSync());
+ * ```
  */
 export function asCompleted<F extends Completable>(
   futures: Iterable<F>,
@@ -93,7 +111,18 @@ export function asCompleted<F extends Completable>(
   };
 }
 
-/** Waits until `returnWhen` holds for the futures, or until the timeout; returns which are done. */
+/**
+ * Waits until `returnWhen` holds for the futures, or until the timeout; returns which are done.
+ * It never throws for a future's failure or for the timeout.
+ *
+ * @param futures - Any loopthread Futures.
+ * @param options - `returnWhen` (default 'ALL_COMPLETED'), `timeout` (ms).
+ * @example
+ * ```ts
+ * const { done, notDone } = await wait(futures, { returnWhen: 'FIRST_EXCEPTION', timeout: 5_000 });
+ * for (const f of notDone) f.cancel();
+ * ```
+ */
 export function wait<F extends Completable>(
   futures: Iterable<F>,
   options: FuturesWaitOptions = {},

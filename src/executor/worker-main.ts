@@ -6,7 +6,7 @@
  * I/O of earlier tasks keep running) until the main thread wakes it by message.
  */
 import { availableParallelism } from 'node:os';
-import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
 import { encodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
@@ -45,13 +45,15 @@ export interface WorkerInit {
   notes: MessagePort;
 }
 
-const init = workerData as WorkerInit;
-const { words, stamps, cancelled, reasons, tasks: taskBytes, results: resultBytes } = views(init.shared);
-const awake = new Int32Array(init.awake);
-const tasks = new RingReader(words, Word.TaskWrite, Word.TaskRead, taskBytes);
-const results = new RingWriter(words, Word.ResultWrite, Word.ResultRead, resultBytes);
-const control = init.control;
-const payload = init.payload;
+// The pool's own values come as the first message on parentPort, so that workerData is the
+// user's (ExecutorOptions.workerData), in preloads too. They are set by start(), below.
+let init: WorkerInit;
+let words: Int32Array, stamps: Float64Array, cancelled: Int32Array, reasons: Int32Array;
+let awake: Int32Array;
+let tasks: RingReader;
+let results: RingWriter;
+let control: MessagePort;
+let payload: MessagePort;
 
 const CORES = availableParallelism();
 /** Whether to spin for the next task when the ring runs dry (see spin.ts). */
@@ -404,43 +406,62 @@ function giveUp(waiting: Waiting): void {
   waiting.release();
 }
 
-control.on('message', (m: ToWorker) => {
-  if (m === WAKE) {
-    if (!busy) {
-      observeWake(now() - (stamps[Stamp.WorkerWoken] as number));
-      drain();
+function start(message: WorkerInit): void {
+  init = message;
+  const shared = views(init.shared);
+  ({ words, stamps, cancelled, reasons } = shared);
+  awake = new Int32Array(init.awake);
+  tasks = new RingReader(words, Word.TaskWrite, Word.TaskRead, shared.tasks);
+  results = new RingWriter(words, Word.ResultWrite, Word.ResultRead, shared.results);
+  control = init.control;
+  payload = init.payload;
+
+  control.on('message', (m: ToWorker) => {
+    if (m === WAKE) {
+      if (!busy) {
+        observeWake(now() - (stamps[Stamp.WorkerWoken] as number));
+        drain();
+      }
+    } else if ('cancel' in m) {
+      // An Idle notice no longer holds: the cancel may settle the task, or leave it idle again.
+      Atomics.store(words, Word.Idle, 0);
+      Atomics.add(words, Word.Heard, 1);
+      if (awaiting !== undefined) keepAlive.hold(false);
+      // Aborts the running task's signal (a CPU loop sees the flag itself through throwIfCancelled).
+      // Reading `aborted` polls the shared cancel flag, which aborts the signal.
+      if (running?.seq === m.cancel && running.context.aborted) return;
+    } else if ('drop' in m) {
+      if (awaiting?.seq === m.drop) giveUp(awaiting);
+    } else {
+      process.exit(0);
     }
-  } else if ('cancel' in m) {
-    // An Idle notice no longer holds: the cancel may settle the task, or leave it idle again.
-    Atomics.store(words, Word.Idle, 0);
-    Atomics.add(words, Word.Heard, 1);
-    if (awaiting !== undefined) keepAlive.hold(false);
-    // Aborts the running task's signal (a CPU loop sees the flag itself through throwIfCancelled).
-    // Reading `aborted` polls the shared cancel flag, which aborts the signal.
-    if (running?.seq === m.cancel && running.context.aborted) return;
-  } else if ('drop' in m) {
-    if (awaiting?.seq === m.drop) giveUp(awaiting);
-  } else {
-    process.exit(0);
-  }
-});
-// Only what tasks leave keeps this loop alive (see keepAlive).
-control.unref();
+  });
+  // Only what tasks leave keeps this loop alive (see keepAlive).
+  control.unref();
 
-// Last words (see LastWords): the error that ends this thread, if one does, and its exit code.
-atThreadEnd((exitCode, thrown) => {
-  const note: { exitCode: number; error?: Uint8Array } = { exitCode };
-  // A thrown value that cannot be copied: its description then.
-  if (thrown !== undefined) {
-    note.error = encodeStandalone(thrown.error) ?? encodeStandalone(new Error(String(thrown.error)));
-  }
-  init.notes.postMessage(note satisfies LastWords);
-  // A main thread blocked in resultSync reads them at once.
-  Atomics.add(awake, BELL, 1);
-  Atomics.notify(awake, BELL);
-});
+  // Last words (see LastWords): the error that ends this thread, if one does, and its exit code.
+  atThreadEnd((exitCode, thrown) => {
+    const note: { exitCode: number; error?: Uint8Array } = { exitCode };
+    // A thrown value that cannot be copied: its description then.
+    if (thrown !== undefined) {
+      note.error = encodeStandalone(thrown.error) ?? encodeStandalone(new Error(String(thrown.error)));
+    }
+    init.notes.postMessage(note satisfies LastWords);
+    // A main thread blocked in resultSync reads them at once.
+    Atomics.add(awake, BELL, 1);
+    Atomics.notify(awake, BELL);
+  });
 
-// Ready, and the fact the owner's liveness probe rests on: this thread's OS id where known.
-const tid = ownOsThreadId();
-Atomics.store(words, Word.Ready, tid > 0 ? tid : RAN_UNKNOWN_OS_THREAD);
-drain();
+  // Ready, and the fact the owner's liveness probe rests on: this thread's OS id where known.
+  const tid = ownOsThreadId();
+  Atomics.store(words, Word.Ready, tid > 0 ? tid : RAN_UNKNOWN_OS_THREAD);
+  drain();
+}
+
+// The pool posts its values right after making the worker: they are there already unless this
+// thread got ahead of that post.
+const port = parentPort;
+if (port === null) throw new Error('worker-main.js runs only as a pool worker');
+const first = receiveMessageOnPort(port);
+if (first !== undefined) start(first.message as WorkerInit);
+else port.once('message', start);

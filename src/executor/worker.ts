@@ -42,7 +42,7 @@ import type { WorkerInit } from './worker-main.js';
 const MAX_RING_TASK = 16 * 1024;
 
 /** The pool's options for each worker thread it starts. */
-export interface ThreadOptions extends Pick<WorkerOptions, 'resourceLimits' | 'env'> {
+export interface ThreadOptions extends Pick<WorkerOptions, 'resourceLimits' | 'env' | 'workerData'> {
   argv: ThreadArgv;
   /** The worker's entry file (worker-main.js), found when the pool was made. */
   main: string;
@@ -134,12 +134,12 @@ export class PoolWorker {
       (execArgv) =>
         new Worker(main, {
           name,
-          workerData: init,
-          transferList: [control.port2, payload.port2, notes.port2],
           execArgv,
           ...rest,
         }),
     );
+    // Not as workerData, which is the user's: worker-main takes it from parentPort.
+    this.thread.postMessage(init, [control.port2, payload.port2, notes.port2]);
     this.#liveness = new ThreadLiveness(nativeHandle(this.thread), () => Atomics.load(this.#views.words, Word.Ready));
     // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
     // whether terminate() was called tells the two apart.

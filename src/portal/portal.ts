@@ -52,17 +52,25 @@ const RESERVED = new Set(['close', 'closeSync', 'closed', 'isClosed', 'with']);
  * connection, for one thread: make one per thread.
  */
 export interface PortalHandle<Api = unknown> {
+  /** What the handle is for. */
   readonly kind: 'loopthread.portal';
+  /** The portal's name. */
   readonly name: string;
+  /** The threadId of the portal's thread. */
   readonly threadId: number;
+  /** The connection's shared words and mailboxes (loopthread's own). */
   readonly line: SharedArrayBuffer;
+  /** The connection's port: put it in the transfer list. */
   readonly port: MessagePort;
+  /** Who waits for whom in this process (loopthread's own, behind DeadlockError). */
   readonly waits: SharedArrayBuffer;
+  /** The api's functions, by name (loopthread's own). */
   readonly shape: Record<string, ExportShape>;
   /** Only carries the type of the api. */
   readonly api?: Api;
 }
 
+/** Options of {@link Portal.open}. */
 export interface PortalOptions {
   /** Shown in errors. Default "portal on thread n". */
   name?: string;
@@ -70,7 +78,27 @@ export interface PortalOptions {
 
 const clients = new WeakMap<object, { client: PortalClient; life: ConnectionLife; handle: PortalHandle }>();
 
+/**
+ * An object of functions served on this thread's event loop (the main thread's too) to other
+ * threads, which call them blocking (`fnSync`) or awaited (`fn`): `asyncio.run_coroutine_threadsafe`
+ * for Node. Open it with {@link Portal.open}; connect from another thread with {@link Portal.connect}.
+ *
+ * @typeParam Api - The object of functions it serves.
+ * @example
+ * ```ts
+ * // main.ts
+ * const portal = Portal.open({ async lookup(id: number) { return cache.get(id); } });
+ * const handle = portal.createHandle(); // one per thread
+ * new Worker('./worker.js', { workerData: { handle }, transferList: [handle.port] });
+ *
+ * // worker.ts
+ * const main = Portal.connect(workerData.handle as PortalHandle<MainApi>);
+ * const value = main.lookupSync(7); // blocks this worker until lookup() settled on the main loop
+ * const later = await main.lookup(8); // a Future
+ * ```
+ */
 export class Portal<Api extends object> implements AsyncDisposable {
+  /** Shown in errors: `options.name`, or "portal on thread n". */
   readonly name: string;
   /** Resolves once the portal is closed (close() done, or its thread ended). Never rejects. */
   readonly closed: Promise<void>;
@@ -106,13 +134,24 @@ export class Portal<Api extends object> implements AsyncDisposable {
     });
   }
 
-  /** Opens `api` (an object of functions, or a module namespace) on this thread's event loop. */
+  /**
+   * Opens `api` on this thread's event loop. It does not keep the loop alive by itself.
+   *
+   * @param api - An object of functions, or a module namespace.
+   * @param options - `name`, shown in errors.
+   * @throws TypeError if an api function is named `close`, `closed`, `isClosed` or `with` (or `x`
+   *   whose `xSync` is one of those): a connection keeps those names.
+   */
   static open<Api extends object>(api: Api, options: PortalOptions = {}): Portal<Api> {
     if (api === null || typeof api !== 'object') throw new TypeError('Portal.open expects an object of functions');
     return new Portal(api, options);
   }
 
-  /** A new connection for one other thread (send it with `[handle.port]` as its transfer list). */
+  /**
+   * A new connection for one other thread (send it with `[handle.port]` as its transfer list).
+   *
+   * @throws {@link ClosedError} if the portal is closed.
+   */
   createHandle(): PortalHandle<Api> {
     if (this.#state !== 'open') throw new ClosedError(`${this.name} is closed`);
     const line = Line.create();
@@ -133,6 +172,12 @@ export class Portal<Api extends object> implements AsyncDisposable {
   /**
    * Connects to a portal from the thread that received its handle. `options` (timeout, signal)
    * apply to every call made through this connection; `connection.with()` gives one with other options.
+   *
+   * @param handle - From `portal.createHandle()`, received by this thread.
+   * @param options - `timeout` (ms) and `signal` of every call made through the connection.
+   * @returns For each function `fn` of the api, `fn(...)` returning a Future and `fnSync(...)` that
+   *   blocks, with the lifecycle members of {@link PortalConnectionLife}. Its calls fail with
+   *   {@link ClosedError} once the portal closed, {@link DeadlockError} if blocking on the portal's own thread.
    */
   static connect<Api>(handle: PortalHandle<Api>, options: CallOptions = {}): PortalConnection<Api> {
     if (handle?.kind !== 'loopthread.portal' || !(handle.line instanceof SharedArrayBuffer)) {
@@ -216,6 +261,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
     await this.closed;
   }
 
+  /** `close()`, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
