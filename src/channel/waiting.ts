@@ -12,6 +12,7 @@ import { cancelled, goneError, timeoutError } from './channel-errors.js';
 import { BYTES_OUT, DONE_SEQ, GETTERS, PUT_WAITERS, SLEEPER, UNFINISHED } from './layout.js';
 import { type ChannelSyncOptions, type ChannelWaitOptions, checkTimeout } from './options.js';
 import type { Ring } from './ring.js';
+import { WaitCounter } from '../observe/wait-stats.js';
 
 /** No waiter count to keep and no sleep flag (join: taskDone and close always notify). */
 export const NONE = -1;
@@ -29,6 +30,8 @@ export class Waiter {
   readonly #words: Int32Array;
   /** How long this connection's blocking waits spin before they sleep. */
   readonly #spin = new SpinPolicy();
+  /** How this connection's waits ended (Channel.stats()). */
+  readonly stats = new WaitCounter();
 
   constructor(ring: Ring) {
     this.#ring = ring;
@@ -62,6 +65,8 @@ export class Waiter {
     while (now < spinEnd) {
       if ((Atomics.load(w, index) | flag) !== expected) {
         this.#spin.observe(now - began, budget);
+        this.stats.spins++;
+        this.stats.time.record(now - began);
         return;
       }
       const next = now + POLL_MS;
@@ -80,7 +85,10 @@ export class Waiter {
     }
     const wokenAt = this.#ring.wokenAt[0] as number;
     if (wokenAt >= asleepAt) observeWake(sharedNow() - wokenAt);
-    this.#spin.observe(performance.now() - began, budget);
+    const end = performance.now();
+    this.#spin.observe(end - began, budget);
+    this.stats.sleeps++;
+    this.stats.time.record(end - began);
   }
 
   /** Waits without blocking until words[index] moves past `seen`, the deadline, or the signal aborts. */
@@ -97,6 +105,7 @@ export class Waiter {
       return;
     }
     holdLoop();
+    this.stats.asyncWaits++;
     let onAbort: (() => void) | undefined;
     try {
       if (signal === undefined) await woken;

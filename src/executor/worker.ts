@@ -102,6 +102,8 @@ export class PoolWorker {
   outstanding = 0;
   /** performance.now() when it last became idle. */
   idleSince = performance.now();
+  /** The thread's id (Worker.threadId is -1 once it exited). */
+  readonly threadId: number;
   /** Being stopped on purpose (retired, or terminated to stop a task that ignored its signal). */
   stopping = false;
   exited = false;
@@ -139,6 +141,7 @@ export class PoolWorker {
           ...rest,
         }),
     );
+    this.threadId = this.thread.threadId;
     this.#liveness = new ThreadLiveness(nativeHandle(this.thread), () => Atomics.load(this.#views.words, Word.Ready));
     // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
     // whether terminate() was called tells the two apart.
