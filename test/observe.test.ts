@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
+import { once } from 'node:events';
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import {
   CancelledError,
   Channel,
@@ -273,24 +275,34 @@ test('ThreadPoolExecutor.stats() counts tasks by outcome and shows the queue', a
 });
 
 test('Channel.stats() shows the queue and counts its blocking and async waits', async () => {
-  const channel = new Channel<number>({ capacity: 2, allowBlockingMainThread: true });
+  const channel = new Channel<number>({ capacity: 1, allowBlockingMainThread: true });
   channel.putSync(1);
-  channel.putSync(2);
   const before = channel.stats();
-  assert.deepEqual([before.size, before.capacity, before.unfinished], [2, 2, 2]);
+  assert.deepEqual([before.size, before.capacity, before.unfinished], [1, 1, 1]);
   assert.deepEqual([before.spins, before.sleeps, before.asyncWaits, before.waitTime.count], [0, 0, 0, 0]);
-  // Full: a put waits (and times out, nobody gets).
-  assert.ok(
-    thrown(() => {
-      channel.putSync(3, { timeout: 5 });
-    }) instanceof TimeoutError,
+  // Full: an async put waits (it starts waiting before put() returns).
+  const put = channel.put(2);
+  assert.equal(channel.stats().asyncWaits, 1);
+  assert.equal(channel.getSync(), 1);
+  await within(put, 'the waiting put', WATCHDOG);
+  assert.equal(channel.getSync(), 2);
+  // Empty: a blocking get sleeps until a worker, which waits to see it asleep, puts.
+  const handle = channel.createHandle({ role: 'put' });
+  const worker = new Worker(
+    `const { Channel } = require(${JSON.stringify(entry)});
+     const channel = Channel.connect(require('node:worker_threads').workerData);
+     const nap = new Int32Array(new SharedArrayBuffer(4));
+     while (channel.stats().sleepingGetters === 0) Atomics.wait(nap, 0, 0, 1);
+     channel.putSync(3);`,
+    { eval: true, workerData: handle, transferList: [handle.port] },
   );
-  assert.ok((await rejectionWithin(channel.put(3, { timeout: 5 }), 'the put', WATCHDOG)) instanceof TimeoutError);
+  const exited = once(worker, 'exit');
+  assert.equal(channel.getSync({ timeout: WATCHDOG }), 3);
+  await within(exited, 'the worker to exit', WATCHDOG);
   const after = channel.stats();
-  assert.ok(after.spins + after.sleeps >= 1);
+  assert.ok(after.sleeps >= 1, JSON.stringify(after));
   assert.equal(after.waitTime.count, after.spins + after.sleeps);
-  assert.ok(after.asyncWaits >= 1);
-  assert.equal(after.size, 2);
+  assert.equal(after.size, 0);
   channel.closeSync();
 });
 

@@ -74,9 +74,13 @@ export class Waiter {
       while (now < next);
     }
     const left = deadline - performance.now();
-    if (left <= 0) return;
-    const value = this.#willSleep(index, waiters, seen);
-    if (Number.isNaN(value)) return;
+    const value = left <= 0 ? NaN : this.#willSleep(index, waiters, seen);
+    if (Number.isNaN(value)) {
+      // Out of time, or the counter moved: the wait ends without a sleep.
+      this.stats.spins++;
+      this.stats.time.record(performance.now() - began);
+      return;
+    }
     const asleepAt = sharedNow();
     try {
       sleepOn(w, index, value, Math.min(left, SLICE_MS));
