@@ -1,7 +1,8 @@
 /**
  * What one connection's caller side counts of its calls (LoopThread.stats()), and the call
- * events it publishes. Counting costs a few increments and a histogram record per call; the
- * events cost one check each unless someone subscribed.
+ * events it publishes. Unobserved, a call costs a few increments and boolean checks: its
+ * duration is timed (two clock reads, which cost more than the rest) only once stats() has been
+ * asked for, or while someone subscribes to the call channels.
  */
 import { callEnd, callError, callStart, type CallMessage } from './events.js';
 import { Histogram, type TimeSummary } from './histogram.js';
@@ -18,7 +19,10 @@ export interface CallStats {
   readonly spins: number;
   /** Blocking waits for a reply that slept (and paid a wake-up). */
   readonly sleeps: number;
-  /** Durations of the settled calls, from the caller's call to its return (waiting and running). */
+  /**
+   * Durations of the calls settled since the first stats() call (timing starts then: unobserved,
+   * calls are not timed), from the caller's call to its return (waiting and running).
+   */
   readonly time: TimeSummary;
 }
 
@@ -31,11 +35,20 @@ export class CallCounter {
   spins = 0;
   sleeps = 0;
   readonly time = new Histogram();
+  /** Set by the first stats(): calls are timed from then on. */
+  timed = false;
 
   constructor(
     readonly target: string,
     readonly threadId: number,
   ) {}
+
+  /** The clock at a call's start, if its duration is wanted (else -1). */
+  clock(): number {
+    return this.timed || callStart.hasSubscribers || callEnd.hasSubscribers || callError.hasSubscribers
+      ? performance.now()
+      : -1;
+  }
 
   /** A call begins: its message, if anyone listens. */
   start(blocking: boolean): CallMessage | undefined {
@@ -47,11 +60,12 @@ export class CallCounter {
     return message;
   }
 
-  /** The call that began at `began` (performance.now()) returned. */
+  /** The call that began at `began` (clock()) returned. */
   end(began: number, message: CallMessage | undefined): void {
-    const duration = performance.now() - began;
     this.inFlight--;
-    this.time.record(duration);
+    if (began < 0) return;
+    const duration = performance.now() - began;
+    if (this.timed) this.time.record(duration);
     if (message === undefined || !callEnd.hasSubscribers) return;
     message.duration = duration;
     callEnd.publish(message);
@@ -59,10 +73,11 @@ export class CallCounter {
 
   /** It failed with `error`. */
   fail(began: number, message: CallMessage | undefined, error: unknown): void {
-    const duration = performance.now() - began;
     this.inFlight--;
     this.errors++;
-    this.time.record(duration);
+    if (began < 0) return;
+    const duration = performance.now() - began;
+    if (this.timed) this.time.record(duration);
     if (message === undefined || !callError.hasSubscribers) return;
     message.duration = duration;
     message.error = error;
@@ -70,6 +85,7 @@ export class CallCounter {
   }
 
   snapshot(): CallStats {
+    this.timed = true;
     return {
       calls: this.calls,
       inFlight: this.inFlight,

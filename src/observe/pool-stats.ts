@@ -1,7 +1,8 @@
 /**
  * What a pool counts of its tasks (ThreadPoolExecutor.stats()), and the task events it publishes.
- * Per task: a few increments, two clock reads and two histogram records; a message only when
- * someone subscribed.
+ * Per task: a few increments and a histogram record of the run time its worker measured; the
+ * wait in the queue is timed (two clock reads) once stats() has been asked for, or while someone
+ * subscribes; a message is made only then.
  */
 import { taskDone, taskQueued, taskStarted, type TaskMessage } from './events.js';
 import { Histogram, type TimeSummary } from './histogram.js';
@@ -22,7 +23,7 @@ export interface PoolStats {
   readonly running: number;
   /** Worker threads now. */
   readonly workers: number;
-  /** How long tasks waited from submit until handed to a worker. */
+  /** How long tasks waited from submit until handed to a worker (timed from the first stats() call on). */
   readonly waitTime: TimeSummary;
   /** How long tasks ran on their worker (measured there). */
   readonly runTime: TimeSummary;
@@ -44,21 +45,27 @@ export class PoolCounter {
   cancelled = 0;
   readonly waitTime = new Histogram();
   readonly runTime = new Histogram();
+  /** Set by the first stats(): waits are timed from then on. */
+  timed = false;
 
   constructor(readonly pool: string) {}
 
   queued(t: Traced): void {
     t.traceId = ++this.submitted;
+    if (!taskQueued.hasSubscribers && !taskStarted.hasSubscribers && !taskDone.hasSubscribers) {
+      t.queuedAt = this.timed ? performance.now() : -1;
+      return;
+    }
     t.queuedAt = performance.now();
-    if (!taskQueued.hasSubscribers && !taskStarted.hasSubscribers && !taskDone.hasSubscribers) return;
     t.message = { pool: this.pool, id: t.traceId };
     if (taskQueued.hasSubscribers) taskQueued.publish(t.message);
   }
 
   /** Handed to the worker with this thread id. */
   started(t: Traced, threadId: number): void {
+    if (t.queuedAt < 0) return;
     const waited = performance.now() - t.queuedAt;
-    this.waitTime.record(waited);
+    if (this.timed) this.waitTime.record(waited);
     if (t.message === undefined || !taskStarted.hasSubscribers) return;
     t.message.threadId = threadId;
     t.message.waitTime = waited;
@@ -72,6 +79,7 @@ export class PoolCounter {
   }
 
   snapshot(queued: number, running: number, workers: number): PoolStats {
+    this.timed = true;
     return {
       submitted: this.submitted,
       completed: this.completed,

@@ -97,7 +97,7 @@ export class PortalClient implements Peer {
 
   /** A blocking call of a target (its inline source, if any, is sent once); `marker` starts the caller's stack. */
   invokeSync(target: Target, args: unknown[], options: CallOptions, marker: Api): unknown {
-    const began = performance.now();
+    const began = this.core.stats.clock();
     const traced = this.core.stats.start(true);
     try {
       const value = this.blocking.roundTrip(
@@ -161,7 +161,7 @@ export class PortalClient implements Peer {
 
   /** A non-blocking call of a known target. */
   invoke<T>(target: Target, args: unknown[], options: CallOptions): Future<T> {
-    const began = performance.now();
+    const began = this.core.stats.clock();
     const traced = this.core.stats.start(false);
     const future = this.async.send<T>((w, id) => {
       this.core.writeCall(Channel.Port, w, id, target, args);
