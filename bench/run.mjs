@@ -9,10 +9,11 @@
 // per round is chosen from the warm-up speed so that each round takes about ROUND_MS, which keeps fast
 // and slow cases within the same time budget. Each call is timestamped, so p99 comes for free; the
 // timer's own cost is in every number and is what the native baseline shows.
+import diagnostics from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { LoopThread } from 'loopthread';
+import { LoopThread, diagnosticsChannels } from 'loopthread';
 import { createSyncFn } from 'synckit';
 import makeSynchronized from 'make-synchronized';
 import makeSynchronous from 'make-synchronous';
@@ -52,6 +53,23 @@ const CASES = [
       const loop = new LoopThread({ name: 'bench inline' });
       return {
         call: (value) => loop.runSync(inlineIdentity, value),
+        close: () => loop.closeSync(),
+      };
+    },
+  },
+  {
+    // What observing costs: the same calls with a subscriber on the call start channel (subscribed
+    // only while this case runs; without one, publishing costs a boolean check per call).
+    name: 'loopthread runSync inline, call:start subscribed',
+    kind: 'loopthread',
+    payloads: [PAYLOADS[0]],
+    setup() {
+      const loop = new LoopThread({ name: 'bench observed' });
+      const listener = () => undefined;
+      return {
+        call: (value) => loop.runSync(inlineIdentity, value),
+        enter: () => diagnostics.subscribe(diagnosticsChannels.callStart, listener),
+        leave: () => diagnostics.unsubscribe(diagnosticsChannels.callStart, listener),
         close: () => loop.closeSync(),
       };
     },
@@ -177,18 +195,22 @@ async function runSection(section) {
     for (const c of CASES) {
       const impl = c.setup();
       setups.push(impl);
-      for (const p of PAYLOADS) runs.push({ c, p, call: impl.call });
+      for (const p of c.payloads ?? PAYLOADS) runs.push({ c, p, impl, call: impl.call });
     }
     for (const run of runs) {
+      run.impl.enter?.();
       run.calls = prepare(run.call, run.p.value);
+      run.impl.leave?.();
       run.roundMeans = [];
       run.samples = new Float64Array(run.calls * ROUNDS);
     }
     for (let r = 0; r < ROUNDS; r++) {
       for (const run of runs) {
+        run.impl.enter?.();
         // A few untimed calls: the first call after another case ran pays for waking this case's thread.
         for (let i = 0; i < 20; i++) run.call(run.p.value);
         const durations = timeRound(run.call, run.p.value, run.calls);
+        run.impl.leave?.();
         run.samples.set(durations, r * run.calls);
         run.roundMeans.push(durations.reduce((a, b) => a + b, 0) / run.calls);
       }

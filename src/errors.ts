@@ -102,6 +102,7 @@ export class QueueFullError extends LoopThreadError {
  */
 export class WorkerEntryNotFoundError extends LoopThreadError {
   override readonly code: string = 'ERR_LOOPTHREAD_WORKER_ENTRY_NOT_FOUND';
+  /** The missing file. */
   readonly path: string;
   constructor(message: string, path: string) {
     super(message);

@@ -84,3 +84,13 @@ export type {
   MapOptions,
   Offloaded,
 } from './index.js';
+export { diagnosticsChannels } from './index.js';
+export type {
+  CallMessage,
+  ThreadMessage,
+  TaskMessage,
+  CallStats,
+  PoolStats,
+  ChannelStats,
+  TimeSummary,
+} from './index.js';

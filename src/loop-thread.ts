@@ -30,6 +30,8 @@ import type { LoopThreadData } from './loop-thread-main.js';
 import type { DeathNote } from './loop-thread-boot.js';
 import { defaultTsRunner, startThread, withTsRunner, type TsRunner } from './modules.js';
 import { workerEntry } from './worker-entry.js';
+import type { CallStats } from './observe/call-stats.js';
+import { threadCrash, threadEvent, threadStart, threadStop } from './observe/events.js';
 
 export type { CallOptions } from './portal/client.js';
 
@@ -241,6 +243,11 @@ export class LoopThreadConnection extends LoopThreadCaller implements Disposable
     return new LoopThreadCaller(this.#client, { ...this.#options, ...options });
   }
 
+  /** This connection's calls so far (see LoopThread.stats). */
+  stats(): CallStats {
+    return this.#client.stats.snapshot();
+  }
+
   /** Resolves once this connection is closed: by close(), or because the LoopThread stopped. */
   get closed(): Promise<void> {
     return this.#life.closed;
@@ -328,6 +335,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
   #markClosed!: () => void;
   #liveness!: ThreadLiveness;
   #nextNativeCheck = 0;
+  /** The worker's thread id, kept for events after its exit (when Worker.threadId is -1). */
+  #tid = -1;
 
   /**
    * Starts the loop thread. Calls may be made at once: they wait for it to start.
@@ -405,7 +414,10 @@ export class LoopThread implements Disposable, AsyncDisposable {
     this.#worker.on('exit', (code) => {
       this.#exitCode = code;
       this.#onExit(code);
+      threadEvent(threadStop, { kind: 'loopthread', name: this.name, threadId: this.#tid, exitCode: code });
     });
+    this.#tid = this.#worker.threadId;
+    threadEvent(threadStart, { kind: 'loopthread', name: this.name, threadId: this.#tid });
     // Should this (owning) thread end first, Node stops the worker, which then runs no exit hook
     // of its own: its connections on other threads must hear of it from here.
     const tell = (): void => {
@@ -475,6 +487,14 @@ export class LoopThread implements Disposable, AsyncDisposable {
   /** The worker's thread id. */
   get threadId(): number {
     return this.#worker.threadId;
+  }
+
+  /**
+   * The calls made through this LoopThread (and its `with()` callers) on this thread so far:
+   * counts, their durations' percentiles, and how blocking waits ended (spinning or sleeping).
+   */
+  stats(): CallStats {
+    return this.#client.stats.snapshot();
   }
 
   /** True once closing has begun (close, closeSync, terminate, or the thread stopped): calls then fail with ClosedError. */
@@ -721,6 +741,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
     const error = new WorkerCrashedError(`LoopThread "${this.name}" stopped unexpectedly${how}`, { cause, exitCode });
     this.#exitError = error;
     this.#finish(error);
+    threadEvent(threadCrash, { kind: 'loopthread', name: this.name, threadId: this.#tid, error });
     // A thread that did not start in time, or that is dying, must not linger.
     if (!this.#threadStopped()) void this.#worker.terminate();
     for (const line of this.#handleLines) line.announce(HostState.Crashed, exitCode ?? 1);

@@ -26,7 +26,8 @@ import {
   pin,
   roleBits,
 } from './connections.js';
-import { BYTES, CAPACITY, HEADER_WORDS, MODE, OPEN, STATE, UNFINISHED } from './layout.js';
+import { BYTES, CAPACITY, GET_WAITERS, HEADER_WORDS, MODE, OPEN, PUT_WAITERS, STATE, UNFINISHED } from './layout.js';
+import type { ChannelStats } from '../observe/wait-stats.js';
 import {
   type ChannelCloseOptions,
   type ChannelConnectOptions,
@@ -249,6 +250,22 @@ export class Channel<T = unknown> implements AsyncIterable<T> {
       const waited = changed(this.#words, STATE, OPEN);
       if (waited !== undefined) await waited;
     }
+  }
+
+  /** The channel now (size, sleepers), and how this connection's waits ended so far. */
+  stats(): ChannelStats {
+    const waits = this.#waiter.stats;
+    return {
+      size: this.size,
+      capacity: this.capacity,
+      unfinished: this.unfinished,
+      sleepingGetters: Atomics.load(this.#words, GET_WAITERS),
+      sleepingPutters: Atomics.load(this.#words, PUT_WAITERS),
+      spins: waits.spins,
+      sleeps: waits.sleeps,
+      asyncWaits: waits.asyncWaits,
+      waitTime: waits.time.summary(),
+    };
   }
 
   /** Items put and not yet marked done with taskDone(). */

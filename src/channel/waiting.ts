@@ -12,6 +12,7 @@ import { cancelled, goneError, timeoutError } from './channel-errors.js';
 import { BYTES_OUT, DONE_SEQ, GETTERS, PUT_WAITERS, SLEEPER, UNFINISHED } from './layout.js';
 import { type ChannelSyncOptions, type ChannelWaitOptions, checkTimeout } from './options.js';
 import type { Ring } from './ring.js';
+import { WaitCounter } from '../observe/wait-stats.js';
 
 /** No waiter count to keep and no sleep flag (join: taskDone and close always notify). */
 export const NONE = -1;
@@ -29,6 +30,8 @@ export class Waiter {
   readonly #words: Int32Array;
   /** How long this connection's blocking waits spin before they sleep. */
   readonly #spin = new SpinPolicy();
+  /** How this connection's waits ended (Channel.stats()). */
+  readonly stats = new WaitCounter();
 
   constructor(ring: Ring) {
     this.#ring = ring;
@@ -62,6 +65,8 @@ export class Waiter {
     while (now < spinEnd) {
       if ((Atomics.load(w, index) | flag) !== expected) {
         this.#spin.observe(now - began, budget);
+        this.stats.spins++;
+        this.stats.time.record(now - began);
         return;
       }
       const next = now + POLL_MS;
@@ -69,9 +74,13 @@ export class Waiter {
       while (now < next);
     }
     const left = deadline - performance.now();
-    if (left <= 0) return;
-    const value = this.#willSleep(index, waiters, seen);
-    if (Number.isNaN(value)) return;
+    const value = left <= 0 ? NaN : this.#willSleep(index, waiters, seen);
+    if (Number.isNaN(value)) {
+      // Out of time, or the counter moved: the wait ends without a sleep.
+      this.stats.spins++;
+      this.stats.time.record(performance.now() - began);
+      return;
+    }
     const asleepAt = sharedNow();
     try {
       sleepOn(w, index, value, Math.min(left, SLICE_MS));
@@ -80,7 +89,10 @@ export class Waiter {
     }
     const wokenAt = this.#ring.wokenAt[0] as number;
     if (wokenAt >= asleepAt) observeWake(sharedNow() - wokenAt);
-    this.#spin.observe(performance.now() - began, budget);
+    const end = performance.now();
+    this.#spin.observe(end - began, budget);
+    this.stats.sleeps++;
+    this.stats.time.record(end - began);
   }
 
   /** Waits without blocking until words[index] moves past `seen`, the deadline, or the signal aborts. */
@@ -97,6 +109,7 @@ export class Waiter {
       return;
     }
     holdLoop();
+    this.stats.asyncWaits++;
     let onAbort: (() => void) | undefined;
     try {
       if (signal === undefined) await woken;

@@ -32,6 +32,8 @@ import {
 import { Mode, Status } from './wire.js';
 import { PoolWorker, type Ending, type ThreadOptions } from './worker.js';
 import { workerEntry } from '../worker-entry.js';
+import { threadCrash, threadEvent, threadStart, threadStop } from '../observe/events.js';
+import { PoolCounter, type PoolStats } from '../observe/pool-stats.js';
 
 export type { TaskOptions } from './task-queue.js';
 
@@ -244,6 +246,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   #bootFailures = 0;
   #idleTimer: NodeJS.Timeout | undefined;
   readonly #keepAlive = new KeepAlive();
+  readonly #stats: PoolCounter;
   readonly #events = {
     result: (task: Task, status: Status, micros: number, r: Reader): void => {
       this.#onResult(task, status, micros, r);
@@ -265,6 +268,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   constructor(options: ExecutorOptions = {}) {
     super(undefined, {});
     this.name = options.name ?? `ThreadPoolExecutor #${String(++count)}`;
+    this.#stats = new PoolCounter(this.name);
     this.maxWorkers = Math.max(1, Math.floor(options.maxWorkers ?? CORES));
     this.minWorkers = Math.min(this.maxWorkers, Math.max(0, Math.floor(options.minWorkers ?? 0)));
     this.idleTimeout = options.idleTimeout ?? 30_000;
@@ -296,6 +300,12 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   /** Tasks waiting for a worker (those waiting to enter a full queue not included). */
   get queueSize(): number {
     return this.#queued;
+  }
+
+  /** The pool's tasks so far: counts, the queue and the running, wait and run time percentiles. */
+  stats(): PoolStats {
+    const queued = this.#queued + this.#waitingCount;
+    return this.#stats.snapshot(queued, this.#unsettled - queued, this.#workers.length);
   }
 
   /** True once closing has begun (close, shutdown, terminate): submit then fails with ClosedError. */
@@ -423,6 +433,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     const [future, control] = Future.create<unknown>(t);
     t.future = future;
     t.control = control;
+    this.#stats.queued(t);
     let timer: NodeJS.Timeout | undefined;
     if (timeout !== undefined) {
       t.expire = () => {
@@ -548,6 +559,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
           continue;
         }
         touched = true;
+        this.#stats.started(t, w.thread.threadId);
         this.#queue.shift();
         this.#queued--;
         progressed = true;
@@ -589,7 +601,10 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     this.#threads++;
     // Counted until the thread is really gone (its tasks may have been settled before, by a
     // blocked caller that saw it end).
-    w.thread.once('exit', () => {
+    const threadId = w.threadId;
+    threadEvent(threadStart, { kind: 'pool-worker', name: this.name, threadId });
+    w.thread.once('exit', (exitCode: number) => {
+      threadEvent(threadStop, { kind: 'pool-worker', name: this.name, threadId, exitCode });
       this.#threads--;
       this.#maybeClose();
     });
@@ -646,6 +661,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
 
   #onResult(task: Task, status: Status, micros: number, r: Reader): void {
     if (status !== Status.Skipped) {
+      this.#stats.ran(task, micros);
       this.#averageMicros = this.#averageMicros < 0 ? micros : this.#averageMicros * 0.9 + micros * 0.1;
     }
     if (!task.abandoned) {
@@ -659,6 +675,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   }
 
   #settle(task: Task): void {
+    this.#stats.done(task);
     task.state = 'done';
     task.cleanup?.();
     task.cleanup = undefined;
@@ -850,6 +867,8 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
       cause: ending.cause,
       exitCode: ending.exitCode,
     });
+    if (!worker.stopping)
+      threadEvent(threadCrash, { kind: 'pool-worker', name: this.name, threadId: worker.threadId, error });
     // The tasks it was running went down with it; a task it was told to stop is only settled.
     for (const t of started) {
       if (!t.abandoned) t.control.reject(error);

@@ -5,6 +5,8 @@
 import type { FutureControl, FutureHooks, Future } from '../future.js';
 import { CancelKind } from './layout.js';
 import type { Mode } from './wire.js';
+import type { TaskMessage } from '../observe/events.js';
+import type { Traced } from '../observe/pool-stats.js';
 
 export type TaskState = 'waiting' | 'queued' | 'handed' | 'done';
 
@@ -22,7 +24,7 @@ export interface TaskOptions {
   terminateAfter?: number | undefined;
 }
 
-export class Task implements FutureHooks {
+export class Task implements FutureHooks, Traced {
   state: TaskState = 'waiting';
   /** Its sequence number on the worker it was handed to. */
   seq = 0;
@@ -36,6 +38,11 @@ export class Task implements FutureHooks {
   expire: (() => void) | undefined;
   future!: Future<unknown>;
   control!: FutureControl<unknown>;
+  /** For stats and events (observe/pool-stats.ts). */
+  traceId = 0;
+  queuedAt = 0;
+  runMicros = -1;
+  message: TaskMessage | undefined;
   constructor(
     /** What the future's hooks ask of the pool. */
     private readonly pool: {

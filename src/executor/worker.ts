@@ -103,6 +103,8 @@ export class PoolWorker {
   outstanding = 0;
   /** performance.now() when it last became idle. */
   idleSince = performance.now();
+  /** The thread's id (Worker.threadId is -1 once it exited). */
+  readonly threadId: number;
   /** Being stopped on purpose (retired, or terminated to stop a task that ignored its signal). */
   stopping = false;
   exited = false;
@@ -140,6 +142,7 @@ export class PoolWorker {
     );
     // Not as workerData, which is the user's: worker-main takes it from parentPort.
     this.thread.postMessage(init, [control.port2, payload.port2, notes.port2]);
+    this.threadId = this.thread.threadId;
     this.#liveness = new ThreadLiveness(nativeHandle(this.thread), () => Atomics.load(this.#views.words, Word.Ready));
     // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
     // whether terminate() was called tells the two apart.

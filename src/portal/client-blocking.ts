@@ -121,6 +121,8 @@ export class BlockingCalls {
         this.core.cancelRemote(id, CancelKind.Timeout);
         throw new TimeoutError(`the call to ${this.core.name} timed out after ${String(timeout)} ms`);
       }
+      if (waited === Waited.Slept) this.core.stats.sleeps++;
+      else this.core.stats.spins++;
       this.seenReply = mailbox.seq();
       mailbox.markTaken();
       const slot = mailbox.peek();

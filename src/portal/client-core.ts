@@ -11,6 +11,7 @@ import { inlineSource, SourceIds, TargetKind, type Target } from '../call/target
 import { ClosedError, DeadlockError, ProtocolError, WorkerCrashedError } from '../errors.js';
 import { BulkInbox, type BulkPacket } from '../protocol/bulk.js';
 import { HostState, type Line } from '../protocol/line.js';
+import { CallCounter } from '../observe/call-stats.js';
 import { beginWait } from '../shm/wait-for.js';
 import { Lender, performRefOp } from './lender.js';
 import {
@@ -79,6 +80,8 @@ export class ClientCore {
   private readonly sentSources: [Set<number>, Set<number>] = [new Set(), new Set()];
   /** Pairs (id, count) of references dropped here, not yet told to the other side. */
   private released: number[] = [];
+  /** This side's count of its calls (LoopThread.stats()). */
+  readonly stats: CallCounter;
 
   constructor(
     readonly line: Line,
@@ -89,6 +92,7 @@ export class ClientCore {
     peer: Peer,
   ) {
     this.remotes = new Remotes(peer, this.lender);
+    this.stats = new CallCounter(name, hostThreadId);
     this.reviveSync = (d) => this.remotes.revive(d, 'sync', this.lender);
     this.reviveAsync = (d) => this.remotes.revive(d, 'async', this.lender);
   }

@@ -15,6 +15,7 @@ import { Channel, ClientCore, type ClientHooks } from './client-core.js';
 import type { ExportShape } from './exports.js';
 import { writeClose, writeImport, type PortPacket } from './messages.js';
 import { buildProxy } from './proxy.js';
+import type { CallCounter } from '../observe/call-stats.js';
 import type { Peer } from './remote.js';
 
 export type { CallOptions } from './client-blocking.js';
@@ -64,6 +65,11 @@ export class PortalClient implements Peer {
     return this.core.name;
   }
 
+  /** This side's count of its calls. */
+  get stats(): CallCounter {
+    return this.core.stats;
+  }
+
   /** Why calls fail now, if they do. */
   get closedError(): Error | undefined {
     return this.core.failure;
@@ -99,13 +105,22 @@ export class PortalClient implements Peer {
 
   /** A blocking call of a target (its inline source, if any, is sent once); `marker` starts the caller's stack. */
   invokeSync(target: Target, args: unknown[], options: CallOptions, marker: Api): unknown {
-    return this.blocking.roundTrip(
-      (w, id) => {
-        this.core.writeCall(Channel.Blocking, w, id, target, args);
-      },
-      options,
-      marker,
-    );
+    const began = this.core.stats.clock();
+    const traced = this.core.stats.start(true);
+    try {
+      const value = this.blocking.roundTrip(
+        (w, id) => {
+          this.core.writeCall(Channel.Blocking, w, id, target, args);
+        },
+        options,
+        marker,
+      );
+      this.core.stats.end(began, traced);
+      return value;
+    } catch (error) {
+      this.core.stats.fail(began, traced, error);
+      throw error;
+    }
   }
 
   importSync(specifier: string | URL, options: CallOptions, api: Api): object {
@@ -154,9 +169,17 @@ export class PortalClient implements Peer {
 
   /** A non-blocking call of a known target. */
   invoke<T>(target: Target, args: unknown[], options: CallOptions): Future<T> {
-    return this.async.send<T>((w, id) => {
+    const began = this.core.stats.clock();
+    const traced = this.core.stats.start(false);
+    const future = this.async.send<T>((w, id) => {
       this.core.writeCall(Channel.Port, w, id, target, args);
     }, options);
+    future.addDoneCallback(() => {
+      const error = errorOf(future);
+      if (error === undefined) this.core.stats.end(began, traced);
+      else this.core.stats.fail(began, traced, error);
+    });
+    return future;
   }
 
   /** A non-blocking call; a target that cannot be made (a bad function) fails the Future, not the caller. */
@@ -203,5 +226,14 @@ export class PortalClient implements Peer {
   /** Peer: proxies of ours were dropped; told to the other side with the next message, or soon. */
   release(id: number, count: number): void {
     this.core.release(id, count);
+  }
+}
+
+/** A done future's error (a cancelled one's CancelledError, which exceptionSync throws), or undefined. */
+function errorOf<T>(future: Future<T>): unknown {
+  try {
+    return future.exceptionSync();
+  } catch (error) {
+    return error;
   }
 }
