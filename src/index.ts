@@ -54,13 +54,8 @@ export {
   type ChannelCloseOptions,
   type TryGetResult,
 } from './channel/channel.js';
-export {
-  ThreadPoolExecutor,
-  ExecutorCaller,
-  type ExecutorOptions,
-  type ShutdownOptions,
-  type TaskOptions,
-} from './executor/pool.js';
+export { ThreadPoolExecutor, type ExecutorOptions, type ShutdownOptions, type TaskOptions } from './executor/pool.js';
+export { ExecutorCaller } from './executor/caller.js';
 export { toThread, defaultExecutor, setDefaultExecutor } from './executor/to-thread.js';
 export { spawnThread, spawnThreadWith, type SpawnedThread, type SpawnOptions } from './executor/spawn-thread.js';
 export type { TsRunner } from './modules.js';
