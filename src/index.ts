@@ -1,13 +1,7 @@
 /* eslint-disable @typescript-eslint/no-deprecated -- the deprecated aliases of 0.1 are still exported (CHANGELOG.md) */
-export {
-  LoopThread,
-  LoopThreadCaller,
-  LoopThreadConnection,
-  type LoopThreadHandle,
-  type LoopThreadOptions,
-  type CallerOptions,
-  type CallOptions,
-} from './loop-thread.js';
+export { LoopThread, type LoopThreadOptions, type CallOptions } from './loop-thread.js';
+export { LoopThreadCaller, type CallerOptions } from './loop-thread-caller.js';
+export { LoopThreadConnection, type LoopThreadHandle } from './loop-thread-connection.js';
 export type { CloseOptions } from './lifecycle.js';
 export { Future, type FutureState, type WaitOptions } from './future.js';
 export { currentSignal, throwIfCancelled } from './call/context.js';

@@ -2,11 +2,9 @@
  * LoopThread: an event loop in a worker thread of its own, which synchronous code calls into and
  * blocks on. The worker hosts a portal (src/portal) and loads modules; this side owns its life.
  */
-import { join } from 'node:path';
 import {
   MessageChannel,
-  Worker,
-  type WorkerOptions,
+  type Worker,
   type SHARE_ENV,
   receiveMessageOnPort,
   type MessagePort,
@@ -14,21 +12,23 @@ import {
 } from 'node:worker_threads';
 import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
-import { ConnectionLife, graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
-import { Future } from './future.js';
+import { graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
+import type { Future } from './future.js';
 import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS, EXIT_GRACE_MS } from './protocol/close.js';
 import { HostState, Line } from './protocol/line.js';
 import { waitForChange } from './shm/wait.js';
 import { nativeHandle } from './shm/native-worker.js';
 import { ThreadLiveness } from './shm/thread-liveness.js';
-import { adoptWaitTable, waitTable } from './shm/wait-for.js';
+import { waitTable } from './shm/wait-for.js';
 import { atThreadEnd } from './shm/thread-end.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
-import type { Asyncified, AsyncValue, ReceivedArgs, Syncified, SyncValue } from './portal/proxy.js';
-import { exitSymbol, markEntered } from './portal/remote.js';
+import type { Asyncified, AsyncValue, Syncified, SyncValue } from './portal/proxy.js';
 import type { ConnectRequest } from './portal/host.js';
 import type { LoopThreadData } from './loop-thread-main.js';
 import type { DeathNote } from './loop-thread-boot.js';
+import { LoopThreadCaller, type Callable, type CallerOptions } from './loop-thread-caller.js';
+import { connectTo, type LoopThreadConnection, type LoopThreadHandle } from './loop-thread-connection.js';
+import { startWorker, warnBlind } from './loop-thread-start.js';
 import { defaultTsRunner, startThread, withTsRunner, type TsRunner } from './modules.js';
 
 export type { CallOptions } from './portal/client.js';
@@ -56,198 +56,13 @@ export interface LoopThreadOptions {
   startupTimeout?: number;
 }
 
-/** Options of the call methods, for `LoopThread.with`. */
-export interface CallerOptions extends CallOptions {
-  /**
-   * The method that exits a resource entered by enterSync/usingSync/withSync (for example
-   * "close" or "end"). Default: its Symbol.asyncDispose, else its Symbol.dispose.
-   */
-  exit?: string | undefined;
-}
-
 export type { CloseOptions } from './lifecycle.js';
-
-/** A function that may be sent: a stub from `importSync`/`import`, or an inline function sent as source. */
-type Callable<A extends unknown[], R> = (...args: ReceivedArgs<A>) => R;
-
-/** The call methods, bound to a set of call options (see `LoopThread.with`). */
-export class LoopThreadCaller {
-  /** @internal */
-  constructor(
-    private readonly client: PortalClient,
-    private readonly options: CallerOptions,
-  ) {}
-
-  /**
-   * Calls `fn(...args)` on the loop thread and enters the resource it resolves to (an object with
-   * Symbol.asyncDispose, or with the exit method named by `with({ exit })`), blocking until
-   * entered. The resource stays open until the LoopThread closes, which exits entered resources
-   * last-in first-out, or until the returned reference is disposed (`using`). Enter and exit run
-   * in one async frame on the loop thread, so AsyncLocalStorage state set on enter is there on exit.
-   */
-  enterSync<A extends unknown[], R extends object>(
-    fn: Callable<A, R | Promise<R>>,
-    ...args: A
-  ): Syncified<R> & Disposable {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
-    const ref = this.client.enterSync(fn, args, this.options.exit ?? null, this.options, this.enterSync) as object;
-    markEntered(ref);
-    return ref as Syncified<R> & Disposable;
-  }
-
-  /** enterSync for a block: `using conn = loop.usingSync(connect, url)` exits the resource at the end of the block. */
-  usingSync<A extends unknown[], R extends object>(
-    fn: Callable<A, R | Promise<R>>,
-    ...args: A
-  ): Syncified<R> & Disposable {
-    return this.enterSync(fn, ...args);
-  }
-
-  /**
-   * Enters the resource `fn(...args)` resolves to, runs `body` with it, and exits it; the exit
-   * method receives the body's error (undefined if it returned). Returns what `body` returned, or
-   * throws its error (a SuppressedError if the exit failed too), unless the exit method returned
-   * true, which suppresses the error (as Python's `__aexit__`): then it returns undefined.
-   */
-  withSync<A extends unknown[], R extends object, T>(
-    fn: Callable<A, R | Promise<R>>,
-    args: A,
-    body: (resource: Syncified<R>) => T,
-  ): T | undefined {
-    const resource = this.enterSync(fn, ...args);
-    const exit = (resource as unknown as Record<symbol, (error: unknown) => unknown>)[exitSymbol] as (
-      error: unknown,
-    ) => unknown;
-    let result: T;
-    try {
-      result = body(resource);
-    } catch (error) {
-      let suppress: unknown;
-      try {
-        suppress = exit(error);
-      } catch (exitError) {
-        throw suppressedError(exitError, error, 'exiting the resource failed after its body threw');
-      }
-      if (suppress === true) return undefined;
-      throw error;
-    }
-    exit(undefined);
-    return result;
-  }
-
-  /** Enters a resource without blocking: resolves to an async reference; `await using` exits it. */
-  async enter<A extends unknown[], R extends object>(
-    fn: Callable<A, R | Promise<R>>,
-    ...args: A
-  ): Promise<Asyncified<R> & AsyncDisposable> {
-    const ref = await this.client.enter<object>(fn, args, this.options.exit ?? null, this.options);
-    markEntered(ref);
-    return ref as Asyncified<R> & AsyncDisposable;
-  }
-
-  /** Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error. */
-  runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): SyncValue<Awaited<R>> {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
-    return this.client.callSync(fn, args, this.options, this.runSync) as SyncValue<Awaited<R>>;
-  }
-
-  /** Runs `fn(...args)` on the loop thread without blocking. */
-  run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<AsyncValue<Awaited<R>>> {
-    return this.client.call<AsyncValue<Awaited<R>>>(fn, args, this.options);
-  }
-
-  /** Imports a module on the loop thread; its functions block and return their awaited values. */
-  importSync<T = Record<string, unknown>>(specifier: string | URL): Syncified<T> {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
-    return this.client.importSync(specifier, this.options, this.importSync) as Syncified<T>;
-  }
-
-  /** Imports a module on the loop thread; its functions return Futures. */
-  async import<T = Record<string, unknown>>(specifier: string | URL): Promise<Asyncified<T>> {
-    return (await this.client.import(specifier, this.options)) as Asyncified<T>;
-  }
-}
-
-/**
- * What another thread needs to call a LoopThread: post it there with its port in the transfer
- * list (`worker.postMessage(handle, [handle.port])`, or as workerData with `transferList:
- * [handle.port]`), then `LoopThread.connect(handle)` on that thread. Each handle is one
- * connection, for one thread.
- */
-export interface LoopThreadHandle {
-  readonly kind: 'loopthread.handle';
-  readonly name: string;
-  readonly threadId: number;
-  readonly line: SharedArrayBuffer;
-  readonly port: MessagePort;
-  readonly waits: SharedArrayBuffer;
-}
-
-/** A connection to a LoopThread from another thread (see LoopThread.connect). */
-export class LoopThreadConnection extends LoopThreadCaller implements Disposable, AsyncDisposable {
-  readonly #client: PortalClient;
-  readonly #life: ConnectionLife;
-  readonly #options: CallOptions;
-
-  /** @internal */
-  constructor(client: PortalClient, options: CallOptions, life: ConnectionLife) {
-    super(client, options);
-    this.#client = client;
-    this.#life = life;
-    this.#options = options;
-  }
-
-  /** The call methods with these options (timeout, signal, exit), over the connection's own. */
-  with(options: CallerOptions): LoopThreadCaller {
-    return new LoopThreadCaller(this.#client, { ...this.#options, ...options });
-  }
-
-  /** Resolves once this connection is closed: by close(), or because the LoopThread stopped. */
-  get closed(): Promise<void> {
-    return this.#life.closed;
-  }
-
-  /** True once this connection is closed, or its LoopThread is. */
-  get isClosed(): boolean {
-    return this.#life.isClosed;
-  }
-
-  /**
-   * Ends this connection (not the LoopThread): calls through it then fail with ClosedError. Its
-   * async calls still pending get `grace` ms (default 0) to settle first.
-   */
-  close(options?: CloseOptions): Promise<void> {
-    return this.#life.close(options);
-  }
-
-  /** Ends this connection at once. */
-  closeSync(): void {
-    this.#life.closeSync();
-  }
-
-  [Symbol.dispose](): void {
-    this.closeSync();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-}
-
-/** `new SuppressedError(...)`, also where Node has no SuppressedError yet (Node 20). */
-function suppressedError(error: unknown, suppressed: unknown, message: string): Error {
-  const Native = (globalThis as { SuppressedError?: typeof SuppressedError }).SuppressedError;
-  if (Native !== undefined) return new Native(error, suppressed, message);
-  return Object.assign(new Error(message), { name: 'SuppressedError', error, suppressed });
-}
 
 let count = 0;
 /** How long a blocked caller sleeps between liveness checks (deaths that leave words wake it at once). */
 const SLICE_MS = 20;
 /** Asking the native handle takes a lock: a blocked caller asks at most this often. */
 const NATIVE_CHECK_MS = 10;
-/** Options in execArgv that load code before the thread's main module: code that may fail there. */
-const PRELOAD_FLAGS = /^(?:-r|--require|--import|--loader|--experimental-loader)(?:=|$)/;
 
 export class LoopThread implements Disposable, AsyncDisposable {
   readonly name: string;
@@ -375,20 +190,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
 
   /** Connects to a LoopThread from the thread that received its handle. */
   static connect(handle: LoopThreadHandle, options: CallOptions = {}): LoopThreadConnection {
-    if (handle?.kind !== 'loopthread.handle' || !(handle.line instanceof SharedArrayBuffer)) {
-      throw new TypeError('LoopThread.connect expects a handle made by loop.createHandle()');
-    }
-    adoptWaitTable(handle.waits);
-    const port = handle.port;
-    const life = new ConnectionLife(port, `LoopThread "${handle.name}"`);
-    const client = new PortalClient(new Line(handle.line), port, `LoopThread "${handle.name}"`, handle.threadId, {
-      onBusy: (busy) => {
-        life.onBusy(busy);
-      },
-    });
-    life.client = client;
-    client.refOptions = options;
-    return new LoopThreadConnection(client, options, life);
+    return connectTo(handle, options);
   }
 
   /** The worker's thread id. */
@@ -643,39 +445,4 @@ export class LoopThread implements Disposable, AsyncDisposable {
       });
     }
   }
-}
-
-/**
- * Starts the worker with loop-thread-boot.js preloaded ahead of any preload of the user's, so that
- * a preload that throws or exits is reported with its error rather than as a thread that never
- * started. Inherited execArgv cannot always be passed on explicitly (a worker refuses V8 and
- * process-wide options it would inherit silently): then the worker inherits them as it would
- * have, and a failing inherited preload is seen through startupTimeout.
- */
-function startWorker(execArgv: string[] | undefined, options: WorkerOptions): Worker {
-  const main = join(__dirname, 'loop-thread-main.js');
-  const boot = ['--require', join(__dirname, 'loop-thread-boot.js')];
-  const own = execArgv ?? process.execArgv;
-  if (!own.some((arg) => PRELOAD_FLAGS.test(arg))) return new Worker(main, { ...options, execArgv });
-  if (execArgv !== undefined) return new Worker(main, { ...options, execArgv: [...boot, ...execArgv] });
-  try {
-    return new Worker(main, { ...options, execArgv: [...boot, ...own] });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
-    return new Worker(main, options);
-  }
-}
-
-let warned = false;
-
-/** Said once: without the native handle a blocked caller cannot see a silent death. */
-function warnBlind(): void {
-  if (warned) return;
-  warned = true;
-  process.emitWarning(
-    'loopthread cannot see, on this Node version, whether a worker thread still runs while a caller is ' +
-      'blocked: a thread killed without a word (out of memory, terminate) then leaves a blocking call ' +
-      'without a timeout waiting. Crashes, exits and never-settling calls are still reported.',
-    { code: 'LOOPTHREAD_NO_WORKER_PROBE' },
-  );
 }
