@@ -14,9 +14,8 @@ import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
 import { graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
 import type { Future } from './future.js';
-import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS, EXIT_GRACE_MS } from './protocol/close.js';
-import { HostState, Line } from './protocol/line.js';
-import { waitForChange } from './shm/wait.js';
+import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS } from './protocol/close.js';
+import { HostState, Line, STATE } from './protocol/line.js';
 import { nativeHandle } from './shm/native-worker.js';
 import { ThreadLiveness } from './shm/thread-liveness.js';
 import { waitTable } from './shm/wait-for.js';
@@ -280,17 +279,16 @@ export class LoopThread implements Disposable, AsyncDisposable {
   closeSync(options: CloseOptions = {}): void {
     if (this.#state === 'closed') return;
     const timeout = graceOf(options, DEFAULT_CLOSE_TIMEOUT_MS);
-    // An async close() may be under way: then wait for the thread as it does, blocking.
-    const grace = this.#state === 'closing' ? timeout + CLOSE_ANSWER_GRACE_MS : EXIT_GRACE_MS;
+    const deadline = performance.now() + timeout + CLOSE_ANSWER_GRACE_MS;
     this.#state = 'closing';
-    if (this.#client.closedError === undefined) {
-      this.#client.closeSync(timeout, performance.now() + timeout + CLOSE_ANSWER_GRACE_MS);
-    }
-    // Wait for the thread to finish on its own, then make sure it does.
-    const deadline = performance.now() + grace;
+    if (this.#client.closedError === undefined) this.#client.closeSync(timeout, deadline);
+    // Answered, the thread exits at once: wait for that fact (it writes Closed first, then its
+    // loop is seen gone). Not answered by the deadline, or unseen, it is terminated.
     const words = this.#line.words;
-    while (!this.#threadStopped() && performance.now() < deadline) {
-      waitForChange(words, 0, Atomics.load(words, 0), Math.min(deadline, performance.now() + 5), () => 5);
+    const exiting = (): boolean => this.#line.state === HostState.Closed && !this.#liveness.canProbe;
+    while (!this.#threadStopped() && !exiting() && performance.now() < deadline) {
+      const left = deadline - performance.now();
+      Atomics.wait(words, STATE, Atomics.load(words, STATE), Math.max(0, Math.min(left, NATIVE_CHECK_MS)));
     }
     if (!this.#threadStopped()) void this.#worker.terminate();
     this.#finish(new ClosedError(`LoopThread "${this.name}" is closed`));
@@ -305,20 +303,21 @@ export class LoopThread implements Disposable, AsyncDisposable {
       const timeout = graceOf(options, DEFAULT_CLOSE_TIMEOUT_MS);
       this.#state = 'closing';
       const signal = options.signal;
-      if (this.#client.closedError === undefined && signal?.aborted !== true) {
+      const aborted = signal?.aborted === true;
+      // One bound for the answer and the exit that follows it at once (the 'exit' event).
+      const end = graceEnd(aborted ? 0 : timeout + CLOSE_ANSWER_GRACE_MS, signal);
+      if (this.#client.closedError === undefined && !aborted) {
         const done = this.#client.closeAsync(timeout);
         this.#worker.ref();
-        const end = graceEnd(timeout + CLOSE_ANSWER_GRACE_MS, signal);
         await Promise.race([
           done.then(
             () => undefined,
             () => undefined,
           ),
           end.ended,
+          this.closed,
         ]);
-        end.cancel();
       }
-      const end = graceEnd(signal?.aborted === true ? 0 : EXIT_GRACE_MS, signal);
       const stopped = await Promise.race([this.closed.then(() => true), end.ended.then(() => false)]);
       end.cancel();
       if (!stopped) await this.#worker.terminate();
