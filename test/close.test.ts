@@ -170,6 +170,50 @@ describe('LoopThread', () => {
     assert.equal(Atomics.load(words, 0), 1, 'the thread was terminated');
     assert.equal(loop.exitError, undefined);
   });
+  test('a close while a caller on another thread is blocked elsewhere, its late reply never read: the close does not wait out its grace, and the thread leaves by itself', async (t) => {
+    const loop = new LoopThread({ name: 'unread reply' });
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    await slowExitHook(loop, words, 0);
+    await loop.run((sab: SharedArrayBuffer) => {
+      (globalThis as { gate?: Int32Array }).gate = new Int32Array(sab);
+    }, words.buffer);
+    const handle: LoopThreadHandle = loop.createHandle();
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const { LoopThread } = require(workerData.entry);
+       const conn = LoopThread.connect(workerData.handle);
+       const words = new Int32Array(workerData.words);
+       try {
+         // Answered (three callbacks, then the value) only once the caller has stopped waiting.
+         conn.with({ timeout: 1 }).runSync(async (cb) => {
+           const w = globalThis.gate;
+           while (Atomics.load(w, 1) === 0) await Atomics.waitAsync(w, 1, 0).value;
+           cb(1); cb(2); cb(3);
+           return 1;
+         }, (x) => x);
+       } catch (error) {
+         parentPort.postMessage(error.name);
+       }
+       Atomics.wait(words, 1, 1); // blocked elsewhere for good
+      `,
+      {
+        eval: true,
+        workerData: { handle, entry: require.resolve('loopthread'), words: words.buffer },
+        transferList: [handle.port],
+      },
+    );
+    t.after(() => worker.terminate());
+    assert.equal((await once(worker, 'message'))[0], 'TimeoutError');
+    // Now the call answers, into a mailbox nobody reads.
+    Atomics.store(words, 1, 1);
+    Atomics.notify(words, 1);
+    const grace = 30_000;
+    const start = performance.now();
+    loop.closeSync({ grace });
+    assert.ok(performance.now() - start < grace, 'the close waited out its grace');
+    await loop.closed;
+    assert.equal(Atomics.load(words, 0), 1, 'the thread was terminated');
+  });
 });
 
 describe('Portal', () => {
