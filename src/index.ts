@@ -1,13 +1,8 @@
 /* eslint-disable @typescript-eslint/no-deprecated -- the deprecated aliases of 0.1 are still exported (CHANGELOG.md) */
-export {
-  LoopThread,
-  LoopThreadCaller,
-  LoopThreadConnection,
-  type LoopThreadHandle,
-  type LoopThreadOptions,
-  type CallerOptions,
-  type CallOptions,
-} from './loop-thread.js';
+export { LoopThread, type CallOptions } from './loop-thread.js';
+export type { LoopThreadOptions } from './loop-thread-start.js';
+export { LoopThreadCaller, type CallerOptions } from './loop-thread-caller.js';
+export { LoopThreadConnection, type LoopThreadHandle } from './loop-thread-connection.js';
 export type { CloseOptions } from './lifecycle.js';
 export { Future, type FutureState, type WaitOptions } from './future.js';
 export { currentSignal, throwIfCancelled } from './call/context.js';
@@ -56,13 +51,9 @@ export {
   type ChannelCloseOptions,
   type TryGetResult,
 } from './channel/channel.js';
-export {
-  ThreadPoolExecutor,
-  ExecutorCaller,
-  type ExecutorOptions,
-  type ShutdownOptions,
-  type TaskOptions,
-} from './executor/pool.js';
+export { ThreadPoolExecutor, type TaskOptions } from './executor/pool.js';
+export type { ExecutorOptions, ShutdownOptions } from './executor/options.js';
+export { ExecutorCaller } from './executor/caller.js';
 export { toThread, defaultExecutor, setDefaultExecutor } from './executor/to-thread.js';
 export { spawnThread, spawnThreadWith, type SpawnedThread, type SpawnOptions } from './executor/spawn-thread.js';
 export type { TsRunner } from './modules.js';

@@ -6,7 +6,6 @@
 import { handOver, sayLastWords, type BootData } from './loop-thread-boot.js';
 import { writeSync } from 'node:fs';
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { CLOSE_ANSWER_GRACE_MS } from './protocol/close.js';
 import { HostState, Line } from './protocol/line.js';
 import { pause } from './shm/wait.js';
 import { PortalHost } from './portal/host.js';
@@ -60,17 +59,25 @@ const host = new PortalHost({
   inline: true,
   load: loadModule,
   async onCloseRequest(timeout) {
+    const deadline = performance.now() + timeout;
     await host.close(timeout);
-    // The reply to this request goes out right after; leave once the caller has it.
-    setImmediate(exitWhenFlushed, performance.now() + CLOSE_ANSWER_GRACE_MS);
+    // Replies not yet read (a caller blocked elsewhere) get what is left of the close's grace.
+    await flushedBy(deadline);
+    // The reply to this request goes out right after (published at once, or posted): then leave.
+    setImmediate(exitClosed);
   },
 });
 
-function exitWhenFlushed(deadline: number): void {
-  if (!host.flushed && performance.now() < deadline) {
-    setTimeout(exitWhenFlushed, 1, deadline);
-    return;
-  }
+/** Resolves once every caller has read its replies, or at `deadline` (the user's grace). */
+async function flushedBy(deadline: number): Promise<void> {
+  const left = deadline - performance.now();
+  if (left <= 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([host.whenFlushed(), new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
+  clearTimeout(timer);
+}
+
+function exitClosed(): void {
   end(HostState.Closed, 0);
   process.exit(0);
 }
@@ -107,7 +114,10 @@ process.on('beforeExit', () => {
   answered = true;
   host.refuseCalls();
   line.announce(HostState.Closing);
-  setImmediate(exitWhenFlushed, performance.now() + CLOSE_ANSWER_GRACE_MS);
+  // Leave once the callers have read those answers. One that never reads it (blocked elsewhere)
+  // sees the thread closed when it comes back; the owner closes the thread meanwhile anyway
+  // (onNeverSettled), which bounds this wait by that close's grace.
+  void host.whenFlushed().then(exitClosed);
 });
 
 host.serve(line, data.port, true);

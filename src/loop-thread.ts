@@ -2,300 +2,38 @@
  * LoopThread: an event loop in a worker thread of its own, which synchronous code calls into and
  * blocks on. The worker hosts a portal (src/portal) and loads modules; this side owns its life.
  */
-import {
-  MessageChannel,
-  Worker,
-  type WorkerOptions,
-  type SHARE_ENV,
-  receiveMessageOnPort,
-  type MessagePort,
-  type ResourceLimits,
-} from 'node:worker_threads';
+import { MessageChannel, type Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
-import { ConnectionLife, graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
-import { Future } from './future.js';
-import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS, EXIT_GRACE_MS } from './protocol/close.js';
-import { HostState, Line } from './protocol/line.js';
-import { waitForChange } from './shm/wait.js';
+import { graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
+import type { Future } from './future.js';
+import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS } from './protocol/close.js';
+import { HostState, Line, STATE } from './protocol/line.js';
 import { nativeHandle } from './shm/native-worker.js';
 import { ThreadLiveness } from './shm/thread-liveness.js';
-import { adoptWaitTable, waitTable } from './shm/wait-for.js';
+import { waitTable } from './shm/wait-for.js';
 import { atThreadEnd } from './shm/thread-end.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
-import type { Asyncified, AsyncValue, ReceivedArgs, Syncified, SyncValue } from './portal/proxy.js';
-import { exitSymbol, markEntered } from './portal/remote.js';
+import type { Asyncified, AsyncValue, Syncified, SyncValue } from './portal/proxy.js';
 import type { ConnectRequest } from './portal/host.js';
 import type { LoopThreadData } from './loop-thread-main.js';
 import type { DeathNote } from './loop-thread-boot.js';
-import { defaultTsRunner, startThread, withTsRunner, type TsRunner } from './modules.js';
+import { LoopThreadCaller, type Callable, type CallerOptions } from './loop-thread-caller.js';
+import { connectTo, type LoopThreadConnection, type LoopThreadHandle } from './loop-thread-connection.js';
+import { startWorker, warnBlind, type LoopThreadOptions } from './loop-thread-start.js';
+import { defaultTsRunner, startThread, withTsRunner } from './modules.js';
 import { workerEntry } from './worker-entry.js';
 import type { CallStats } from './observe/call-stats.js';
 import { threadCrash, threadEvent, threadStart, threadStop } from './observe/events.js';
 
 export type { CallOptions } from './portal/client.js';
-
-/** Options of `new LoopThread()`. */
-export interface LoopThreadOptions {
-  /** Shown in errors and as the worker's name. Default "LoopThread #n". */
-  name?: string;
-  /** Default timeout of every call, in milliseconds (none by default). */
-  timeout?: number;
-  /** Limits of the worker's heap and stack; exceeding them is a WorkerCrashedError, never a hang. */
-  resourceLimits?: ResourceLimits;
-  /** Node options of the worker (for example `--import` of a loader). */
-  execArgv?: string[];
-  /** The worker's environment (process.env by default; worker_threads.SHARE_ENV to share it). */
-  env?: NodeJS.ProcessEnv | typeof SHARE_ENV;
-  /**
-   * What loads TypeScript modules where Node does not strip types (before 22.18): `'tsx'`,
-   * `'ts-node'`, `'swc'`... (synckit's names), preloaded in the worker. Default: the environment
-   * variable LOOPTHREAD_TS_RUNNER, else none.
-   */
-  tsRunner?: TsRunner | undefined;
-  /** Bytes of the shared buffer in each direction; larger messages go by the port (see protocol/bulk.ts). Default 256 KiB. */
-  bufferSize?: number;
-  /** How long the thread may take to start before calls fail with WorkerCrashedError. Default 30 s. */
-  startupTimeout?: number;
-  /**
-   * A copy of loopthread's dist/src folder, for an app that bundles loopthread (see "Bundling" in
-   * the README). Default: the environment variable LOOPTHREAD_WORKER_DIR, else loopthread's own.
-   */
-  workerDir?: string | URL | undefined;
-}
-
-/** Options of the call methods, for `LoopThread.with`. */
-export interface CallerOptions extends CallOptions {
-  /**
-   * The method that exits a resource entered by enterSync/usingSync/withSync (for example
-   * "close" or "end"). Default: its Symbol.asyncDispose, else its Symbol.dispose.
-   */
-  exit?: string | undefined;
-}
-
 export type { CloseOptions } from './lifecycle.js';
-
-/** A function that may be sent: a stub from `importSync`/`import`, or an inline function sent as source. */
-type Callable<A extends unknown[], R> = (...args: ReceivedArgs<A>) => R;
-
-/** The call methods, bound to a set of call options (see `LoopThread.with`). */
-export class LoopThreadCaller {
-  /** @internal */
-  constructor(
-    private readonly client: PortalClient,
-    private readonly options: CallerOptions,
-  ) {}
-
-  /**
-   * Calls `fn(...args)` on the loop thread and enters the resource it resolves to (an object with
-   * Symbol.asyncDispose, or with the exit method named by `with({ exit })`), blocking until
-   * entered. The resource stays open until the LoopThread closes, which exits entered resources
-   * last-in first-out, or until the returned reference is disposed (`using`). Enter and exit run
-   * in one async frame on the loop thread, so AsyncLocalStorage state set on enter is there on exit.
-   */
-  enterSync<A extends unknown[], R extends object>(
-    fn: Callable<A, R | Promise<R>>,
-    ...args: A
-  ): Syncified<R> & Disposable {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
-    const ref = this.client.enterSync(fn, args, this.options.exit ?? null, this.options, this.enterSync) as object;
-    markEntered(ref);
-    return ref as Syncified<R> & Disposable;
-  }
-
-  /** enterSync for a block: `using conn = loop.usingSync(connect, url)` exits the resource at the end of the block. */
-  usingSync<A extends unknown[], R extends object>(
-    fn: Callable<A, R | Promise<R>>,
-    ...args: A
-  ): Syncified<R> & Disposable {
-    return this.enterSync(fn, ...args);
-  }
-
-  /**
-   * Enters the resource `fn(...args)` resolves to, runs `body` with it, and exits it; the exit
-   * method receives the body's error (undefined if it returned). Returns what `body` returned, or
-   * throws its error (a SuppressedError if the exit failed too), unless the exit method returned
-   * true, which suppresses the error (as Python's `__aexit__`): then it returns undefined.
-   */
-  withSync<A extends unknown[], R extends object, T>(
-    fn: Callable<A, R | Promise<R>>,
-    args: A,
-    body: (resource: Syncified<R>) => T,
-  ): T | undefined {
-    const resource = this.enterSync(fn, ...args);
-    const exit = (resource as unknown as Record<symbol, (error: unknown) => unknown>)[exitSymbol] as (
-      error: unknown,
-    ) => unknown;
-    let result: T;
-    try {
-      result = body(resource);
-    } catch (error) {
-      let suppress: unknown;
-      try {
-        suppress = exit(error);
-      } catch (exitError) {
-        throw suppressedError(exitError, error, 'exiting the resource failed after its body threw');
-      }
-      if (suppress === true) return undefined;
-      throw error;
-    }
-    exit(undefined);
-    return result;
-  }
-
-  /** Enters a resource without blocking: resolves to an async reference; `await using` exits it. */
-  async enter<A extends unknown[], R extends object>(
-    fn: Callable<A, R | Promise<R>>,
-    ...args: A
-  ): Promise<Asyncified<R> & AsyncDisposable> {
-    const ref = await this.client.enter<object>(fn, args, this.options.exit ?? null, this.options);
-    markEntered(ref);
-    return ref as Asyncified<R> & AsyncDisposable;
-  }
-
-  /**
-   * Runs `fn(...args)` on the loop thread and blocks until it settles: returns its value or throws its error.
-   *
-   * @param fn - A function from `importSync`/`import`, or an inline function (sent as source: it may
-   *   use only its arguments and globals).
-   * @param args - Its arguments: data is copied, objects with methods are lent.
-   * @throws What `fn` throws (copied from the loop thread); {@link TimeoutError} after the call's
-   *   timeout; {@link CancelledError} when its signal aborts; {@link ClosedError} once closed;
-   *   {@link WorkerCrashedError} if the thread dies; {@link NeverSettledError} if its promise can
-   *   never settle; {@link DeadlockError} if called on the loop thread itself;
-   *   {@link DataCloneError} for an argument that cannot cross.
-   */
-  runSync<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): SyncValue<Awaited<R>> {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
-    return this.client.callSync(fn, args, this.options, this.runSync) as SyncValue<Awaited<R>>;
-  }
-
-  /**
-   * Runs `fn(...args)` on the loop thread without blocking.
-   *
-   * @param fn - As for `runSync`.
-   * @param args - As for `runSync`.
-   * @returns A Future that fails as `runSync` throws.
-   */
-  run<A extends unknown[], R>(fn: Callable<A, R>, ...args: A): Future<AsyncValue<Awaited<R>>> {
-    return this.client.call<AsyncValue<Awaited<R>>>(fn, args, this.options);
-  }
-
-  /**
-   * Imports a module on the loop thread; its functions block and return their awaited values.
-   *
-   * @param specifier - An absolute path, a file URL or a package name (resolved from the working directory).
-   * @throws The error that loading the module threw (copied from the loop thread); the loopthread
-   *   errors of `runSync`.
-   */
-  importSync<T = Record<string, unknown>>(specifier: string | URL): Syncified<T> {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- only marks where the caller's stack starts
-    return this.client.importSync(specifier, this.options, this.importSync) as Syncified<T>;
-  }
-
-  /**
-   * Imports a module on the loop thread; its functions return Futures.
-   *
-   * @param specifier - As for `importSync`.
-   */
-  async import<T = Record<string, unknown>>(specifier: string | URL): Promise<Asyncified<T>> {
-    return (await this.client.import(specifier, this.options)) as Asyncified<T>;
-  }
-}
-
-/**
- * What another thread needs to call a LoopThread: post it there with its port in the transfer
- * list (`worker.postMessage(handle, [handle.port])`, or as workerData with `transferList:
- * [handle.port]`), then `LoopThread.connect(handle)` on that thread. Each handle is one
- * connection, for one thread.
- */
-export interface LoopThreadHandle {
-  /** What the handle is for. */
-  readonly kind: 'loopthread.handle';
-  /** The LoopThread's name. */
-  readonly name: string;
-  /** The LoopThread's threadId. */
-  readonly threadId: number;
-  /** The connection's shared words and mailboxes (loopthread's own). */
-  readonly line: SharedArrayBuffer;
-  /** The connection's port: put it in the transfer list. */
-  readonly port: MessagePort;
-  /** Who waits for whom in this process (loopthread's own, behind DeadlockError). */
-  readonly waits: SharedArrayBuffer;
-}
-
-/** A connection to a LoopThread from another thread (see LoopThread.connect). */
-export class LoopThreadConnection extends LoopThreadCaller implements Disposable, AsyncDisposable {
-  readonly #client: PortalClient;
-  readonly #life: ConnectionLife;
-  readonly #options: CallOptions;
-
-  /** @internal */
-  constructor(client: PortalClient, options: CallOptions, life: ConnectionLife) {
-    super(client, options);
-    this.#client = client;
-    this.#life = life;
-    this.#options = options;
-  }
-
-  /** The call methods with these options (timeout, signal, exit), over the connection's own. */
-  with(options: CallerOptions): LoopThreadCaller {
-    return new LoopThreadCaller(this.#client, { ...this.#options, ...options });
-  }
-
-  /** This connection's calls so far (see LoopThread.stats). */
-  stats(): CallStats {
-    return this.#client.stats.snapshot();
-  }
-
-  /** Resolves once this connection is closed: by close(), or because the LoopThread stopped. */
-  get closed(): Promise<void> {
-    return this.#life.closed;
-  }
-
-  /** True once this connection is closed, or its LoopThread is. */
-  get isClosed(): boolean {
-    return this.#life.isClosed;
-  }
-
-  /**
-   * Ends this connection (not the LoopThread): calls through it then fail with ClosedError. Its
-   * async calls still pending get `grace` ms (default 0) to settle first.
-   */
-  close(options?: CloseOptions): Promise<void> {
-    return this.#life.close(options);
-  }
-
-  /** Ends this connection at once. */
-  closeSync(): void {
-    this.#life.closeSync();
-  }
-
-  /** closeSync(), for `using`. */
-  [Symbol.dispose](): void {
-    this.closeSync();
-  }
-
-  /** close(), for `await using`. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-}
-
-/** `new SuppressedError(...)`, also where Node has no SuppressedError yet (Node 20). */
-function suppressedError(error: unknown, suppressed: unknown, message: string): Error {
-  const Native = (globalThis as { SuppressedError?: typeof SuppressedError }).SuppressedError;
-  if (Native !== undefined) return new Native(error, suppressed, message);
-  return Object.assign(new Error(message), { name: 'SuppressedError', error, suppressed });
-}
 
 let count = 0;
 /** How long a blocked caller sleeps between liveness checks (deaths that leave words wake it at once). */
 const SLICE_MS = 20;
 /** Asking the native handle takes a lock: a blocked caller asks at most this often. */
 const NATIVE_CHECK_MS = 10;
-/** Options in execArgv that load code before the thread's main module: code that may fail there. */
-const PRELOAD_FLAGS = /^(?:-r|--require|--import|--loader|--experimental-loader)(?:=|$)/;
 
 /**
  * An event loop on a thread of its own, which synchronous code calls and blocks on (`runSync`,
@@ -468,20 +206,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
    * @throws TypeError if `handle` is not a LoopThread's handle.
    */
   static connect(handle: LoopThreadHandle, options: CallOptions = {}): LoopThreadConnection {
-    if (handle?.kind !== 'loopthread.handle' || !(handle.line instanceof SharedArrayBuffer)) {
-      throw new TypeError('LoopThread.connect expects a handle made by loop.createHandle()');
-    }
-    adoptWaitTable(handle.waits);
-    const port = handle.port;
-    const life = new ConnectionLife(port, `LoopThread "${handle.name}"`);
-    const client = new PortalClient(new Line(handle.line), port, `LoopThread "${handle.name}"`, handle.threadId, {
-      onBusy: (busy) => {
-        life.onBusy(busy);
-      },
-    });
-    life.client = client;
-    client.refOptions = options;
-    return new LoopThreadConnection(client, options, life);
+    return connectTo(handle, options);
   }
 
   /** The worker's thread id. */
@@ -614,17 +339,16 @@ export class LoopThread implements Disposable, AsyncDisposable {
   closeSync(options: CloseOptions = {}): void {
     if (this.#state === 'closed') return;
     const timeout = graceOf(options, DEFAULT_CLOSE_TIMEOUT_MS);
-    // An async close() may be under way: then wait for the thread as it does, blocking.
-    const grace = this.#state === 'closing' ? timeout + CLOSE_ANSWER_GRACE_MS : EXIT_GRACE_MS;
+    const deadline = performance.now() + timeout + CLOSE_ANSWER_GRACE_MS;
     this.#state = 'closing';
-    if (this.#client.closedError === undefined) {
-      this.#client.closeSync(timeout, performance.now() + timeout + CLOSE_ANSWER_GRACE_MS);
-    }
-    // Wait for the thread to finish on its own, then make sure it does.
-    const deadline = performance.now() + grace;
+    if (this.#client.closedError === undefined) this.#client.closeSync(timeout, deadline);
+    // Answered, the thread exits at once: wait for that fact (it writes Closed first, then its
+    // loop is seen gone). Not answered by the deadline, or unseen, it is terminated.
     const words = this.#line.words;
-    while (!this.#threadStopped() && performance.now() < deadline) {
-      waitForChange(words, 0, Atomics.load(words, 0), Math.min(deadline, performance.now() + 5), () => 5);
+    const exiting = (): boolean => this.#line.state === HostState.Closed && !this.#liveness.canProbe;
+    while (!this.#threadStopped() && !exiting() && performance.now() < deadline) {
+      const left = deadline - performance.now();
+      Atomics.wait(words, STATE, Atomics.load(words, STATE), Math.max(0, Math.min(left, NATIVE_CHECK_MS)));
     }
     if (!this.#threadStopped()) void this.#worker.terminate();
     this.#finish(new ClosedError(`LoopThread "${this.name}" is closed`));
@@ -639,20 +363,21 @@ export class LoopThread implements Disposable, AsyncDisposable {
       const timeout = graceOf(options, DEFAULT_CLOSE_TIMEOUT_MS);
       this.#state = 'closing';
       const signal = options.signal;
-      if (this.#client.closedError === undefined && signal?.aborted !== true) {
+      const aborted = signal?.aborted === true;
+      // One bound for the answer and the exit that follows it at once (the 'exit' event).
+      const end = graceEnd(aborted ? 0 : timeout + CLOSE_ANSWER_GRACE_MS, signal);
+      if (this.#client.closedError === undefined && !aborted) {
         const done = this.#client.closeAsync(timeout);
         this.#worker.ref();
-        const end = graceEnd(timeout + CLOSE_ANSWER_GRACE_MS, signal);
         await Promise.race([
           done.then(
             () => undefined,
             () => undefined,
           ),
           end.ended,
+          this.closed,
         ]);
-        end.cancel();
       }
-      const end = graceEnd(signal?.aborted === true ? 0 : EXIT_GRACE_MS, signal);
       const stopped = await Promise.race([this.closed.then(() => true), end.ended.then(() => false)]);
       end.cancel();
       if (!stopped) await this.#worker.terminate();
@@ -782,43 +507,4 @@ export class LoopThread implements Disposable, AsyncDisposable {
       });
     }
   }
-}
-
-/**
- * Starts the worker with loop-thread-boot.js preloaded ahead of any preload of the user's, so that
- * a preload that throws or exits is reported with its error rather than as a thread that never
- * started. Inherited execArgv cannot always be passed on explicitly (a worker refuses V8 and
- * process-wide options it would inherit silently): then the worker inherits them as it would
- * have, and a failing inherited preload is seen through startupTimeout.
- */
-function startWorker(
-  files: { main: string; boot: string },
-  execArgv: string[] | undefined,
-  options: WorkerOptions,
-): Worker {
-  const { main } = files;
-  const boot = ['--require', files.boot];
-  const own = execArgv ?? process.execArgv;
-  if (!own.some((arg) => PRELOAD_FLAGS.test(arg))) return new Worker(main, { ...options, execArgv });
-  if (execArgv !== undefined) return new Worker(main, { ...options, execArgv: [...boot, ...execArgv] });
-  try {
-    return new Worker(main, { ...options, execArgv: [...boot, ...own] });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
-    return new Worker(main, options);
-  }
-}
-
-let warned = false;
-
-/** Said once: without the native handle a blocked caller cannot see a silent death. */
-function warnBlind(): void {
-  if (warned) return;
-  warned = true;
-  process.emitWarning(
-    'loopthread cannot see, on this Node version, whether a worker thread still runs while a caller is ' +
-      'blocked: a thread killed without a word (out of memory, terminate) then leaves a blocking call ' +
-      'without a timeout waiting. Crashes, exits and never-settling calls are still reported.',
-    { code: 'LOOPTHREAD_NO_WORKER_PROBE' },
-  );
 }

@@ -3,8 +3,11 @@
  * on each part, and what grace and signal mean for each.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, test, type TestContext } from 'node:test';
 import { setImmediate as turn } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import {
   CancelledError,
   Channel,
@@ -14,6 +17,7 @@ import {
   Portal,
   ThreadPoolExecutor,
   spawnThread,
+  type LoopThreadHandle,
 } from 'loopthread';
 
 /** Resolves once word 0 of `words` is no longer `from` (awaited, no polling). */
@@ -33,6 +37,36 @@ async function pending(promise: Promise<unknown>): Promise<boolean> {
   );
   for (let i = 0; i < 5; i++) await turn();
   return !settled;
+}
+
+/** A process that keeps a core busy for the test (killed after it). */
+async function busyLoop(t: TestContext): Promise<void> {
+  const child = spawn(process.execPath, ['-e', 'process.stdout.write("x"); for (;;) {}'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
+  await once(child.stdout, 'data');
+}
+
+/**
+ * Registers, on the loop thread, an exit hook that works for `ms` before it sets word 0 of
+ * `words`: a thread that is terminated runs no exit hook, so the word tells a thread that left
+ * by itself, however long its exit took.
+ */
+async function slowExitHook(loop: LoopThread, words: Int32Array, ms: number): Promise<void> {
+  await loop.run(
+    (sab: SharedArrayBuffer, work: number) => {
+      process.on('exit', () => {
+        const end = Date.now() + work;
+        while (Date.now() < end);
+        Atomics.store(new Int32Array(sab), 0, 1);
+      });
+    },
+    words.buffer as SharedArrayBuffer,
+    ms,
+  );
 }
 
 describe('LoopThread', () => {
@@ -81,6 +115,104 @@ describe('LoopThread', () => {
       2,
       'closing a connection leaves the LoopThread open',
     );
+  });
+  for (const how of ['closeSync', 'close'] as const) {
+    test(`${how}() lets the thread leave by itself after its answer, however long its exit takes (its exit is a fact awaited, not a time)`, async () => {
+      const loop = new LoopThread({ name: `slow exit ${how}` });
+      const words = new Int32Array(new SharedArrayBuffer(4));
+      await slowExitHook(loop, words, 500);
+      if (how === 'closeSync') loop.closeSync();
+      else await loop.close();
+      await loop.closed;
+      assert.equal(Atomics.load(words, 0), 1, 'the thread was terminated during its exit');
+      assert.equal(loop.exitError, undefined);
+    });
+  }
+
+  test('a close racing with calls from the owner and from another thread, under load: each call gets its value or ClosedError, the thread leaves by itself', async (t) => {
+    await busyLoop(t);
+    const loop = new LoopThread({ name: 'close race' });
+    const words = new Int32Array(new SharedArrayBuffer(4));
+    await slowExitHook(loop, words, 0);
+    const handle: LoopThreadHandle = loop.createHandle();
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const { LoopThread } = require(workerData.entry);
+       const conn = LoopThread.connect(workerData.handle);
+       const seen = { values: 0, errors: [] };
+       for (let i = 0; ; i++) {
+         try {
+           if (conn.runSync((x) => x * 2, i) !== i * 2) throw new Error('wrong value');
+           seen.values++;
+           if (seen.values === 20) parentPort.postMessage('calling');
+         } catch (error) {
+           seen.errors.push(error.name);
+           break;
+         }
+       }
+       parentPort.postMessage(seen);`,
+      { eval: true, workerData: { handle, entry: require.resolve('loopthread') }, transferList: [handle.port] },
+    );
+    t.after(() => worker.terminate());
+    const messages = once(worker, 'message');
+    assert.equal((await messages)[0], 'calling');
+    const result = once(worker, 'message');
+    const calls = Array.from({ length: 50 }, (_, i) => loop.run((x: number) => x + 1, i));
+    loop.closeSync();
+    const outcomes = await Promise.allSettled(calls);
+    outcomes.forEach((o, i) => {
+      if (o.status === 'fulfilled') assert.equal(o.value, i + 1);
+      else assert.ok(o.reason instanceof ClosedError, String(o.reason));
+    });
+    const [seen] = (await result) as [{ values: number; errors: string[] }];
+    assert.deepEqual(seen.errors, ['ClosedError']);
+    await loop.closed;
+    assert.equal(Atomics.load(words, 0), 1, 'the thread was terminated');
+    assert.equal(loop.exitError, undefined);
+  });
+  test('a close while a caller on another thread is blocked elsewhere, its late reply never read: the close does not wait out its grace, and the thread leaves by itself', async (t) => {
+    const loop = new LoopThread({ name: 'unread reply' });
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    await slowExitHook(loop, words, 0);
+    await loop.run((sab: SharedArrayBuffer) => {
+      (globalThis as { gate?: Int32Array }).gate = new Int32Array(sab);
+    }, words.buffer);
+    const handle: LoopThreadHandle = loop.createHandle();
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const { LoopThread } = require(workerData.entry);
+       const conn = LoopThread.connect(workerData.handle);
+       const words = new Int32Array(workerData.words);
+       try {
+         // Answered (three callbacks, then the value) only once the caller has stopped waiting.
+         conn.with({ timeout: 1 }).runSync(async (cb) => {
+           const w = globalThis.gate;
+           while (Atomics.load(w, 1) === 0) await Atomics.waitAsync(w, 1, 0).value;
+           cb(1); cb(2); cb(3);
+           return 1;
+         }, (x) => x);
+       } catch (error) {
+         parentPort.postMessage(error.name);
+       }
+       Atomics.wait(words, 1, 1); // blocked elsewhere for good
+      `,
+      {
+        eval: true,
+        workerData: { handle, entry: require.resolve('loopthread'), words: words.buffer },
+        transferList: [handle.port],
+      },
+    );
+    t.after(() => worker.terminate());
+    assert.equal((await once(worker, 'message'))[0], 'TimeoutError');
+    // Now the call answers, into a mailbox nobody reads.
+    Atomics.store(words, 1, 1);
+    Atomics.notify(words, 1);
+    const grace = 30_000;
+    const start = performance.now();
+    loop.closeSync({ grace });
+    assert.ok(performance.now() - start < grace, 'the close waited out its grace');
+    await loop.closed;
+    assert.equal(Atomics.load(words, 0), 1, 'the thread was terminated');
   });
 });
 

@@ -519,11 +519,14 @@ test('the timeout given to Portal.connect also bounds the calls of a for...of ov
   const portal = Portal.open(api, { name: 'stalling generator' });
   const handle = portal.createHandle();
   const plan: Plan = { way: 'never', by: 'other', phase: 'after', code: 0, token: '' };
-  const iterating = startWorker({ role: 'iter-timeout', stage: new SharedArrayBuffer(16), plan, handle }, [
+  // Each call gets the whole timeout: the two items arrive well within it even on a loaded
+  // machine, and only the third next(), which never settles, can end by it.
+  const timeout = 2_000;
+  const iterating = startWorker({ role: 'iter-timeout', stage: new SharedArrayBuffer(16), plan, handle, timeout }, [
     handle.port,
   ]);
   try {
-    assert.deepEqual(await within(iterating.message, 'the iteration', WATCHDOG_MS), {
+    assert.deepEqual(await within(iterating.message, 'the iteration', WATCHDOG_MS + timeout), {
       name: 'TimeoutError',
       items: [1, 2],
     });

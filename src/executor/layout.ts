@@ -59,9 +59,6 @@ const TASK_OFFSET = REASON_OFFSET + CANCEL_SLOTS * 4;
 const RESULT_OFFSET = TASK_OFFSET + TASK_RING_BYTES;
 const TOTAL = RESULT_OFFSET + RESULT_RING_BYTES;
 
-// Why a task was cancelled (the reason word of its cancel slot): the call layer's CancelKind.
-export { CancelKind } from '../call/run.js';
-
 export interface Views {
   readonly words: Int32Array;
   readonly stamps: Float64Array;

@@ -5,7 +5,8 @@
 import { TimeoutError } from '../errors.js';
 import type { Future } from '../future.js';
 import type { CloseOptions } from '../lifecycle.js';
-import { ThreadPoolExecutor, type ExecutorOptions } from './pool.js';
+import { ThreadPoolExecutor } from './pool.js';
+import type { ExecutorOptions } from './options.js';
 import type { TaskOptions } from './task-queue.js';
 
 /** What {@link spawnThread} returns: the job's future and its thread's lifecycle. */

@@ -6,8 +6,6 @@
 import { inlineSource, TargetKind } from '../call/target.js';
 import type { Future } from '../future.js';
 
-export { normalizeSpecifier } from '../call/target.js';
-
 /** A target as a pool worker learns it: the module is named by its specifier (each worker loads it). */
 export type Definition =
   | { readonly kind: TargetKind.Export; readonly specifier: string; readonly path: readonly string[] }

@@ -3,7 +3,8 @@
  * push, shift and (for tasks given back by a worker that died) unshift.
  */
 import type { FutureControl, FutureHooks, Future } from '../future.js';
-import { CancelKind } from './layout.js';
+import { CancelKind } from '../call/run.js';
+import { TimeoutError } from '../errors.js';
 import type { Mode } from './wire.js';
 import type { TaskMessage } from '../observe/events.js';
 import type { Traced } from '../observe/pool-stats.js';
@@ -58,6 +59,31 @@ export class Task implements FutureHooks, Traced {
     readonly beside: unknown[] | undefined,
     readonly options: TaskOptions,
   ) {}
+
+  /** Starts the task's timeout and listens to its signal (its future is made). */
+  arm(): void {
+    const { signal, timeout } = this.options;
+    let timer: NodeJS.Timeout | undefined;
+    if (timeout !== undefined) {
+      this.expire = () => {
+        if (this.control.reject(new TimeoutError(`the task timed out after ${String(timeout)} ms`))) {
+          this.pool.abandon(this, CancelKind.Timeout);
+        }
+      };
+      this.expiresAt = performance.now() + timeout;
+      timer = setTimeout(this.expire, timeout);
+    }
+    const onAbort = (): void => {
+      this.future.cancel(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (timer !== undefined || signal !== undefined) {
+      this.cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+    }
+  }
 
   /** The future's hook: it was cancelled. */
   onCancel(): void {

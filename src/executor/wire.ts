@@ -11,9 +11,6 @@ import type { Status } from '../call/run.js';
 import { TargetKind } from '../call/target.js';
 import type { Definition } from './targets.js';
 
-// Status is the call layer's; re-exported for the pool, which reads results.
-export { Status } from '../call/run.js';
-
 /** The first byte of a task ring record. */
 export const enum RecordKind {
   /** A record to skip (a hand-over that failed after its room was taken). */

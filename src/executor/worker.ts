@@ -8,17 +8,8 @@ import { MessageChannel, Worker, receiveMessageOnPort, type WorkerOptions } from
 import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
 import { decodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
-import {
-  createShared,
-  CANCEL_MASK,
-  CANCEL_SLOTS,
-  MainWaits,
-  Stamp,
-  views,
-  Word,
-  type CancelKind,
-  type Views,
-} from './layout.js';
+import { createShared, CANCEL_MASK, CANCEL_SLOTS, MainWaits, Stamp, views, Word, type Views } from './layout.js';
+import type { CancelKind, Status } from '../call/run.js';
 import { nativeHandle } from '../shm/native-worker.js';
 import { ThreadLiveness } from '../shm/thread-liveness.js';
 import { RingReader, RingWriter } from './ring.js';
@@ -34,7 +25,6 @@ import {
   WAKE,
   writeDefine,
   type LastWords,
-  type Status,
 } from './wire.js';
 import type { WorkerInit } from './worker-main.js';
 
@@ -397,6 +387,26 @@ export class PoolWorker {
     if (seq === 0 || seq === this.#dropAsked) return 0;
     const task = this.#slots[seq & CANCEL_MASK];
     return task?.seq === seq && task.owner === this ? seq : 0;
+  }
+
+  /**
+   * A cancelled task that has not stopped `grace` ms later has its thread terminated. Only the
+   * task itself is stopped: not yet begun, it will be skipped when its turn comes (looked at again
+   * after another grace period, in case it began meanwhile).
+   */
+  killAfter(task: Task, grace: number): void {
+    let timer: NodeJS.Timeout | undefined;
+    const check = (): void => {
+      if (task.state !== 'handed' || task.owner !== this || this.exited) return;
+      if (this.started === task.seq) this.kill();
+      else timer = setTimeout(check, grace);
+    };
+    timer = setTimeout(check, grace);
+    const previous = task.cleanup;
+    task.cleanup = () => {
+      previous?.();
+      clearTimeout(timer);
+    };
   }
 
   /** Tells the worker to give up the task it is stuck on: it answers NeverSettledError. */

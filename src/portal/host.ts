@@ -70,6 +70,7 @@ export class PortalHost {
   private state: 'running' | 'closing' | 'closed' = 'running';
   private pending = 0;
   private busyOutboxes = 0;
+  private flushWaiters: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   /** Resources entered by enterSync, exited last-in first-out when the host closes. */
   private readonly entered = new EnteredResources();
@@ -106,6 +107,7 @@ export class PortalHost {
   serve(line: Line, port: MessagePort, owner: boolean): HostConnection {
     const conn = new HostConnection(line, port, owner, (busy) => {
       this.busyOutboxes += busy ? 1 : -1;
+      if (this.busyOutboxes === 0) for (const resolve of this.flushWaiters.splice(0)) resolve();
       this.updateKeepAlive();
     });
     this.connections.add(conn);
@@ -512,9 +514,13 @@ export class PortalHost {
     clearTimeout(timer);
   }
 
-  /** True once every reply is out of the outboxes (the callers consumed them). */
-  get flushed(): boolean {
-    return this.busyOutboxes === 0;
+  /**
+   * Resolves once every reply is out of the outboxes: each caller has acknowledged, in shared
+   * memory, the reply before it (see Outbox).
+   */
+  whenFlushed(): Promise<void> {
+    if (this.busyOutboxes === 0) return Promise.resolve();
+    return new Promise((resolve) => this.flushWaiters.push(resolve));
   }
 
   /** From now on every call is answered with ClosedError (the loop thread is about to end). */

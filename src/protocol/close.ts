@@ -4,8 +4,8 @@
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 /**
  * Beyond the close timeout: how much longer the owner waits for the thread to answer its close
- * request, and the thread for its last replies to be read, before each goes on without.
+ * request and exit (resource exits and iteration ends run after the calls' grace), before it
+ * terminates it. The thread itself leaves right after its answer; it waits for its last replies
+ * to be read only within the close's grace.
  */
 export const CLOSE_ANSWER_GRACE_MS = 1_000;
-/** After a close was answered (or given up): how long the thread gets to exit by itself before it is terminated. */
-export const EXIT_GRACE_MS = 200;
