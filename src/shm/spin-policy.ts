@@ -25,17 +25,17 @@ const CAN_SPIN = availableParallelism() > 1;
 /** Waits with spinning off after the first pair of late answers; doubled after each probe that fails. */
 const FIRST_BACKOFF = 16;
 const MAX_BACKOFF = 1024;
+/** Weight of a new wake-up sample in the running estimate. */
+const WEIGHT = 1 / 8;
 /**
- * Weights of a new wake-up sample in the running estimate, below and above it. A wake-up is the
- * kernel's work plus however long the woken thread then waits for a core: the first is what
- * spinning saves, the second only grows when cores are oversubscribed, and spinning longer then
- * takes cores from the threads whose answers are awaited (seen: 8 threads on 2 cores pushed an
- * even estimate to 5-15 ms of spinning per wait). So the estimate follows the low envelope of the
- * samples: quickly down, slowly up.
+ * A wake-up sample this many times the estimate is taken at this multiple: one descheduling of
+ * tens of milliseconds says nothing about the next wake-up, and must not make every later wait
+ * spin for that long. On a crowded machine the samples stay long (the woken thread waits for a
+ * core) and the estimate grows with them; what stops the spinning there is the spin found
+ * descheduled (spinWasPreempted) and the late answers, not the estimate. (Following the low
+ * envelope of the samples instead was tried: a wait that slept just as its answer came gives a
+ * near-zero sample, which then held spinning off on an idle machine.)
  */
-const WEIGHT_DOWN = 1 / 2;
-const WEIGHT_UP = 1 / 256;
-/** A wake-up sample this many times the estimate is taken at this multiple. */
 const OUTLIER = 2;
 
 /** Milliseconds on a clock that all threads of the process share (performance.now() does not). */
@@ -48,8 +48,7 @@ let wakeMs = Number.NaN;
 export function observeWake(ms: number): void {
   if (!(ms >= 0)) return;
   if (Number.isNaN(wakeMs)) wakeMs = ms;
-  else if (ms < wakeMs) wakeMs += (ms - wakeMs) * WEIGHT_DOWN;
-  else wakeMs += (Math.min(ms, wakeMs * OUTLIER) - wakeMs) * WEIGHT_UP;
+  else wakeMs += (Math.min(ms, wakeMs * OUTLIER) - wakeMs) * WEIGHT;
 }
 
 /** This thread's measured wake-up cost in ms, NaN while unknown. */

@@ -10,48 +10,34 @@ export const enum Waited {
   Slept = 2,
 }
 
-/** Whether the last spinFor() lost most of its time to other threads (see spinFor). */
+/** Whether the last spinFor() was descheduled for a good part of its budget (see spinFor). */
 let preempted = false;
 
 /**
  * Spins up to `ms` milliseconds for words[index] to differ from `seen`. True if it did.
  *
- * It also tells whether the cores were oversubscribed meanwhile (spinWasPreempted): each round of
- * the loop costs the same, so a spin whose wall time is several times its rounds at the fastest
- * round's cost spent most of that time descheduled. Spinning then takes a core from the thread it
- * waits for; the spin policy stops spinning. Measured on the spin itself: no assumed speed.
+ * It also tells whether the cores were oversubscribed meanwhile (spinWasPreempted): the loop
+ * reads the clock every few dozen loads, so one gap between two reads longer than half the budget
+ * means this thread was descheduled in the middle of it. Spinning then takes a core from the
+ * thread it waits for; the spin policy stops spinning. The budget is the measured wake-up cost, so
+ * nothing here assumes a speed.
  */
 export function spinFor(words: Int32Array, index: number, seen: number, ms: number): boolean {
   preempted = false;
   if (ms <= 0) return Atomics.load(words, index) !== seen;
-  const start = performance.now();
-  const end = start + ms;
-  let last = start;
-  let fastest = Infinity;
-  let rounds = 0;
+  const end = performance.now() + ms;
+  const gapLimit = ms / 2;
+  let last = end - ms;
   for (;;) {
-    for (let i = 0; i < 64; i++) {
-      if (Atomics.load(words, index) !== seen) {
-        judge(last - start, rounds, fastest);
-        return true;
-      }
-    }
+    for (let i = 0; i < 64; i++) if (Atomics.load(words, index) !== seen) return true;
     const t = performance.now();
-    if (t - last < fastest) fastest = t - last;
+    if (t - last > gapLimit) preempted = true;
     last = t;
-    rounds++;
-    if (t > end) {
-      judge(t - start, rounds, fastest);
-      return false;
-    }
+    if (t > end) return false;
   }
 }
 
-function judge(elapsed: number, rounds: number, fastest: number): void {
-  preempted = rounds >= 8 && elapsed > 4 * rounds * fastest;
-}
-
-/** Whether the last spinFor() of this thread was mostly descheduled: the cores are oversubscribed. */
+/** Whether the last spinFor() of this thread was descheduled in the middle: the cores are oversubscribed. */
 export function spinWasPreempted(): boolean {
   return preempted;
 }
