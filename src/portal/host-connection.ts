@@ -89,7 +89,7 @@ export class HostConnection implements Peer {
         writeCall(w, id, target, args, 'to the calling thread', this.remotes.lending, outer);
       };
       try {
-        if (outer !== 0) this.outbox.send(write);
+        if (outer !== 0) this.outbox.send(write, outer);
         else this.post(write);
       } catch (error) {
         reject(error);

@@ -419,7 +419,7 @@ export class PortalHost {
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
       writeReply(w, id, status, value, conn.remotes.lending);
-    });
+    }, id);
     conn.replied = published;
     conn.spun = budget;
     if (!spin) {
@@ -451,6 +451,7 @@ export class PortalHost {
   }
 
   private cancel(conn: HostConnection, id: number, reason: CancelKind): void {
+    conn.outbox.drop(id);
     conn.rejectCallbacks(
       new CancelledError('the blocking call this callback was called during is over (it timed out or was cancelled)'),
       id,

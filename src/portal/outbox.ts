@@ -11,7 +11,8 @@ import { changed } from '../shm/wait.js';
 import { ownedWriter } from './messages.js';
 
 export class Outbox {
-  private readonly queue: { bytes: Buffer; length: number }[] = [];
+  /** Messages not yet in the mailbox, each with the blocking call it belongs to. */
+  private readonly queue: { bytes: Buffer; length: number; call: number }[] = [];
   private waiting = false;
 
   constructor(
@@ -20,8 +21,11 @@ export class Outbox {
     private readonly onBusyChange: (busy: boolean) => void,
   ) {}
 
-  /** Returns true when the message was published at once. */
-  send(write: (w: Writer) => void): boolean {
+  /**
+   * Returns true when the message was published at once. `call` is the blocking call it belongs
+   * to (a reply's id, a callback's outer call): see drop().
+   */
+  send(write: (w: Writer) => void, call: number): boolean {
     if (this.queue.length === 0 && this.mailbox.isFree()) {
       const w = new Writer(this.mailbox.data);
       write(w);
@@ -32,10 +36,22 @@ export class Outbox {
     }
     const w = ownedWriter();
     write(w);
-    this.queue.push({ bytes: w.buf, length: w.pos });
+    this.queue.push({ bytes: w.buf, length: w.pos, call });
     if (this.queue.length === 1) this.onBusyChange(true);
     this.pump();
     return false;
+  }
+
+  /**
+   * Drops what waits for the mailbox on behalf of `call`, which its caller gave up (it timed out
+   * or was cancelled): the caller would drop a late reply, and answer a late callback with a
+   * CancelledError nobody waits for. Otherwise a caller that never reads again (blocked
+   * elsewhere) would hold these, and a close waiting for the outboxes to empty, for good.
+   */
+  drop(call: number): void {
+    const before = this.queue.length;
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]?.call === call) this.queue.splice(i, 1);
+    if (before > 0 && this.queue.length === 0) this.onBusyChange(false);
   }
 
   private pump(): void {
@@ -56,7 +72,7 @@ export class Outbox {
         else void wake.then(resume);
         return;
       }
-      const { bytes, length } = this.queue.shift() as { bytes: Buffer; length: number };
+      const { bytes, length } = this.queue.shift() as { bytes: Buffer; length: number; call: number };
       if (length > this.mailbox.data.length) {
         sendBulk(this.port, this.mailbox, bytes, length);
       } else {
