@@ -34,6 +34,18 @@ export const cloneable = fc.oneof(
   }),
 );
 
+/**
+ * Node 20's assert.deepStrictEqual finds two invalid Dates unequal (NaN !== NaN; later lines fixed
+ * it), so values holding one are checked apart (see the invalid Date test) rather than here.
+ */
+function holdsInvalidDate(v: unknown, seen = new Set<unknown>()): boolean {
+  if (v instanceof Date) return Number.isNaN(v.getTime());
+  if (typeof v !== 'object' || v === null || seen.has(v)) return false;
+  seen.add(v);
+  const inner = v instanceof Map ? [...v.keys(), ...v.values()] : v instanceof Set ? [...v] : Object.values(v);
+  return inner.some((x) => holdsInvalidDate(x, seen));
+}
+
 describe('parity with structuredClone', () => {
   let loop: LoopThread;
   before(() => {
@@ -46,6 +58,7 @@ describe('parity with structuredClone', () => {
   it('a generated value comes back from a blocking and an awaited call as structuredClone makes it', async () => {
     await fc.assert(
       fc.asyncProperty(cloneable, async (value) => {
+        fc.pre(!holdsInvalidDate(value));
         const expected = structuredClone(value);
         assert.deepStrictEqual(
           loop.runSync((v: unknown) => v, value),
@@ -55,6 +68,16 @@ describe('parity with structuredClone', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+
+  it('an invalid Date comes back invalid, as structuredClone makes it', async () => {
+    for (const back of [
+      loop.runSync((v: unknown) => v, new Date(NaN)),
+      await loop.run((v: unknown) => v, new Date(NaN)),
+    ]) {
+      assert.ok(back instanceof Date);
+      assert.ok(Number.isNaN(back.getTime()));
+    }
   });
 
   it('cycles and shared references keep their shape', () => {

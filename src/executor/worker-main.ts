@@ -462,6 +462,14 @@ function start(message: WorkerInit): void {
 // thread got ahead of that post.
 const port = parentPort;
 if (port === null) throw new Error('worker-main.js runs only as a pool worker');
-const first = receiveMessageOnPort(port);
+/** The values, if already there; Deno's parentPort is no MessagePort to take a message from at once. */
+function takeFirst(from: MessagePort): { message: unknown } | undefined {
+  try {
+    return receiveMessageOnPort(from);
+  } catch {
+    return undefined;
+  }
+}
+const first = takeFirst(port);
 if (first !== undefined) start(first.message as WorkerInit);
 else port.once('message', start);
