@@ -5,11 +5,10 @@
  */
 import { MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { CallContext } from '../call/context.js';
-import { compileInline, explainCapture } from '../call/compile.js';
+import { explainCapture } from '../call/compile.js';
 import { cancelError, runCall, Status, type CancelKind, type Settled } from '../call/run.js';
-import { exportAt, TargetKind, type Fn, type Target } from '../call/target.js';
+import type { Fn, Target } from '../call/target.js';
 import { CancelledError, ClosedError, ProtocolError } from '../errors.js';
-import type { Payload } from '../codec/payload.js';
 import { corrupt } from '../codec/writer.js';
 import { isBulk } from '../protocol/bulk.js';
 import { HostState, Line } from '../protocol/line.js';
@@ -17,11 +16,11 @@ import { now } from '../protocol/mailbox.js';
 import { spinFor } from '../shm/wait.js';
 import { observeWake } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
-import { describeExports } from './exports.js';
 import { HostConnection, type InFlight } from './host-connection.js';
 import { IdleWatch } from './idle-watch.js';
-import { endIteration, performRefOp } from './lender.js';
+import { endIteration } from './lender.js';
 import {
+  isPortPacket,
   MessageKind,
   postOn,
   readMessage,
@@ -30,10 +29,10 @@ import {
   writeReply,
   WAKE,
   type Message,
-  type PortPacket,
 } from './messages.js';
 import { EnteredResources } from './resources.js';
 import { RequestPoller } from './request-poller.js';
+import { HostTargets } from './host-targets.js';
 
 export { HostConnection } from './host-connection.js';
 
@@ -65,8 +64,6 @@ const MAX_CHAINED_REQUESTS = 256;
 
 export class PortalHost {
   readonly connections = new Set<HostConnection>();
-  private readonly modules: object[] = [];
-  private readonly moduleIds = new Map<string, number>();
   private state: 'running' | 'closing' | 'closed' = 'running';
   private pending = 0;
   private busyOutboxes = 0;
@@ -74,6 +71,8 @@ export class PortalHost {
   private idleWaiters: (() => void)[] = [];
   /** Resources entered by enterSync, exited last-in first-out when the host closes. */
   private readonly entered = new EnteredResources();
+  /** What a call's target names here: the hosted modules, lent objects, inline functions. */
+  private readonly targets: HostTargets;
   /** Answers the calls that can never settle (see onLoopIdle). */
   private readonly idleWatch = new IdleWatch(this);
   /** Keeps this thread's loop alive while it waits for calls, and only then (see onLoopIdle). */
@@ -90,14 +89,14 @@ export class PortalHost {
   );
 
   constructor(private readonly options: HostOptions) {
+    this.targets = new HostTargets(options, this.entered);
     // A loop thread's host holds its loop open from the start, waiting for calls.
     if (options.keepAlive === true) this.keepAlive.hold(true);
   }
 
   /** Hosts a module namespace or api object; its id is what targets name. */
   addModule(namespace: object): number {
-    this.modules.push(namespace);
-    return this.modules.length - 1;
+    return this.targets.add(namespace);
   }
 
   /**
@@ -256,7 +255,7 @@ export class PortalHost {
         this.call(conn, m.id, m.target, m.args, viaPort);
         return;
       case MessageKind.Import:
-        this.track(conn, m.id, viaPort, () => this.importModule(m.specifier));
+        this.track(conn, m.id, viaPort, () => this.targets.importModule(m.specifier));
         return;
       case MessageKind.Close:
         if (!conn.mayClose) {
@@ -308,66 +307,11 @@ export class PortalHost {
     }
   }
 
-  private async importModule(specifier: string): Promise<unknown> {
-    let id = this.moduleIds.get(specifier);
-    if (id === undefined) {
-      if (this.options.load === undefined) throw new TypeError('a portal serves only its api: it imports no modules');
-      const ns = await this.options.load(specifier);
-      id = this.moduleIds.get(specifier) ?? this.addModule(ns);
-      this.moduleIds.set(specifier, id);
-    }
-    return [id, describeExports(this.modules[id] as object)];
-  }
-
-  /** The function a target names, and its `this`. */
-  private resolve(conn: HostConnection, target: Target, viaPort: boolean): [Fn, unknown] {
-    switch (target[0]) {
-      case TargetKind.Lent: {
-        const [, refId, op, key, n] = target;
-        const exit = (value: object, error: unknown): Promise<unknown> => this.entered.exit(value, error);
-        return [(...args: unknown[]) => performRefOp(conn.lender, refId, op, key, n, args, exit), undefined];
-      }
-      case TargetKind.Enter: {
-        if (this.options.inline !== true) throw new TypeError('a portal serves only its api: it enters no resources');
-        const [, inner, exit] = target;
-        const [fn, self] = this.resolve(conn, inner, viaPort);
-        return [(...args: unknown[]) => this.entered.enter(fn, self, args, exit), undefined];
-      }
-      case TargetKind.Export: {
-        const [, moduleId, path] = target;
-        const ns = this.modules[moduleId];
-        if (ns === undefined) throw new ReferenceError(`no module with id ${String(moduleId)} on this thread`);
-        const [value, self] = exportAt(ns, path);
-        if (typeof value !== 'function')
-          throw new TypeError(`${path.join('.')} is not a function on the serving thread`);
-        return [value as Fn, self];
-      }
-      case TargetKind.Inline: {
-        if (this.options.inline !== true) {
-          throw new TypeError(
-            'a portal serves only its api: it runs no inline functions (call the functions of its api)',
-          );
-        }
-        const [, sourceId, source] = target;
-        const table = conn.sources[viaPort ? 1 : 0];
-        let fn = table.get(sourceId);
-        if (source !== undefined) {
-          fn = compileInline(source, 'on the serving thread');
-          table.set(sourceId, fn);
-        }
-        if (fn === undefined)
-          throw new ReferenceError(`inline function #${String(sourceId)} is unknown on this connection`);
-        if (fn instanceof Error) throw fn;
-        return [fn, undefined];
-      }
-    }
-  }
-
   private call(conn: HostConnection, id: number, target: Target, args: unknown[], viaPort: boolean): void {
     let fn: Fn;
     let self: unknown;
     try {
-      [fn, self] = this.resolve(conn, target, viaPort);
+      [fn, self] = this.targets.resolve(conn, target, viaPort);
     } catch (error) {
       this.reply(conn, id, viaPort, Status.Thrown, error);
       return;
@@ -552,21 +496,6 @@ export class PortalHost {
 function isConnectRequest(p: unknown): p is ConnectRequest {
   const c = (p as Partial<ConnectRequest> | null)?.connect;
   return typeof c === 'object' && c !== null && c.line instanceof SharedArrayBuffer && c.port instanceof MessagePort;
-}
-
-/** A string, or a Payload whose length lies within its bytes. */
-function isPortPacket(p: unknown): p is PortPacket {
-  if (typeof p === 'string') return true;
-  const q = p as Partial<Payload> | null;
-  return (
-    typeof q === 'object' &&
-    q !== null &&
-    q.bytes instanceof ArrayBuffer &&
-    Array.isArray(q.beside) &&
-    Number.isInteger(q.length) &&
-    (q.length as number) >= 0 &&
-    (q.length as number) <= q.bytes.byteLength
-  );
 }
 
 function abortReason(kind: CancelKind): Error {

@@ -220,6 +220,21 @@ export const WAKE = '';
 /** What goes over a MessagePort: the bytes as a latin1 string, or in a transferred buffer. */
 export type PortPacket = string | Payload;
 
+/** A string, or a Payload whose length lies within its bytes. */
+export function isPortPacket(p: unknown): p is PortPacket {
+  if (typeof p === 'string') return true;
+  const q = p as Partial<Payload> | null;
+  return (
+    typeof q === 'object' &&
+    q !== null &&
+    q.bytes instanceof ArrayBuffer &&
+    Array.isArray(q.beside) &&
+    Number.isInteger(q.length) &&
+    (q.length as number) >= 0 &&
+    (q.length as number) <= q.bytes.byteLength
+  );
+}
+
 export function packet(w: Writer): [PortPacket, Transferable[]] {
   releaseWriter(w);
   if ((w.beside ?? []).length === 0 && w.pos <= STRING_PACKET_BYTES) return [w.buf.toString('latin1', 0, w.pos), []];
