@@ -20,6 +20,8 @@ export class RequestPoller {
   #budget = 0;
   #until = 0;
   #scheduled = false;
+  /** When the last look ran (performance.now()). */
+  #lastLook = 0;
 
   constructor(
     /** Takes the connection's next request (it has one). */
@@ -45,6 +47,7 @@ export class RequestPoller {
     this.#until = Math.max(this.#until, at + budget);
     if (!this.#scheduled) {
       this.#scheduled = true;
+      this.#lastLook = at;
       setImmediate(this.#look);
     }
     return true;
@@ -58,6 +61,10 @@ export class RequestPoller {
   readonly #look = (): void => {
     this.#scheduled = false;
     const t = performance.now();
+    // A turn of the loop that took half the budget: this thread was descheduled (more threads
+    // than cores) or has work of its own. Either way looking costs what it would save: stop.
+    if (t - this.#lastLook > this.#budget / 2) this.#policy.backOff();
+    this.#lastLook = t;
     for (const [conn, since] of this.#watched) {
       if (!this.serves(conn)) {
         this.#watched.delete(conn);

@@ -67,6 +67,14 @@ export class SpinPolicy {
     return wakeMs;
   }
 
+  /** Stops spinning now, as after two late answers (a caller saw the cores short some other way). */
+  backOff(): void {
+    if (this.#off > 0) return;
+    this.#late = 0;
+    this.#off = this.#backoff;
+    this.#backoff = Math.min(MAX_BACKOFF, this.#backoff * 2);
+  }
+
   /** A wait that was given `budget` ms of spin (maybe 0) saw its answer `answerMs` after it began. */
   observe(answerMs: number, budget: number): void {
     if (this.#off > 0) {
@@ -80,9 +88,7 @@ export class SpinPolicy {
       this.#late = 0;
       this.#backoff = FIRST_BACKOFF;
     } else if (preempted || ++this.#late >= 2) {
-      this.#late = 0;
-      this.#off = this.#backoff;
-      this.#backoff = Math.min(MAX_BACKOFF, this.#backoff * 2);
+      this.backOff();
     }
   }
 }
