@@ -11,8 +11,8 @@
  * peers do.
  *
  * Spinning costs the other side time when the cores are oversubscribed (a busy neighbour, more
- * threads than cores): answers then come later than the budget, or the spin itself is mostly
- * descheduled (spinWasPreempted). Two late answers in a row, or one such spin, turn spinning off
+ * threads than cores): answers then come later than the budget, or the spin itself is
+ * descheduled in the middle (spinWasPreempted). Two late answers in a row, or one such spin, turn spinning off
  * for a number of waits that doubles each time, up to a limit; an answer within the budget resets
  * that. Each call site has its own SpinPolicy and reports every wait to it (also
  * those it did not spin for: they count down the time off); the wake-up estimate is the thread's.
@@ -82,7 +82,7 @@ export class SpinPolicy {
       return;
     }
     if (budget <= 0) return;
-    // A spin that was mostly descheduled took a core from the side it waits for: stop at once.
+    // A spin descheduled in the middle took a core from the side it waits for: stop at once.
     const preempted = spinWasPreempted();
     if (answerMs <= budget && !preempted) {
       this.#late = 0;

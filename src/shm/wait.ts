@@ -37,9 +37,15 @@ export function spinFor(words: Int32Array, index: number, seen: number, ms: numb
   }
 }
 
-/** Whether the last spinFor() of this thread was descheduled in the middle: the cores are oversubscribed. */
+/**
+ * Whether the last spinFor() of this thread was descheduled in the middle (the cores are
+ * oversubscribed). Reading it clears it, so that a wait that did not spin through spinFor (the
+ * Channel's and the pool's own loops) never reads an older spin's answer.
+ */
 export function spinWasPreempted(): boolean {
-  return preempted;
+  const was = preempted;
+  preempted = false;
+  return was;
 }
 
 /**
