@@ -255,6 +255,24 @@ describe('async iterables from synchronous code', () => {
     assert.deepEqual(refs.takeLog(), ['s finally']);
   });
 
+  it('an endless synchronous iterator with a huge batchSize: one batch takes at most 65,536 items', () => {
+    const endless = loop.runSync(() => {
+      const state = globalThis as { made?: number };
+      state.made = 0;
+      return (function* () {
+        for (let i = 0; ; i++) {
+          state.made = i + 1;
+          yield i;
+        }
+      })();
+    });
+    const it = iterateSync<number>(endless, { batchSize: 2 ** 31 });
+    assert.deepEqual(it.next(), { value: 0, done: false });
+    it.return?.();
+    const made = loop.runSync(() => (globalThis as { made?: number }).made);
+    assert.ok(made !== undefined && made <= 65_536 + 1, `the first batch pulled ${String(made)} items`);
+  });
+
   it('a slow item does not hold back the items before it', () => {
     // Each item takes a timer tick: batches end at the item that is not ready yet.
     const seen = [...refs.slow(5)];

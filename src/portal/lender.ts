@@ -220,6 +220,13 @@ export function performRefOp(
   }
 }
 
+/**
+ * The most items one batch takes, whatever the caller asks: an endless synchronous iterator would
+ * otherwise be pulled without end before anything is answered (a caller's batchSize, or a peer's
+ * bytes, can ask for 2**31). Items past it come in the next batches.
+ */
+export const MAX_BATCH_ITEMS = 65_536;
+
 async function startIteration(lender: Lender, target: object, n: number): Promise<[AnyIterator, ...Batch]> {
   const t = target as { [Symbol.asyncIterator]?: () => AnyIterator; [Symbol.iterator]?: () => AnyIterator };
   const make = t[Symbol.asyncIterator] ?? t[Symbol.iterator];
@@ -236,7 +243,8 @@ async function startIteration(lender: Lender, target: object, n: number): Promis
  * Written with callbacks rather than `await` in a loop: per item, that is one reaction instead of
  * three, which is most of the cost of a batch.
  */
-function pullBatch(lender: Lender, it: AnyIterator, max: number): Promise<Batch> {
+function pullBatch(lender: Lender, it: AnyIterator, asked: number): Promise<Batch> {
+  const max = Math.min(asked, MAX_BATCH_ITEMS);
   return new Promise((resolve) => {
     const items: unknown[] = [];
     let finished = false;

@@ -60,8 +60,9 @@ export const exitSymbol = Symbol('loopthread.exit');
 /** Iteration options of a remote iterable. */
 export interface IterateOptions {
   /**
-   * Items per round trip at most. Default: adaptive (16, then growing to 1024 while the loop goes
-   * on; a batch holds only the items that are ready). 1 means strictly one item per round trip.
+   * Items per round trip at most (the serving side takes no more than 65,536 in one). Default:
+   * adaptive (16, then growing to 1024 while the loop goes on; a batch holds only the items that
+   * are ready). 1 means strictly one item per round trip.
    */
   batchSize?: number;
 }
