@@ -31,9 +31,12 @@ export function writeShortString(buf: Buffer, pos: number, s: string): number {
 
 /** Reads the string a Writer wrote at `pos`; the bytes it took are 4 plus `stringBytes(buf, pos)`. */
 export function readString(buf: Buffer, pos: number): string {
-  const header = buf.readUInt32LE(pos);
+  return stringAfter(buf, pos + 4, buf.readUInt32LE(pos));
+}
+
+/** The string whose characters start at `start`, after its length word `header`. */
+function stringAfter(buf: Buffer, start: number, header: number): string {
   const n = (header & ~ONE_BYTE) >>> 0;
-  const start = pos + 4;
   if ((header & ONE_BYTE) === 0) return buf.toString('utf16le', start, start + n);
   if (n > 16) return buf.toString('latin1', start, start + n);
   let s = '';
@@ -195,9 +198,10 @@ export class Reader {
 
   string(): string {
     this.need(4);
-    const n = stringBytes(this.buf, this.pos);
+    const header = this.buf.readUInt32LE(this.pos);
+    const n = (header & ~ONE_BYTE) >>> 0;
     this.need(4 + n);
-    const s = readString(this.buf, this.pos);
+    const s = stringAfter(this.buf, this.pos + 4, header);
     this.pos += 4 + n;
     return s;
   }

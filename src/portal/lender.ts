@@ -225,7 +225,7 @@ export function performRefOp(
  * otherwise be pulled without end before anything is answered (a caller's batchSize, or a peer's
  * bytes, can ask for 2**31). Items past it come in the next batches.
  */
-export const MAX_BATCH_ITEMS = 65_536;
+const MAX_BATCH_ITEMS = 65_536;
 
 async function startIteration(lender: Lender, target: object, n: number): Promise<[AnyIterator, ...Batch]> {
   const t = target as { [Symbol.asyncIterator]?: () => AnyIterator; [Symbol.iterator]?: () => AnyIterator };

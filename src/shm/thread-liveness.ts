@@ -21,7 +21,6 @@ export class ThreadLiveness {
   readonly #native: NativeWorker | undefined;
   readonly #ran: () => number;
   #seenRunning = false;
-  #exited = false;
 
   /**
    * `native`: the worker's native handle (nativeHandle(worker); undefined where the runtime hides
@@ -40,14 +39,8 @@ export class ThreadLiveness {
     return this.#native !== undefined || process.platform === 'linux';
   }
 
-  /** The 'exit' event was seen (or the thread is otherwise known gone). */
-  exited(): void {
-    this.#exited = true;
-  }
-
   /** Whether the thread has stopped. Before it ran, a missing event loop means "not started yet". */
   stopped(): boolean {
-    if (this.#exited) return true;
     const ran = this.#ran();
     if (this.#native === undefined) return ran === 0 ? false : osThreadExists(ran) === false;
     if (this.#native.loopIdleTime() >= 0) {
