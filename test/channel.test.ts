@@ -23,6 +23,7 @@ import {
 import type { Peer } from './fixtures/channel-peer.mjs';
 import type { Item, Outcome, Task } from './fixtures/channel-worker.mjs';
 import { rejectionWithin, thrown } from './helpers.js';
+import { STALE_MS } from '../src/channel/lock.js';
 
 const fixture = new URL('./fixtures/channel-worker.mjs', pathToFileURL(__filename));
 const peerFixture = new URL('./fixtures/channel-peer.mjs', pathToFileURL(__filename));
@@ -684,12 +685,39 @@ describe('Channel when a thread dies', () => {
     await w.terminate();
     // Gets take the other lock: they do not wait for the dead putter.
     assert.equal(await ch.get(), 1);
-    // The put lock is still marked as held by the dead thread: the next put waits out the liveness
-    // rule (about a second), then takes it over.
+    // The put lock is still marked as held by the dead thread: the next put finds that thread gone
+    // (or, where the OS does not tell, waits out the one-second rule), then takes the lock over.
     assert.equal(ch.tryPut(2), true);
     assert.deepEqual(ch.tryGet(), { ok: true, value: 2 });
     assert.equal(ch.size, 0);
   });
+
+  test(
+    'a live thread holding a lock for longer than the old one-second rule keeps it: only an ended holder loses it',
+    { skip: process.platform !== 'linux' && 'the OS tells when a thread has ended only on Linux' },
+    async () => {
+      const ch = new Channel<number>();
+      const holder = spawn();
+      const release = new Int32Array(new SharedArrayBuffer(4));
+      const held = send(holder, { op: 'holdLock', handle: ch.handle, lock: 'put', release: release.buffer });
+      await once(holder, 'message');
+      const putter = spawn();
+      let putDone = false;
+      const put = send(putter, { op: 'putSync', handle: ch.handle, value: 7 }).finally(() => {
+        putDone = true;
+      });
+      // Longer than the time rule this replaces (STALE_MS): a put that took the lock over from a
+      // live holder would have finished by then. The holder's thread runs, so the put must wait.
+      await new Promise((resolve) => setTimeout(resolve, STALE_MS * 1.5));
+      assert.equal(putDone, false, 'a put took the lock from a live holder');
+      assert.equal(ch.size, 0);
+      Atomics.store(release, 0, 1);
+      Atomics.notify(release, 0);
+      assert.deepEqual(await held, { ok: true, value: true });
+      assert.equal((await put).ok, true);
+      assert.equal(await ch.get(), 7);
+    },
+  );
 
   test('a worker terminated while holding the get lock: puts go on, gets take the lock over', async () => {
     const ch = new Channel<number>();

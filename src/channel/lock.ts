@@ -6,11 +6,14 @@
  * A lock is held only while a record's bytes are copied into or out of the ring and a few words
  * updated: no user code, no waiting, no allocation to speak of. So it is released within
  * microseconds unless its holder stopped inside: `worker.terminate()` or an out-of-memory death
- * can interrupt any JavaScript. The liveness rule: a thread that finds the lock held by the same
- * holder, with no release anywhere (the release counter unchanged), for STALE_MS takes it over.
- * What that guarantees is written in the README ("Channel", when a thread dies).
+ * can interrupt any JavaScript. The liveness rule, from facts: a thread's tag is its OS thread id
+ * where the OS shows a process's threads (Linux: /proc/self/task/<tid> is gone once the thread has
+ * ended, however it ended), and a lock whose holder's thread is gone is taken over. Where the OS
+ * does not tell, a lock held by the same holder with no release anywhere for STALE_MS is. What
+ * that guarantees is written in the README ("Channel", when a thread dies).
  */
 import { threadId } from 'node:worker_threads';
+import { osThreadExists, ownOsThreadId } from '../shm/os-thread.js';
 import { sleepOn } from '../shm/wait.js';
 
 /** The word after the holder's: bumped on every release. */
@@ -18,12 +21,22 @@ export const LOCK_SEQ = 1;
 /** Then the count of threads sleeping on the lock (a release notifies only when some do). */
 const LOCK_SLEEPERS = 2;
 
-/** This thread's mark in the lock word. */
-const TAG = threadId + 1;
+const OS_THREAD = ownOsThreadId();
+/** This thread's mark in the lock word: its OS thread id where known (every thread of the process then uses one). */
+export const TAG = OS_THREAD > 0 ? OS_THREAD : threadId + 1;
 /** Attempts before sleeping. */
 const SPINS = 200;
-/** A lock held this long without any release belongs to a thread that died holding it. */
+/**
+ * Where the OS does not show threads: a lock held this long without any release belongs to a
+ * thread that died holding it.
+ */
 export const STALE_MS = 1000;
+
+/** Whether the thread tagged `holder` has ended: a fact where the OS tells, else the STALE_MS rule. */
+function holderEnded(holder: number, heldSince: number): boolean {
+  const exists = OS_THREAD > 0 ? osThreadExists(holder) : undefined;
+  return exists === undefined ? performance.now() - heldSince > STALE_MS : !exists;
+}
 
 export function lock(words: Int32Array, at: number): void {
   if (Atomics.compareExchange(words, at, 0, TAG) === 0) return;
@@ -51,7 +64,7 @@ function lockSlow(words: Int32Array, at: number): void {
       holder = nextHolder;
       seq = nextSeq;
       since = performance.now();
-    } else if (holder !== 0 && performance.now() - since > STALE_MS) {
+    } else if (holder !== 0 && holderEnded(holder, since)) {
       // The holder stopped inside (see above): take the lock over.
       if (Atomics.compareExchange(words, at, holder, TAG) === holder) return;
     }
