@@ -5,6 +5,7 @@
 import { MessageChannel, type Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
+import { stoppedUnexpectedly } from './stopped.js';
 import { graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
 import type { Future } from './future.js';
 import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS } from './protocol/close.js';
@@ -457,13 +458,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
       exitCode ??= 1;
     }
     this.#crashCause = cause;
-    const how =
-      cause instanceof Error
-        ? `: ${cause.name}: ${cause.message}`
-        : exitCode !== undefined
-          ? ` (process.exit(${String(exitCode)}))`
-          : ' (terminated, or out of memory)';
-    const error = new WorkerCrashedError(`LoopThread "${this.name}" stopped unexpectedly${how}`, { cause, exitCode });
+    const error = stoppedUnexpectedly(`LoopThread "${this.name}"`, cause, exitCode);
     this.#exitError = error;
     this.#finish(error);
     threadEvent(threadCrash, { kind: 'loopthread', name: this.name, threadId: this.#tid, error });

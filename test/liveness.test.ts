@@ -9,7 +9,13 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { LoopThread, WorkerCrashedError, type LoopThreadHandle, type LoopThreadOptions } from 'loopthread';
+import {
+  LoopThread,
+  ThreadPoolExecutor,
+  WorkerCrashedError,
+  type LoopThreadHandle,
+  type LoopThreadOptions,
+} from 'loopthread';
 import { rejectionWithin, thrown, within } from './helpers.js';
 
 /** A watchdog for what must settle: it reports a hang, it never times a machine. */
@@ -259,4 +265,54 @@ test('an answer published just before the other side ended is read, not lost to 
       }),
     /has ended/,
   );
+});
+
+test('a thread that throws a value that is not an Error: blocked and awaiting callers, and pool tasks, are told what it threw', async () => {
+  // Inline functions travel as source: each throws its own literal.
+  const blockedOn = new LoopThread();
+  const blocked = thrown(() =>
+    blockedOn.runSync(
+      () =>
+        new Promise(() => {
+          setImmediate(() => {
+            throw 42; // eslint-disable-line @typescript-eslint/only-throw-error
+          });
+        }),
+    ),
+  );
+  assert.ok(blocked instanceof WorkerCrashedError);
+  assert.match(blocked.message, /stopped unexpectedly: it threw 42$/);
+  assert.equal(blocked.cause, 42);
+  const awaitedOn = new LoopThread();
+  const awaited = await awaitedOn
+    .run(
+      () =>
+        new Promise(() => {
+          setImmediate(() => {
+            throw { code: 7 }; // eslint-disable-line @typescript-eslint/only-throw-error
+          });
+        }),
+    )
+    .then(
+      () => assert.fail('the call succeeded'),
+      (error: unknown) => error,
+    );
+  assert.ok(awaited instanceof WorkerCrashedError);
+  assert.match(awaited.message, /stopped unexpectedly: it threw \{ code: 7 \}$/);
+  await using pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+  const task = await pool
+    .submit(
+      () =>
+        new Promise(() => {
+          setImmediate(() => {
+            throw 42; // eslint-disable-line @typescript-eslint/only-throw-error
+          });
+        }),
+    )
+    .then(
+      () => assert.fail('the task succeeded'),
+      (error: unknown) => error,
+    );
+  assert.ok(task instanceof WorkerCrashedError);
+  assert.match(task.message, /stopped unexpectedly: it threw 42$/);
 });

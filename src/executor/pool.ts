@@ -12,7 +12,8 @@ import { defaultTsRunner, withTsRunner } from '../modules.js';
 import { decodeValue } from '../codec/decode.js';
 import type { Reader } from '../codec/writer.js';
 import { CancelKind, Status } from '../call/run.js';
-import { ClosedError, QueueFullError, WorkerCrashedError } from '../errors.js';
+import { ClosedError, QueueFullError } from '../errors.js';
+import { stoppedUnexpectedly } from '../stopped.js';
 import { Future } from '../future.js';
 import { graceEnd, graceOf, type CloseOptions } from '../lifecycle.js';
 import { blockOn } from './block.js';
@@ -458,10 +459,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
   #onExit(worker: PoolWorker, started: Task[], unstarted: Task[], ending: Ending): void {
     const at = this.#workers.indexOf(worker);
     if (at >= 0) this.#workers.splice(at, 1);
-    const error = new WorkerCrashedError(`a worker of ${this.name} stopped unexpectedly${ending.why}`, {
-      cause: ending.cause,
-      exitCode: ending.exitCode,
-    });
+    const error = stoppedUnexpectedly(`a worker of ${this.name}`, ending.cause, ending.exitCode, ending.why);
     if (!worker.stopping)
       threadEvent(threadCrash, { kind: 'pool-worker', name: this.name, threadId: worker.threadId, error });
     // The tasks it was running went down with it; a task it was told to stop is only settled.

@@ -12,6 +12,7 @@ import { createShared, CANCEL_MASK, CANCEL_SLOTS, MainWaits, Stamp, views, Word,
 import type { CancelKind, Status } from '../call/run.js';
 import { nativeHandle } from '../shm/native-worker.js';
 import { ThreadLiveness } from '../shm/thread-liveness.js';
+import { howItEnded, isOutOfMemory } from '../stopped.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { definitionOf } from './targets.js';
@@ -261,10 +262,10 @@ export class PoolWorker {
     const words = this.#readLastWords();
     if (words?.error !== undefined) {
       const cause = decodeStandalone(words.error);
-      return { exitCode: words.exitCode, cause, why: `: ${describe(cause)}` };
+      return { exitCode: words.exitCode, cause, why: howItEnded(cause, undefined) };
     }
     if (words !== undefined) {
-      return { exitCode: words.exitCode, cause: undefined, why: ` (process.exit(${String(words.exitCode)}))` };
+      return { exitCode: words.exitCode, cause: undefined, why: howItEnded(undefined, words.exitCode) };
     }
     // No last words: it was terminated, or ran out of memory (Node ends both with exit code 1),
     // or it died starting, before it could leave any.
@@ -278,10 +279,10 @@ export class PoolWorker {
       return {
         exitCode: code,
         cause: error ?? outOfMemory(),
-        why: ': it ran out of memory (ERR_WORKER_OUT_OF_MEMORY)',
+        why: howItEnded(outOfMemory(), undefined),
       };
     }
-    if (error !== undefined) return { exitCode: code, cause: error, why: `: ${describe(error)}` };
+    if (error !== undefined) return { exitCode: code, cause: error, why: howItEnded(error, undefined) };
     return {
       exitCode: code,
       cause: undefined,
@@ -450,14 +451,6 @@ export class PoolWorker {
     this.#notes.close();
     this.events.exit(this, started, unstarted, ending);
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : `it threw ${String(error)}`;
-}
-
-function isOutOfMemory(error: unknown): boolean {
-  return (error as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
 }
 
 /** Node's out-of-memory error, for a caller that was blocked when it came (and so missed the 'error' event). */

@@ -8,7 +8,8 @@ import type { Revive } from '../codec/decode.js';
 import type { Writer } from '../codec/writer.js';
 import type { CancelKind } from '../call/run.js';
 import { inlineSource, SourceIds, TargetKind, type Target } from '../call/target.js';
-import { ClosedError, DeadlockError, ProtocolError, WorkerCrashedError } from '../errors.js';
+import { ClosedError, DeadlockError, ProtocolError } from '../errors.js';
+import { stoppedUnexpectedly } from '../stopped.js';
 import { BulkInbox, type BulkPacket } from '../protocol/bulk.js';
 import { HostState, type Line } from '../protocol/line.js';
 import { CallCounter } from '../observe/call-stats.js';
@@ -103,15 +104,19 @@ export class ClientCore {
     if (state === HostState.Closed) return new ClosedError(`${this.name} is closed`);
     if (state === HostState.Refused) return this.refusedError();
     if (state !== HostState.Crashed) {
-      return new WorkerCrashedError(
-        `${this.name} stopped unexpectedly: its thread ended without a word (terminated, or out of memory)`,
+      return stoppedUnexpectedly(
+        this.name,
+        undefined,
+        undefined,
+        ': its thread ended without a word (terminated, or out of memory)',
       );
     }
     if (this.died === undefined) this.pump();
     const exitCode = this.died?.exitCode ?? this.line.exitCode;
     const cause = this.died?.error;
-    const how = cause instanceof Error ? `: ${cause.name}: ${cause.message}` : ` (exit code ${String(exitCode)})`;
-    return new WorkerCrashedError(`${this.name} stopped unexpectedly${how}`, { cause, exitCode });
+    // Without last words the line's exit code is all there is; it need not come from process.exit.
+    const how = cause === undefined ? ` (exit code ${String(exitCode)})` : undefined;
+    return stoppedUnexpectedly(this.name, cause, exitCode, how);
   }
 
   /** The host ended this connection for a malformed message of ours: what it said (a ProtocolError). */
