@@ -1,7 +1,7 @@
 /**
  * Channel: how items' bytes go into and out of the ring (src/channel/ring.ts, copy and fresh): by a
  * loop, set() or a native memcpy by size, split in two where they straddle the ring's end; in
- * bytes mode, an item of 4 KiB or more comes out in an array that was not zeroed first. Each item
+ * bytes mode, an item of 2 KiB or more comes out in an array that was not zeroed first. Each item
  * carries a pattern of its own, so that a copy from or to the wrong place, of the wrong length, or
  * leaving bytes of an earlier item shows.
  */
@@ -68,7 +68,7 @@ describe('Channel copies', () => {
     // kept any of it would show.
     for (let k = 0; k < 8; k++) ch.tryPut(pattern(64 * 1024, 100 + k));
     for (let k = 0; k < 8; k++) assert.ok(isPattern(got(ch), 64 * 1024, 100 + k));
-    for (const n of [4095, 4096, 5000, 64 * 1024]) {
+    for (const n of [2047, 2048, 4096, 5000, 64 * 1024]) {
       assert.equal(ch.tryPut(pattern(n, n)), true);
       const value = got(ch);
       assert.equal(Object.getPrototypeOf(value), Uint8Array.prototype, 'a Uint8Array, not a Buffer');

@@ -60,41 +60,29 @@ export const recordBytes = (n: number): number => RECORD_HEADER + pad4(n);
 /** Records up to this many bytes are copied by a loop, which beats a native call for so few. */
 const SMALL = 64;
 
-/** Buffer's fill(), for any Uint8Array: its native side takes any array view. */
-// eslint-disable-next-line @typescript-eslint/unbound-method -- always called with .call(array)
-const fill = (Buffer.prototype as Buffer).fill as unknown as (
-  this: Uint8Array,
-  value: Uint8Array,
-  offset: number,
-  end: number,
-) => void;
-/** From this many bytes on, copy() takes fill() (measured on Node 20: set() wins below ~1.5 KiB). */
+/**
+ * From this many bytes on, copies take Buffer's fill() and bytes-mode items are not zeroed first
+ * (measured on Node 20: below about 1.5 KiB, set() and a zeroed array cost less).
+ */
 const LARGE = 2048;
+
 /**
  * Copies `src` into `dst` at `at`, where one of the two is shared memory. TypedArray set() (and
  * Buffer's copy(), which is set() on Node 20) copies to or from a SharedArrayBuffer word by word
  * with relaxed atomics; Buffer's fill() with an array is one memcpy in C++, which costs more to
- * call but is 2.5 times faster for 64 KiB.
+ * call but is 2.5 times faster for 64 KiB. Large copies reach here with a Buffer `dst`.
  */
 function copy(dst: Uint8Array, at: number, src: Uint8Array): void {
-  if (src.byteLength < LARGE) dst.set(src, at);
-  else fill.call(dst, src, at, at + src.byteLength);
-}
-
-/**
- * A new array for a bytes-mode item of `n` bytes, which the caller overwrites whole: from 4 KiB on,
- * not zeroed first (zeroing costs as much as the copy that follows).
- */
-function fresh(n: number): Uint8Array {
-  return n < 4096 ? new Uint8Array(n) : new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
+  if (src.byteLength >= LARGE && dst instanceof Buffer) dst.fill(src, at, at + src.byteLength);
+  else dst.set(src, at);
 }
 
 export class Ring {
   readonly words: Int32Array;
   /** When a sleeper was last notified (layout.ts, WOKEN_AT_BYTE). */
   readonly wokenAt: Float64Array;
-  /** The ring's bytes. */
-  readonly data: Uint8Array;
+  /** The ring's bytes (a Buffer: see copy()). */
+  readonly data: Buffer;
   /** The ring as words, to read and write record lengths (records start aligned to 4). */
   private readonly lengths: Int32Array;
   readonly size: number;
@@ -125,7 +113,7 @@ export class Ring {
     this.size = this.words[RING_BYTES] as number;
     this.capacity = this.words[CAPACITY] as number;
     this.#maxItems = this.capacity * ITEM;
-    this.data = new Uint8Array(buffer, HEADER_WORDS * 4, this.size);
+    this.data = Buffer.from(buffer, HEADER_WORDS * 4, this.size);
     this.lengths = new Int32Array(buffer, HEADER_WORDS * 4, this.size >> 2);
   }
 
@@ -279,13 +267,16 @@ export class Ring {
         const head = w[HEAD] as number;
         n = this.#length(head);
         let out: Uint8Array;
-        if (bytesMode) out = this.outBytes = fresh(n);
+        // A large item is copied into memory that is not zeroed first (it is overwritten whole).
+        if (bytesMode) out = n < LARGE ? new Uint8Array(n) : Buffer.allocUnsafeSlow(n);
         else {
           if (this.out.length < n) this.out = Buffer.allocUnsafeSlow(Math.max(n, this.out.length * 2));
           out = this.out;
         }
         w[HEAD] = this.readRecord(head, n, out, 0);
         w[GET_SEQ] = (got + ITEM) | 0;
+        // The item is a plain Uint8Array, over the Buffer's own memory.
+        if (bytesMode) this.outBytes = out instanceof Buffer ? new Uint8Array(out.buffer, 0, n) : out;
       }
     } finally {
       this.#getMine = unlock(w, GET_LOCK);
