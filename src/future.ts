@@ -19,6 +19,11 @@ export interface FutureHooks {
   block?: (isDone: () => boolean, deadline: number) => void;
   /** Asks the other side to stop (the future is already marked cancelled). */
   onCancel?: (reason: unknown) => void;
+  /**
+   * Brings a pending future up to date when its state is read: the other side may have started
+   * the call without telling (a pool worker does not wake a sleeping thread only to say so).
+   */
+  poll?: () => void;
 }
 
 export interface FutureControl<T> {
@@ -86,6 +91,7 @@ export class Future<T> implements PromiseLike<T> {
 
   /** Where the future is now. */
   get state(): FutureState {
+    if (this.#state === 'pending') this.#hooks.poll?.();
     return this.#state;
   }
 
@@ -101,6 +107,7 @@ export class Future<T> implements PromiseLike<T> {
 
   /** Whether its call or task is running now. */
   running(): boolean {
+    if (this.#state === 'pending') this.#hooks.poll?.();
     return this.#state === 'running';
   }
 

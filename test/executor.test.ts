@@ -139,8 +139,12 @@ describe('submit', () => {
     const flags = new Flags();
     const held = tasks.hold(flags.sab);
     const behind = tasks.add(1, 1);
-    await flags.started();
-    await until(() => held.running(), 'the state becoming running');
+    // Blocked until the task started, with no turn of this loop since: no message from the worker
+    // can have been handled, so the state comes from what the worker wrote in shared memory.
+    Atomics.wait(flags.words, 0, 0, SETTLE_LIMIT_MS);
+    assert.equal(Atomics.load(flags.words, 0), 1, 'the task did not start');
+    assert.equal(held.running(), true);
+    assert.equal(held.state, 'running');
     assert.equal(behind.state, 'pending');
     flags.release();
     await within(Promise.all([held, behind]), 'the tasks');

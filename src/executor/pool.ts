@@ -399,6 +399,10 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     block: (task: Task, isDone: () => boolean, deadline: number): void => {
       this.#block(task, isDone, deadline);
     },
+    // A worker does not wake this thread to say it started a task: the state is read when asked for.
+    poll: (task: Task): void => {
+      if (task.state === 'handed') (task.owner as PoolWorker).markStarted();
+    },
   };
 
   /** resultSync of one of this pool's futures (see block.ts). */

@@ -49,6 +49,7 @@ export class Task implements FutureHooks, Traced {
     private readonly pool: {
       abandon(task: Task, kind: CancelKind): void;
       block(task: Task, isDone: () => boolean, deadline: number): void;
+      poll(task: Task): void;
     },
     readonly mode: Mode,
     readonly target: number,
@@ -88,6 +89,13 @@ export class Task implements FutureHooks, Traced {
   /** The future's hook: it was cancelled. */
   onCancel(): void {
     this.pool.abandon(this, CancelKind.Cancel);
+  }
+
+  /** The future's hook: its state is read (called detached). */
+  get poll(): () => void {
+    return () => {
+      this.pool.poll(this);
+    };
   }
 
   /** The future's hook for resultSync (called detached). */

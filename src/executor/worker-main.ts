@@ -230,9 +230,8 @@ function runTask(seq: number, r: Reader): Promise<void> | undefined {
     sendResult(seq, Status.Skipped, 0, undefined);
     return undefined;
   }
+  // Not news enough to wake the main thread for: it reads the word when a future's state is asked for.
   Atomics.store(words, Word.Started, seq);
-  // A start is news for a main thread that sleeps (the future's state becomes 'running').
-  wakeMain();
   const target = resolveTarget(id);
   // (Given up while its module loaded, it does not run once the module is there.)
   if (target instanceof Promise) return target.then((fn) => (seq > answered ? call(seq, fn, mode, args) : undefined));

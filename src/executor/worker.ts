@@ -300,7 +300,7 @@ export class PoolWorker {
 
   /** Takes every result there is; returns how many. */
   collect(): number {
-    this.#markStarted();
+    this.markStarted();
     let n = 0;
     const ring = this.#results;
     if (this.outstanding === 1 && ring.next()) {
@@ -328,7 +328,8 @@ export class PoolWorker {
     return n;
   }
 
-  #markStarted(): void {
+  /** Marks the futures of the tasks the worker has started since the last look as running. */
+  markStarted(): void {
     const started = this.started;
     for (let seq = this.#startedSeen + 1; seq <= started; seq++) {
       const task = this.#slots[seq & CANCEL_MASK];
