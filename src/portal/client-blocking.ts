@@ -50,10 +50,11 @@ export class BlockingCalls {
         throw new TimeoutError(`${this.core.name} did not take the request in time (it is busy)`);
       }
     }
-    const w = new Writer(mailbox.data);
+    const parts: ArrayBuffer[] = [];
+    const w = new Writer(mailbox.data, 0, undefined, parts);
     write(w, id);
     // Too large for the slot: the encoded bytes go by the port, uncopied (see bulk.ts).
-    if (w.spilled) sendBulk(this.core.port, mailbox, w.buf, w.pos);
+    if (w.spilled || parts.length > 0) sendBulk(this.core.port, mailbox, w.buf, w.pos, parts);
     else mailbox.publish(w.pos);
     if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) this.core.port.postMessage(WAKE);
   }
@@ -126,14 +127,14 @@ export class BlockingCalls {
       this.seenReply = mailbox.seq();
       mailbox.markTaken();
       const slot = mailbox.peek();
-      const bytes = slot.onPort
+      const { bytes, parts } = slot.onPort
         ? this.core.bulk.take(this.core.port, (p) => {
             this.core.receive(p as PortPacket);
           })
-        : mailbox.data.subarray(0, slot.length);
+        : { bytes: mailbox.data.subarray(0, slot.length), parts: undefined };
       let reply: Reply | CallMessage;
       try {
-        reply = readMessage(bytes, 0, bytes.length, undefined, this.core.reviveSync) as Reply | CallMessage;
+        reply = readMessage(bytes, 0, bytes.length, undefined, this.core.reviveSync, parts) as Reply | CallMessage;
       } finally {
         mailbox.consume();
       }

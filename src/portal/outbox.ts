@@ -12,7 +12,7 @@ import { ownedWriter } from './messages.js';
 
 export class Outbox {
   /** Messages not yet in the mailbox, each with the blocking call it belongs to. */
-  private readonly queue: { bytes: Buffer; length: number; call: number }[] = [];
+  private readonly queue: { bytes: Buffer; length: number; parts: ArrayBuffer[]; call: number }[] = [];
   private waiting = false;
 
   constructor(
@@ -27,16 +27,17 @@ export class Outbox {
    */
   send(write: (w: Writer) => void, call: number): boolean {
     if (this.queue.length === 0 && this.mailbox.isFree()) {
-      const w = new Writer(this.mailbox.data);
+      const parts: ArrayBuffer[] = [];
+      const w = new Writer(this.mailbox.data, 0, undefined, parts);
       write(w);
-      if (w.spilled) sendBulk(this.port, this.mailbox, w.buf, w.pos);
+      if (w.spilled || parts.length > 0) sendBulk(this.port, this.mailbox, w.buf, w.pos, parts);
       else this.mailbox.publish(w.pos);
       this.mailbox.notify();
       return true;
     }
     const w = ownedWriter();
     write(w);
-    this.queue.push({ bytes: w.buf, length: w.pos, call });
+    this.queue.push({ bytes: w.buf, length: w.pos, parts: w.parts ?? [], call });
     if (this.queue.length === 1) this.onBusyChange(true);
     this.pump();
     return false;
@@ -72,9 +73,9 @@ export class Outbox {
         else void wake.then(resume);
         return;
       }
-      const { bytes, length } = this.queue.shift() as { bytes: Buffer; length: number; call: number };
-      if (length > this.mailbox.data.length) {
-        sendBulk(this.port, this.mailbox, bytes, length);
+      const { bytes, length, parts } = this.queue.shift() as (typeof this.queue)[number];
+      if (length > this.mailbox.data.length || parts.length > 0) {
+        sendBulk(this.port, this.mailbox, bytes, length, parts);
       } else {
         bytes.copy(this.mailbox.data, 0, 0, length);
         this.mailbox.publish(length);
