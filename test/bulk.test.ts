@@ -10,6 +10,7 @@ import { LoopThread, LoopThreadError } from 'loopthread';
 import { decodeValue } from '../src/codec/decode.js';
 import { encodeValue } from '../src/codec/encode.js';
 import { Reader, Writer } from '../src/codec/writer.js';
+import { SharedRoom } from '../src/protocol/bulk.js';
 
 const MiB = 1024 * 1024;
 /** Word indexes of the two mailboxes' sequence counters in a handle's `line` (src/protocol/line.ts). */
@@ -140,6 +141,28 @@ describe('large bytes and strings travel in parts of their own', () => {
     );
   });
 
+  test('a writer to a mailbox puts one large string a message in its room, reused while each message needs it', () => {
+    const room = new SharedRoom();
+    const write = (value: unknown): { w: Writer; parts: ArrayBuffer[]; used: SharedArrayBuffer | undefined } => {
+      const parts: ArrayBuffer[] = [];
+      const w = new Writer(Buffer.alloc(1024), 0, undefined, parts, room);
+      encodeValue(w, value);
+      return { w, parts, used: room.done() };
+    };
+    const first = write(['a'.repeat(MiB), 'b€'.repeat(MiB / 2)]);
+    assert.ok(first.used instanceof SharedArrayBuffer);
+    assert.equal(first.parts.length, 1, 'the second string goes in a part: the room holds one');
+    const read = (m: typeof first): unknown => decodeValue(new Reader(m.w.buf, 0, m.w.pos, [], m.parts, m.used));
+    assert.deepEqual(read(first), ['a'.repeat(MiB), 'b€'.repeat(MiB / 2)]);
+    const second = write('c'.repeat(MiB / 2));
+    assert.equal(second.used, first.used, 'the room was not reused');
+    assert.equal(read(second), 'c'.repeat(MiB / 2));
+    assert.equal(write('small').used, undefined);
+    const third = write('d'.repeat(MiB));
+    assert.notEqual(third.used, first.used, 'a room was kept past a message that did not need it');
+    assert.throws(() => decodeValue(new Reader(third.w.buf, 0, third.w.pos)), /a string larger than its room/);
+  });
+
   const loop = new LoopThread({ name: 'parts' });
   after(() => {
     loop.closeSync();
@@ -174,6 +197,23 @@ describe('large bytes and strings travel in parts of their own', () => {
     assert.deepEqual(
       loop.runSync((r: ArrayBuffer) => [r.resizable, r.maxByteLength, r.byteLength], resizable),
       [true, 4 * MiB, MiB],
+    );
+  });
+
+  test('large strings one call after another, each way, arrive whole: a room is reused only once read', () => {
+    const sent = ['a', 'b', 'c'].map((c) => c.repeat(MiB) + '!');
+    for (const s of sent) {
+      loop.runSync((v: string) => {
+        ((globalThis as { got?: string[] }).got ??= []).push(v);
+      }, s);
+    }
+    const got = loop.runSync(() => (globalThis as unknown as { got: string[] }).got);
+    assert.ok(got.length === 3 && got.every((g, i) => g === sent[i]), 'a string the loop thread received changed');
+    const chars = ['x', 'y', 'z'];
+    const back = chars.map((c) => loop.runSync((ch: string, n: number) => ch.repeat(n) + '?', c, MiB));
+    assert.ok(
+      back.every((b, i) => b === (chars[i] ?? '').repeat(MiB) + '?'),
+      'a string received here changed',
     );
   });
 

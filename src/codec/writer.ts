@@ -15,6 +15,18 @@ const SHORT = 48;
  * are in a buffer of their own beside the message, whose index follows (see Writer.parts).
  */
 const IN_PART = 0xffffffff;
+/** In place of a string's length word: its characters are in the room (see Writer.room); its length word follows. */
+const IN_ROOM = 0xfffffffe;
+
+/**
+ * Shared memory a writer may reuse for the characters of one large string per message: the pages
+ * are already the process's, where a new buffer's are each a fault on first write (most of the cost
+ * of copying a string of hundreds of MiB). The owner knows when the reader is done with it.
+ */
+export interface Room {
+  /** `n` bytes of the room for this message, or undefined (the room is taken already). */
+  take(n: number): Buffer | undefined;
+}
 /**
  * Bytes below this size always go in the message: a buffer of their own costs a transfer (listed
  * on the port message, detached, wrapped again), which beats copying them twice only from here.
@@ -85,12 +97,15 @@ export class Writer {
    * never moved again, and the receiver keeps that very buffer (see `outOfLine`).
    */
   readonly parts: ArrayBuffer[] | undefined;
+  /** Where a large string's characters go first, if the message can carry it (see Room). */
+  private readonly room: Room | undefined;
 
-  constructor(target: Buffer, start = 0, beside?: unknown[], parts?: ArrayBuffer[]) {
+  constructor(target: Buffer, start = 0, beside?: unknown[], parts?: ArrayBuffer[], room?: Room) {
     this.buf = target;
     this.pos = start;
     this.beside = beside;
     this.parts = parts;
+    this.room = room;
   }
 
   ensure(n: number): void {
@@ -149,6 +164,13 @@ export class Writer {
     const length = oneByte ? n : 2 * n;
     const header = oneByte ? (n | ONE_BYTE) >>> 0 : length;
     if (this.outOfLine(length)) {
+      const room = this.room?.take(length);
+      if (room !== undefined) {
+        room.write(s, 0, length, oneByte ? 'latin1' : 'utf16le');
+        this.u32(IN_ROOM);
+        this.u32(header);
+        return;
+      }
       const part = Buffer.allocUnsafeSlow(length);
       part.write(s, 0, length, oneByte ? 'latin1' : 'utf16le');
       this.putPart(part.buffer, header);
@@ -199,6 +221,8 @@ export class Reader {
   readonly beside: readonly unknown[];
   /** The parts that came with the message (see Writer.parts), each taken once. */
   private readonly parts: (ArrayBuffer | undefined)[];
+  /** The writer's room as it was when the message was written (see Writer.room). */
+  private readonly room: Buffer | undefined;
 
   constructor(
     buf: Buffer,
@@ -206,12 +230,14 @@ export class Reader {
     end: number,
     beside: readonly unknown[] = [],
     parts: readonly ArrayBuffer[] = [],
+    room?: SharedArrayBuffer,
   ) {
     this.buf = buf;
     this.pos = start;
     this.end = end;
     this.beside = beside;
     this.parts = parts.length === 0 ? [] : [...parts];
+    this.room = room === undefined ? undefined : Buffer.from(room);
   }
 
   /** Fails unless `n` more bytes are in the message: a length read from memory is never trusted. */
@@ -255,13 +281,16 @@ export class Reader {
   string(): string {
     this.need(4);
     const header = this.buf.readUInt32LE(this.pos);
-    if (header === IN_PART) {
+    if (header === IN_PART || header === IN_ROOM) {
       this.pos += 4;
       const real = this.u32();
-      const part = Buffer.from(this.part());
-      if (part.length !== ((real & ONE_BYTE) === 0 ? real : (real & ~ONE_BYTE) >>> 0)) {
-        throw corrupt('a string whose part is not its length');
+      const bytes = (real & ONE_BYTE) === 0 ? real : (real & ~ONE_BYTE) >>> 0;
+      if (header === IN_ROOM) {
+        if (this.room === undefined || bytes > this.room.length) throw corrupt('a string larger than its room');
+        return stringAfter(this.room, 0, real);
       }
+      const part = Buffer.from(this.part());
+      if (part.length !== bytes) throw corrupt('a string whose part is not its length');
       return stringAfter(part, 0, real);
     }
     const n = (header & ~ONE_BYTE) >>> 0;

@@ -144,8 +144,9 @@ export function readMessage(
   beside?: readonly unknown[],
   revive?: Revive,
   parts?: readonly ArrayBuffer[],
+  room?: SharedArrayBuffer,
 ): Message {
-  const r = new Reader(buf, start, end, beside, parts);
+  const r = new Reader(buf, start, end, beside, parts, room);
   const kind = r.u8() as MessageKind;
   const id = r.u32();
   switch (kind) {

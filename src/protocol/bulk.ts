@@ -12,7 +12,7 @@
  * (kept by `BulkInbox.add`) or still in the port's queue.
  */
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { corrupt, MAX_MESSAGE_BYTES } from '../codec/writer.js';
+import { corrupt, MAX_MESSAGE_BYTES, type Room } from '../codec/writer.js';
 import type { Mailbox } from './mailbox.js';
 
 export interface BulkPacket {
@@ -20,12 +20,40 @@ export interface BulkPacket {
   length: number;
   /** The message's parts (see Writer.parts). */
   parts: ArrayBuffer[];
+  /** The writer's room, if the message has a string in it (see SharedRoom). */
+  room: SharedArrayBuffer | undefined;
 }
 
-/** The bytes of a message that came by the port, and its parts. */
+/** The bytes of a message that came by the port, its parts and room. */
 export interface BulkMessage {
   bytes: Buffer;
-  parts: ArrayBuffer[];
+  parts: ArrayBuffer[] | undefined;
+  room: SharedArrayBuffer | undefined;
+}
+
+/**
+ * The room (see codec Room) of a writer to a mailbox that publishes each message at once: the
+ * reader decodes a message whole before it consumes it, and the writer writes the next one only
+ * once the slot is free, so the room is reused only after its reader is done. It is kept from one
+ * message to the next while each puts a large string in it, and let go at the first that does not.
+ */
+export class SharedRoom implements Room {
+  private sab: SharedArrayBuffer | undefined;
+  private taken = false;
+
+  take(n: number): Buffer | undefined {
+    if (this.taken) return undefined;
+    if (this.sab === undefined || this.sab.byteLength < n) this.sab = new SharedArrayBuffer(n);
+    this.taken = true;
+    return Buffer.from(this.sab, 0, n);
+  }
+
+  /** After a message was written (or failed to be): the room it used, if any; an unused room is let go. */
+  done(): SharedArrayBuffer | undefined {
+    if (!this.taken) this.sab = undefined;
+    this.taken = false;
+    return this.sab;
+  }
 }
 
 /** Whether `p` is meant as a bulk packet (see `BulkInbox.add` for whether it is a valid one). */
@@ -38,7 +66,7 @@ export function isBulk(p: unknown): p is BulkPacket {
  * parts that are ArrayBuffers.
  */
 function isValidBulk(p: BulkPacket): boolean {
-  const { bulk, length, parts } = p as { bulk: unknown; length: unknown; parts: unknown };
+  const { bulk, length, parts, room } = p as { bulk: unknown; length: unknown; parts: unknown; room: unknown };
   return (
     bulk instanceof ArrayBuffer &&
     typeof length === 'number' &&
@@ -47,13 +75,14 @@ function isValidBulk(p: BulkPacket): boolean {
     length <= bulk.byteLength &&
     length <= MAX_MESSAGE_BYTES &&
     Array.isArray(parts) &&
-    parts.every((b) => b instanceof ArrayBuffer)
+    parts.every((b) => b instanceof ArrayBuffer) &&
+    (room === undefined || room instanceof SharedArrayBuffer)
   );
 }
 
 /**
- * Writer: posts the first `length` bytes of `buf` on `port`, with `parts` (all transferred), and
- * publishes a marker for them in `mailbox`.
+ * Writer: posts the first `length` bytes of `buf` on `port`, with `parts` (all transferred) and
+ * `room` (shared), and publishes a marker for them in `mailbox`.
  */
 export function sendBulk(
   port: MessagePort,
@@ -61,6 +90,7 @@ export function sendBulk(
   buf: Buffer,
   length: number,
   parts: ArrayBuffer[] = [],
+  room?: SharedArrayBuffer,
 ): void {
   let own = buf;
   // Only a buffer that is its whole ArrayBuffer may be transferred (a Writer's spilled buffer is).
@@ -69,7 +99,7 @@ export function sendBulk(
     buf.copy(own, 0, 0, length);
   }
   const bytes = own.buffer as ArrayBuffer;
-  const packet: BulkPacket = { bulk: bytes, length, parts };
+  const packet: BulkPacket = { bulk: bytes, length, parts, room };
   port.postMessage(packet, [bytes, ...parts]);
   mailbox.publish(0, true);
 }
@@ -102,6 +132,6 @@ export class BulkInbox {
       else if (isValidBulk(m.message)) p = m.message;
       else throw corrupt('a malformed bulk packet');
     }
-    return { bytes: Buffer.from(p.bulk, 0, p.length), parts: p.parts };
+    return { bytes: Buffer.from(p.bulk, 0, p.length), parts: p.parts, room: p.room };
   }
 }
