@@ -124,6 +124,12 @@ describe('large bytes and strings travel in parts of their own', () => {
     assert.equal(roomy.parts?.length, 0);
   });
 
+  test('bytes in parts still count toward the 2 GiB a message may take', () => {
+    // Never written nor read before the refusal, so its pages are never touched.
+    const huge = new Uint8Array(2 ** 31 + 1);
+    assert.throws(() => encode(huge), RangeError);
+  });
+
   test('a message naming a part twice, one not there, or a string whose part is not its length, is corrupt', () => {
     const { w, parts } = encode([big(MiB), big(MiB)]);
     const read = (buf: Buffer, ps: ArrayBuffer[]): unknown => decodeValue(new Reader(buf, 0, w.pos, [], ps));

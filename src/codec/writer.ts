@@ -99,6 +99,8 @@ export class Writer {
   readonly parts: ArrayBuffer[] | undefined;
   /** Where a large string's characters go first, if the message can carry it (see Room). */
   private readonly room: Room | undefined;
+  /** Bytes of the message outside `buf`: in its parts and its room. */
+  private aside = 0;
 
   constructor(target: Buffer, start = 0, beside?: unknown[], parts?: ArrayBuffer[], room?: Room) {
     this.buf = target;
@@ -111,11 +113,7 @@ export class Writer {
   ensure(n: number): void {
     const need = this.pos + n;
     if (need <= this.buf.length) return;
-    if (need > MAX_MESSAGE_BYTES) {
-      throw new RangeError(
-        `loopthread: a message may take at most 2 GiB encoded; this one takes more (pass such data in a SharedArrayBuffer)`,
-      );
-    }
+    this.limit(need);
     const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2, 256));
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;
@@ -201,7 +199,19 @@ export class Writer {
    * other side; in a part they are copied once, into a buffer of exactly their size.
    */
   private outOfLine(n: number): boolean {
-    return this.parts !== undefined && n >= PART_MIN_BYTES && n > this.buf.length - this.pos - 4;
+    if (this.parts === undefined || n < PART_MIN_BYTES || n <= this.buf.length - this.pos - 4) return false;
+    this.aside += n;
+    this.limit(this.pos);
+    return true;
+  }
+
+  /** Refuses a message that takes more than MAX_MESSAGE_BYTES with `bytes` in it and its parts beside. */
+  private limit(bytes: number): void {
+    if (bytes + this.aside > MAX_MESSAGE_BYTES) {
+      throw new RangeError(
+        `loopthread: a message may take at most 2 GiB encoded; this one takes more (pass such data in a SharedArrayBuffer)`,
+      );
+    }
   }
 
   /** Writes the marker of `part` (after a string's `header`, if one) and adds it to the parts. */
