@@ -223,6 +223,9 @@ export class Writer {
   }
 }
 
+/** The parts of a message that has none: never written to (`Reader.part` finds nothing in it). */
+const NO_PARTS: (ArrayBuffer | undefined)[] = [];
+
 /** Reads what a Writer wrote. */
 export class Reader {
   readonly buf: Buffer;
@@ -246,7 +249,7 @@ export class Reader {
     this.pos = start;
     this.end = end;
     this.beside = beside;
-    this.parts = parts.length === 0 ? [] : [...parts];
+    this.parts = parts.length === 0 ? NO_PARTS : [...parts];
     this.room = room === undefined ? undefined : Buffer.from(room);
   }
 
