@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { LoopThread, LoopThreadError } from 'loopthread';
+import { DataCloneError, LoopThread, LoopThreadError } from 'loopthread';
 import { decodeValue } from '../src/codec/decode.js';
 import { encodeValue } from '../src/codec/encode.js';
 import { Reader, Writer } from '../src/codec/writer.js';
@@ -199,6 +199,11 @@ describe('large bytes and strings travel in parts of their own', () => {
     );
     assert.equal(a[0], 9);
     assert.equal(buffer.byteLength, 2 * MiB, 'the argument was detached');
+    // A large view of shared memory is refused as a small one is: sharing goes by run() or import().
+    assert.throws(
+      () => loop.runSync((v: Uint8Array) => v.length, new Uint8Array(new SharedArrayBuffer(2 * MiB), 8)),
+      (e: unknown) => e instanceof DataCloneError && e.message.includes('over a SharedArrayBuffer'),
+    );
     const resizable = new ArrayBuffer(MiB, { maxByteLength: 4 * MiB });
     assert.deepEqual(
       loop.runSync((r: ArrayBuffer) => [r.resizable, r.maxByteLength, r.byteLength], resizable),
