@@ -10,7 +10,7 @@ import { DataCloneError, LoopThread, LoopThreadError } from 'loopthread';
 import { decodeValue } from '../src/codec/decode.js';
 import { encodeValue } from '../src/codec/encode.js';
 import { Reader, Writer } from '../src/codec/writer.js';
-import { SharedRoom } from '../src/protocol/bulk.js';
+import { SharedSpare } from '../src/protocol/bulk.js';
 
 const MiB = 1024 * 1024;
 /** Word indexes of the two mailboxes' sequence counters in a handle's `line` (src/protocol/line.ts). */
@@ -147,26 +147,26 @@ describe('large bytes and strings travel in parts of their own', () => {
     );
   });
 
-  test('a writer to a mailbox puts one large string a message in its room, reused while each message needs it', () => {
-    const room = new SharedRoom();
+  test('a writer to a mailbox puts one large string a message in its spare, reused while each message needs it', () => {
+    const spare = new SharedSpare();
     const write = (value: unknown): { w: Writer; parts: ArrayBuffer[]; used: SharedArrayBuffer | undefined } => {
       const parts: ArrayBuffer[] = [];
-      const w = new Writer(Buffer.alloc(1024), 0, undefined, parts, room);
+      const w = new Writer(Buffer.alloc(1024), 0, undefined, parts, spare);
       encodeValue(w, value);
-      return { w, parts, used: room.done() };
+      return { w, parts, used: spare.done() };
     };
     const first = write(['a'.repeat(MiB), 'b€'.repeat(MiB / 2)]);
     assert.ok(first.used instanceof SharedArrayBuffer);
-    assert.equal(first.parts.length, 1, 'the second string goes in a part: the room holds one');
+    assert.equal(first.parts.length, 1, 'the second string goes in a part: the spare holds one');
     const read = (m: typeof first): unknown => decodeValue(new Reader(m.w.buf, 0, m.w.pos, [], m.parts, m.used));
     assert.deepEqual(read(first), ['a'.repeat(MiB), 'b€'.repeat(MiB / 2)]);
     const second = write('c'.repeat(MiB / 2));
-    assert.equal(second.used, first.used, 'the room was not reused');
+    assert.equal(second.used, first.used, 'the spare was not reused');
     assert.equal(read(second), 'c'.repeat(MiB / 2));
     assert.equal(write('small').used, undefined);
     const third = write('d'.repeat(MiB));
-    assert.notEqual(third.used, first.used, 'a room was kept past a message that did not need it');
-    assert.throws(() => decodeValue(new Reader(third.w.buf, 0, third.w.pos)), /a string larger than its room/);
+    assert.notEqual(third.used, first.used, 'a spare was kept past a message that did not need it');
+    assert.throws(() => decodeValue(new Reader(third.w.buf, 0, third.w.pos)), /a string larger than its spare/);
   });
 
   const loop = new LoopThread({ name: 'parts' });
@@ -211,7 +211,7 @@ describe('large bytes and strings travel in parts of their own', () => {
     );
   });
 
-  test('large strings one call after another, each way, arrive whole: a room is reused only once read', () => {
+  test('large strings one call after another, each way, arrive whole: a spare is reused only once read', () => {
     const sent = ['a', 'b', 'c'].map((c) => c.repeat(MiB) + '!');
     for (const s of sent) {
       loop.runSync((v: string) => {

@@ -82,17 +82,17 @@ const validMessage: fc.Arbitrary<Buffer> = fc
     fc.tuple(fc.nat(), json).map(([id, value]) => (w: Writer) => {
       writeReply(w, id, 0, value);
     }),
-    // Bytes or a string large enough for a part of its own (or the room): the message names a part
-    // (the frame brings random ones, or none) or the room.
+    // Bytes or a string large enough for a part of its own (or the spare): the message names a part
+    // (the frame brings random ones, or none) or the spare.
     fc.tuple(fc.nat(), fc.boolean()).map(([id, text]) => (w: Writer) => {
       const big = text ? 'x'.repeat(PART_BYTES) : new Uint8Array(PART_BYTES);
       writeCall(w, id, [TargetKind.Export, 0, ['hello']], [big], 'to the portal');
     }),
   )
   .chain((write) =>
-    fc.boolean().map((withRoom) => {
-      const room = withRoom ? { take: (n: number) => Buffer.alloc(n) } : undefined;
-      const w = new Writer(Buffer.alloc(256), 0, undefined, [], room);
+    fc.boolean().map((withSpare) => {
+      const spare = withSpare ? { take: (n: number) => Buffer.alloc(n) } : undefined;
+      const w = new Writer(Buffer.alloc(256), 0, undefined, [], spare);
       write(w);
       return w.buf.subarray(0, w.pos);
     }),
@@ -128,7 +128,7 @@ const portMessage: fc.Arbitrary<unknown> = fc.oneof(
   fc.anything({ maxDepth: 2 }),
   fc
     .tuple(messageBytes, fc.integer({ min: -4, max: 80 }), parts, fc.option(messageBytes.map(sharedOf)))
-    .map(([b, length, p, room]) => ({ bulk: bufferOf(b), length, parts: p, room: room ?? undefined })),
+    .map(([b, length, p, spare]) => ({ bulk: bufferOf(b), length, parts: p, spare: spare ?? undefined })),
   fc
     .tuple(messageBytes, fc.integer({ min: -4, max: 80 }), fc.array(json, { maxLength: 2 }), parts)
     .map(([b, length, beside, p]) => ({ bytes: bufferOf(b), length, beside, parts: p })),

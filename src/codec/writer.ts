@@ -15,16 +15,19 @@ const SHORT = 48;
  * are in a buffer of their own beside the message, whose index follows (see Writer.parts).
  */
 const IN_PART = 0xffffffff;
-/** In place of a string's length word: its characters are in the room (see Writer.room); its length word follows. */
-const IN_ROOM = 0xfffffffe;
+/**
+ * In place of a string's length word: its characters are in the writer's spare shared memory (see
+ * Writer.spare); its length word follows.
+ */
+const IN_SPARE = 0xfffffffe;
 
 /**
  * Shared memory a writer may reuse for the characters of one large string per message: the pages
  * are already the process's, where a new buffer's are each a fault on first write (most of the cost
  * of copying a string of hundreds of MiB). The owner knows when the reader is done with it.
  */
-export interface Room {
-  /** `n` bytes of the room for this message, or undefined (the room is taken already). */
+export interface Spare {
+  /** `n` bytes of spare memory for this message, or undefined (taken by this message already). */
   take(n: number): Buffer | undefined;
 }
 /**
@@ -97,17 +100,17 @@ export class Writer {
    * never moved again, and the receiver keeps that very buffer (see `outOfLine`).
    */
   readonly parts: ArrayBuffer[] | undefined;
-  /** Where a large string's characters go first, if the message can carry it (see Room). */
-  private readonly room: Room | undefined;
-  /** Bytes of the message outside `buf`: in its parts and its room. */
+  /** Where a large string's characters go first, if the message can carry it (see Spare). */
+  private readonly spare: Spare | undefined;
+  /** Bytes of the message outside `buf`: in its parts and its spare. */
   private aside = 0;
 
-  constructor(target: Buffer, start = 0, beside?: unknown[], parts?: ArrayBuffer[], room?: Room) {
+  constructor(target: Buffer, start = 0, beside?: unknown[], parts?: ArrayBuffer[], spare?: Spare) {
     this.buf = target;
     this.pos = start;
     this.beside = beside;
     this.parts = parts;
-    this.room = room;
+    this.spare = spare;
   }
 
   ensure(n: number): void {
@@ -162,10 +165,10 @@ export class Writer {
     const length = oneByte ? n : 2 * n;
     const header = oneByte ? (n | ONE_BYTE) >>> 0 : length;
     if (this.outOfLine(length)) {
-      const room = this.room?.take(length);
-      if (room !== undefined) {
-        room.write(s, 0, length, oneByte ? 'latin1' : 'utf16le');
-        this.u32(IN_ROOM);
+      const spare = this.spare?.take(length);
+      if (spare !== undefined) {
+        spare.write(s, 0, length, oneByte ? 'latin1' : 'utf16le');
+        this.u32(IN_SPARE);
         this.u32(header);
         return;
       }
@@ -234,8 +237,8 @@ export class Reader {
   readonly beside: readonly unknown[];
   /** The parts that came with the message (see Writer.parts), each taken once. */
   private readonly parts: (ArrayBuffer | undefined)[];
-  /** The writer's room as it was when the message was written (see Writer.room). */
-  private readonly room: Buffer | undefined;
+  /** The writer's spare as it was when the message was written (see Writer.spare). */
+  private readonly spare: Buffer | undefined;
 
   constructor(
     buf: Buffer,
@@ -243,14 +246,14 @@ export class Reader {
     end: number,
     beside: readonly unknown[] = [],
     parts: readonly ArrayBuffer[] = [],
-    room?: SharedArrayBuffer,
+    spare?: SharedArrayBuffer,
   ) {
     this.buf = buf;
     this.pos = start;
     this.end = end;
     this.beside = beside;
     this.parts = parts.length === 0 ? NO_PARTS : [...parts];
-    this.room = room === undefined ? undefined : Buffer.from(room);
+    this.spare = spare === undefined ? undefined : Buffer.from(spare);
   }
 
   /** Fails unless `n` more bytes are in the message: a length read from memory is never trusted. */
@@ -294,13 +297,13 @@ export class Reader {
   string(): string {
     this.need(4);
     const header = this.buf.readUInt32LE(this.pos);
-    if (header === IN_PART || header === IN_ROOM) {
+    if (header === IN_PART || header === IN_SPARE) {
       this.pos += 4;
       const real = this.u32();
       const bytes = (real & ONE_BYTE) === 0 ? real : (real & ~ONE_BYTE) >>> 0;
-      if (header === IN_ROOM) {
-        if (this.room === undefined || bytes > this.room.length) throw corrupt('a string larger than its room');
-        return stringAfter(this.room, 0, real);
+      if (header === IN_SPARE) {
+        if (this.spare === undefined || bytes > this.spare.length) throw corrupt('a string larger than its spare');
+        return stringAfter(this.spare, 0, real);
       }
       const part = Buffer.from(this.part());
       if (part.length !== bytes) throw corrupt('a string whose part is not its length');

@@ -144,9 +144,9 @@ export function readMessage(
   beside?: readonly unknown[],
   revive?: Revive,
   parts?: readonly ArrayBuffer[],
-  room?: SharedArrayBuffer,
+  spare?: SharedArrayBuffer,
 ): Message {
-  const r = new Reader(buf, start, end, beside, parts, room);
+  const r = new Reader(buf, start, end, beside, parts, spare);
   const kind = r.u8() as MessageKind;
   const id = r.u32();
   switch (kind) {

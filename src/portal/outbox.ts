@@ -5,7 +5,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { Writer } from '../codec/writer.js';
-import { sendBulk, SharedRoom } from '../protocol/bulk.js';
+import { sendBulk, SharedSpare } from '../protocol/bulk.js';
 import type { Mailbox } from '../protocol/mailbox.js';
 import { changed } from '../shm/wait.js';
 import { ownedWriter } from './messages.js';
@@ -14,8 +14,8 @@ export class Outbox {
   /** Messages not yet in the mailbox, each with the blocking call it belongs to. */
   private readonly queue: { bytes: Buffer; length: number; parts: ArrayBuffer[]; call: number }[] = [];
   private waiting = false;
-  /** Where replies published at once write their large strings (see SharedRoom); never a queued one's. */
-  private readonly room = new SharedRoom();
+  /** Where replies published at once write their large strings (see SharedSpare); never a queued one's. */
+  private readonly spare = new SharedSpare();
 
   constructor(
     private readonly mailbox: Mailbox,
@@ -30,15 +30,15 @@ export class Outbox {
   send(write: (w: Writer) => void, call: number): boolean {
     if (this.queue.length === 0 && this.mailbox.isFree()) {
       const parts: ArrayBuffer[] = [];
-      const w = new Writer(this.mailbox.data, 0, undefined, parts, this.room);
-      let room: SharedArrayBuffer | undefined;
+      const w = new Writer(this.mailbox.data, 0, undefined, parts, this.spare);
+      let spare: SharedArrayBuffer | undefined;
       try {
         write(w);
       } finally {
-        room = this.room.done();
+        spare = this.spare.done();
       }
-      if (w.spilled || parts.length > 0 || room !== undefined) {
-        sendBulk(this.port, this.mailbox, w.buf, w.pos, parts, room);
+      if (w.spilled || parts.length > 0 || spare !== undefined) {
+        sendBulk(this.port, this.mailbox, w.buf, w.pos, parts, spare);
       } else this.mailbox.publish(w.pos);
       this.mailbox.notify();
       return true;

@@ -12,7 +12,7 @@
  * (kept by `BulkInbox.add`) or still in the port's queue.
  */
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { corrupt, MAX_MESSAGE_BYTES, type Room } from '../codec/writer.js';
+import { corrupt, MAX_MESSAGE_BYTES, type Spare } from '../codec/writer.js';
 import type { Mailbox } from './mailbox.js';
 
 export interface BulkPacket {
@@ -20,24 +20,24 @@ export interface BulkPacket {
   length: number;
   /** The message's parts (see Writer.parts). */
   parts: ArrayBuffer[];
-  /** The writer's room, if the message has a string in it (see SharedRoom). */
-  room: SharedArrayBuffer | undefined;
+  /** The writer's spare, if the message has a string in it (see SharedSpare). */
+  spare: SharedArrayBuffer | undefined;
 }
 
-/** The bytes of a message that came by the port, its parts and room. */
+/** The bytes of a message that came by the port, its parts and spare. */
 export interface BulkMessage {
   bytes: Buffer;
   parts: ArrayBuffer[] | undefined;
-  room: SharedArrayBuffer | undefined;
+  spare: SharedArrayBuffer | undefined;
 }
 
 /**
- * The room (see codec Room) of a writer to a mailbox that publishes each message at once: the
+ * The spare memory (see codec Spare) of a writer to a mailbox that publishes each message at once: the
  * reader decodes a message whole before it consumes it, and the writer writes the next one only
- * once the slot is free, so the room is reused only after its reader is done. It is kept from one
+ * once the slot is free, so the spare is reused only after its reader is done. It is kept from one
  * message to the next while each puts a large string in it, and let go at the first that does not.
  */
-export class SharedRoom implements Room {
+export class SharedSpare implements Spare {
   private sab: SharedArrayBuffer | undefined;
   private taken = false;
 
@@ -48,7 +48,7 @@ export class SharedRoom implements Room {
     return Buffer.from(this.sab, 0, n);
   }
 
-  /** After a message was written (or failed to be): the room it used, if any; an unused room is let go. */
+  /** After a message was written (or failed to be): the spare it used, if any; an unused spare is let go. */
   done(): SharedArrayBuffer | undefined {
     if (!this.taken) this.sab = undefined;
     this.taken = false;
@@ -66,7 +66,7 @@ export function isBulk(p: unknown): p is BulkPacket {
  * parts that are ArrayBuffers.
  */
 function isValidBulk(p: BulkPacket): boolean {
-  const { bulk, length, parts, room } = p as { bulk: unknown; length: unknown; parts: unknown; room: unknown };
+  const { bulk, length, parts, spare } = p as { bulk: unknown; length: unknown; parts: unknown; spare: unknown };
   return (
     bulk instanceof ArrayBuffer &&
     typeof length === 'number' &&
@@ -76,13 +76,13 @@ function isValidBulk(p: BulkPacket): boolean {
     length <= MAX_MESSAGE_BYTES &&
     Array.isArray(parts) &&
     parts.every((b) => b instanceof ArrayBuffer) &&
-    (room === undefined || room instanceof SharedArrayBuffer)
+    (spare === undefined || spare instanceof SharedArrayBuffer)
   );
 }
 
 /**
  * Writer: posts the first `length` bytes of `buf` on `port`, with `parts` (all transferred) and
- * `room` (shared), and publishes a marker for them in `mailbox`.
+ * `spare` (shared), and publishes a marker for them in `mailbox`.
  */
 export function sendBulk(
   port: MessagePort,
@@ -90,7 +90,7 @@ export function sendBulk(
   buf: Buffer,
   length: number,
   parts: ArrayBuffer[] = [],
-  room?: SharedArrayBuffer,
+  spare?: SharedArrayBuffer,
 ): void {
   let own = buf;
   // Only a buffer that is its whole ArrayBuffer may be transferred (a Writer's spilled buffer is).
@@ -99,7 +99,7 @@ export function sendBulk(
     buf.copy(own, 0, 0, length);
   }
   const bytes = own.buffer as ArrayBuffer;
-  const packet: BulkPacket = { bulk: bytes, length, parts, room };
+  const packet: BulkPacket = { bulk: bytes, length, parts, spare };
   port.postMessage(packet, [bytes, ...parts]);
   mailbox.publish(0, true);
 }
@@ -132,6 +132,6 @@ export class BulkInbox {
       else if (isValidBulk(m.message)) p = m.message;
       else throw corrupt('a malformed bulk packet');
     }
-    return { bytes: Buffer.from(p.bulk, 0, p.length), parts: p.parts, room: p.room };
+    return { bytes: Buffer.from(p.bulk, 0, p.length), parts: p.parts, spare: p.spare };
   }
 }
