@@ -30,6 +30,8 @@ import { within } from './helpers.js';
 /** A watchdog for a hang, far above any answer on a loaded machine (never a timing guess). */
 const HANG_MS = 60_000;
 const PROBE_ID = 0x7fff_fff0;
+/** Large enough to go in a part of its own (src/codec/writer.ts). */
+const PART_BYTES = 64 * 1024;
 
 const api = {
   hello: (who: unknown) => `hello ${String(who)}`,
@@ -80,12 +82,21 @@ const validMessage: fc.Arbitrary<Buffer> = fc
     fc.tuple(fc.nat(), json).map(([id, value]) => (w: Writer) => {
       writeReply(w, id, 0, value);
     }),
+    // Bytes or a string large enough for a part of its own (or the spare): the message names a part
+    // (the frame brings random ones, or none) or the spare.
+    fc.tuple(fc.nat(), fc.boolean()).map(([id, text]) => (w: Writer) => {
+      const big = text ? 'x'.repeat(PART_BYTES) : new Uint8Array(PART_BYTES);
+      writeCall(w, id, [TargetKind.Export, 0, ['hello']], [big], 'to the portal');
+    }),
   )
-  .map((write) => {
-    const w = new Writer(Buffer.alloc(256));
-    write(w);
-    return w.buf.subarray(0, w.pos);
-  });
+  .chain((write) =>
+    fc.boolean().map((withSpare) => {
+      const spare = withSpare ? { take: (n: number) => Buffer.alloc(n) } : undefined;
+      const w = new Writer(Buffer.alloc(256), 0, undefined, [], spare);
+      write(w);
+      return w.buf.subarray(0, w.pos);
+    }),
+  );
 
 const flips = fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 4 });
 const messageBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
@@ -104,14 +115,23 @@ const messageBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
 );
 
 const bufferOf = (bytes: Uint8Array): ArrayBuffer => new Uint8Array(bytes).buffer;
+const sharedOf = (bytes: Uint8Array): SharedArrayBuffer => {
+  const sab = new SharedArrayBuffer(bytes.length);
+  new Uint8Array(sab).set(bytes);
+  return sab;
+};
+/** A message's parts (Writer.parts): random bytes, which a message may name or not. */
+const parts = fc.array(messageBytes.map(bufferOf), { maxLength: 2 });
 const portMessage: fc.Arbitrary<unknown> = fc.oneof(
   messageBytes.map((b) => Buffer.from(b).toString('latin1')),
   fc.string({ unit: 'binary', maxLength: 16 }),
   fc.anything({ maxDepth: 2 }),
-  fc.tuple(messageBytes, fc.integer({ min: -4, max: 80 })).map(([b, length]) => ({ bulk: bufferOf(b), length })),
   fc
-    .tuple(messageBytes, fc.integer({ min: -4, max: 80 }), fc.array(json, { maxLength: 2 }))
-    .map(([b, length, beside]) => ({ bytes: bufferOf(b), length, beside })),
+    .tuple(messageBytes, fc.integer({ min: -4, max: 80 }), parts, fc.option(messageBytes.map(sharedOf)))
+    .map(([b, length, p, spare]) => ({ bulk: bufferOf(b), length, parts: p, spare: spare ?? undefined })),
+  fc
+    .tuple(messageBytes, fc.integer({ min: -4, max: 80 }), fc.array(json, { maxLength: 2 }), parts)
+    .map(([b, length, beside, p]) => ({ bytes: bufferOf(b), length, beside, parts: p })),
   fc.constant(''),
 );
 

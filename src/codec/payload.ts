@@ -1,4 +1,7 @@
-/** A message's bytes for postMessage: in an ArrayBuffer that is transferred, with the objects beside them. */
+/**
+ * A message's bytes for postMessage: in an ArrayBuffer that is transferred, with the objects beside
+ * them and its parts (see Writer.parts), also transferred.
+ */
 import { MessagePort, type Transferable } from 'node:worker_threads';
 import { Reader, type Writer } from './writer.js';
 
@@ -6,6 +9,7 @@ export interface Payload {
   readonly bytes: ArrayBuffer;
   readonly length: number;
   readonly beside: unknown[];
+  readonly parts: ArrayBuffer[];
 }
 
 /**
@@ -23,10 +27,11 @@ export function toPayload(w: Writer, from: number, own = false): [Payload, Trans
     new Uint8Array(bytes).set(w.buf.subarray(from, w.pos));
   }
   const beside = w.beside ?? [];
+  const parts = w.parts ?? [];
   const ports = beside.filter((o): o is MessagePort => o instanceof MessagePort);
-  return [{ bytes, length, beside }, [bytes, ...ports]];
+  return [{ bytes, length, beside, parts }, [bytes, ...ports, ...parts]];
 }
 
 export function payloadReader(p: Payload): Reader {
-  return new Reader(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside);
+  return new Reader(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside, p.parts);
 }

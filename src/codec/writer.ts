@@ -10,6 +10,31 @@ const ONE_BYTE = 0x80000000;
 const TWO_BYTE_CHAR = /[\u0100-\uffff]/;
 /** Strings up to this long are written and read by a loop, which beats a native call. */
 const SHORT = 48;
+/**
+ * In place of a length word: the bytes (or a string's characters, whose own length word follows)
+ * are in a buffer of their own beside the message, whose index follows (see Writer.parts).
+ */
+const IN_PART = 0xffffffff;
+/**
+ * In place of a string's length word: its characters are in the writer's spare shared memory (see
+ * Writer.spare); its length word follows.
+ */
+const IN_SPARE = 0xfffffffe;
+
+/**
+ * Shared memory a writer may reuse for the characters of one large string per message: the pages
+ * are already the process's, where a new buffer's are each a fault on first write (most of the cost
+ * of copying a string of hundreds of MiB). The owner knows when the reader is done with it.
+ */
+export interface Spare {
+  /** `n` bytes of spare memory for this message, or undefined (taken by this message already). */
+  take(n: number): Buffer | undefined;
+}
+/**
+ * Bytes below this size always go in the message: a buffer of their own costs a transfer (listed
+ * on the port message, detached, wrapped again), which beats copying them twice only from here.
+ */
+const PART_MIN_BYTES = 64 * 1024;
 
 /**
  * Writes `s` whole at `pos` (the codec's string: a length word, then the characters) if it is at
@@ -69,21 +94,29 @@ export class Writer {
    * Undefined when the message goes through shared memory, where they cannot.
    */
   readonly beside: unknown[] | undefined;
+  /**
+   * Buffers of their own that travel beside the bytes, transferred (undefined where the message
+   * cannot be posted). Bytes or a string too large for the room left go into one: copied once,
+   * never moved again, and the receiver keeps that very buffer (see `outOfLine`).
+   */
+  readonly parts: ArrayBuffer[] | undefined;
+  /** Where a large string's characters go first, if the message can carry it (see Spare). */
+  private readonly spare: Spare | undefined;
+  /** Bytes of the message outside `buf`: in its parts and its spare. */
+  private aside = 0;
 
-  constructor(target: Buffer, start = 0, beside?: unknown[]) {
+  constructor(target: Buffer, start = 0, beside?: unknown[], parts?: ArrayBuffer[], spare?: Spare) {
     this.buf = target;
     this.pos = start;
     this.beside = beside;
+    this.parts = parts;
+    this.spare = spare;
   }
 
   ensure(n: number): void {
     const need = this.pos + n;
     if (need <= this.buf.length) return;
-    if (need > MAX_MESSAGE_BYTES) {
-      throw new RangeError(
-        `loopthread: a message may take at most 2 GiB encoded; this one takes more (pass such data in a SharedArrayBuffer)`,
-      );
-    }
+    this.limit(need);
     const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2, 256));
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;
@@ -130,19 +163,71 @@ export class Writer {
     }
     const oneByte = !TWO_BYTE_CHAR.test(s);
     const length = oneByte ? n : 2 * n;
+    const header = oneByte ? (n | ONE_BYTE) >>> 0 : length;
+    if (this.outOfLine(length)) {
+      const spare = this.spare?.take(length);
+      if (spare !== undefined) {
+        spare.write(s, 0, length, oneByte ? 'latin1' : 'utf16le');
+        this.u32(IN_SPARE);
+        this.u32(header);
+        return;
+      }
+      const part = Buffer.allocUnsafeSlow(length);
+      part.write(s, 0, length, oneByte ? 'latin1' : 'utf16le');
+      this.putPart(part.buffer, header);
+      return;
+    }
     this.ensure(4 + length);
     this.buf.write(s, this.pos + 4, length, oneByte ? 'latin1' : 'utf16le');
-    this.buf.writeUInt32LE(oneByte ? (n | ONE_BYTE) >>> 0 : length, this.pos);
+    this.buf.writeUInt32LE(header, this.pos);
     this.pos += 4 + length;
   }
 
+  /** Length-prefixed bytes; the reader gets them in an ArrayBuffer of their own (see Reader.bytes). */
   bytes(src: Uint8Array): void {
+    if (this.outOfLine(src.byteLength)) {
+      this.putPart(src.slice().buffer);
+      return;
+    }
     this.u32(src.byteLength);
     this.ensure(src.byteLength);
     this.buf.set(src, this.pos);
     this.pos += src.byteLength;
   }
+
+  /**
+   * Whether `n` bytes go into a part of their own: when the message can carry parts, they are
+   * large, and they do not fit in the room left. In the message they would cost a larger buffer
+   * (a copy of all written so far, and room to spare when it doubles), then a copy out on the
+   * other side; in a part they are copied once, into a buffer of exactly their size.
+   */
+  private outOfLine(n: number): boolean {
+    if (this.parts === undefined || n < PART_MIN_BYTES || n <= this.buf.length - this.pos - 4) return false;
+    this.aside += n;
+    this.limit(this.pos);
+    return true;
+  }
+
+  /** Refuses a message that takes more than MAX_MESSAGE_BYTES with `bytes` in it and its parts beside. */
+  private limit(bytes: number): void {
+    if (bytes + this.aside > MAX_MESSAGE_BYTES) {
+      throw new RangeError(
+        `loopthread: a message may take at most 2 GiB encoded; this one takes more (pass such data in a SharedArrayBuffer)`,
+      );
+    }
+  }
+
+  /** Writes the marker of `part` (after a string's `header`, if one) and adds it to the parts. */
+  private putPart(part: ArrayBuffer, header?: number): void {
+    const parts = this.parts as ArrayBuffer[];
+    this.u32(IN_PART);
+    if (header !== undefined) this.u32(header);
+    this.u32(parts.push(part) - 1);
+  }
 }
+
+/** The parts of a message that has none: never written to (`Reader.part` finds nothing in it). */
+const NO_PARTS: (ArrayBuffer | undefined)[] = [];
 
 /** Reads what a Writer wrote. */
 export class Reader {
@@ -150,12 +235,25 @@ export class Reader {
   pos: number;
   readonly end: number;
   readonly beside: readonly unknown[];
+  /** The parts that came with the message (see Writer.parts), each taken once. */
+  private readonly parts: (ArrayBuffer | undefined)[];
+  /** The writer's spare as it was when the message was written (see Writer.spare). */
+  private readonly spare: Buffer | undefined;
 
-  constructor(buf: Buffer, start: number, end: number, beside: readonly unknown[] = []) {
+  constructor(
+    buf: Buffer,
+    start: number,
+    end: number,
+    beside: readonly unknown[] = [],
+    parts: readonly ArrayBuffer[] = [],
+    spare?: SharedArrayBuffer,
+  ) {
     this.buf = buf;
     this.pos = start;
     this.end = end;
     this.beside = beside;
+    this.parts = parts.length === 0 ? NO_PARTS : [...parts];
+    this.spare = spare === undefined ? undefined : Buffer.from(spare);
   }
 
   /** Fails unless `n` more bytes are in the message: a length read from memory is never trusted. */
@@ -199,6 +297,18 @@ export class Reader {
   string(): string {
     this.need(4);
     const header = this.buf.readUInt32LE(this.pos);
+    if (header === IN_PART || header === IN_SPARE) {
+      this.pos += 4;
+      const real = this.u32();
+      const bytes = (real & ONE_BYTE) === 0 ? real : (real & ~ONE_BYTE) >>> 0;
+      if (header === IN_SPARE) {
+        if (this.spare === undefined || bytes > this.spare.length) throw corrupt('a string larger than its spare');
+        return stringAfter(this.spare, 0, real);
+      }
+      const part = Buffer.from(this.part());
+      if (part.length !== bytes) throw corrupt('a string whose part is not its length');
+      return stringAfter(part, 0, real);
+    }
     const n = (header & ~ONE_BYTE) >>> 0;
     this.need(4 + n);
     const s = stringAfter(this.buf, this.pos + 4, header);
@@ -206,14 +316,27 @@ export class Reader {
     return s;
   }
 
-  /** A copy of the next length-prefixed bytes, in a fresh ArrayBuffer of its own. */
+  /**
+   * The next length-prefixed bytes, in an ArrayBuffer of their own that nothing else uses: a copy,
+   * or the part they came in (exactly their bytes, transferred to this thread).
+   */
   bytes(): ArrayBuffer {
     const n = this.u32();
+    if (n === IN_PART) return this.part();
     this.need(n);
     const out = new ArrayBuffer(n);
     new Uint8Array(out).set(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return out;
+  }
+
+  /** The part whose index is next; a part named twice (or not there) is corrupt. */
+  private part(): ArrayBuffer {
+    const i = this.u32();
+    const part = this.parts[i];
+    if (part === undefined) throw corrupt('a part beside the message that is not there');
+    this.parts[i] = undefined;
+    return part;
   }
 }
 

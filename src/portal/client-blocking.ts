@@ -9,7 +9,7 @@ import { CancelKind, Status, type Settled } from '../call/run.js';
 import { isThenable } from '../call/target.js';
 import { CancelledError, TimeoutError } from '../errors.js';
 import { HostState, STATE } from '../protocol/line.js';
-import { sendBulk } from '../protocol/bulk.js';
+import { sendBulk, SharedSpare } from '../protocol/bulk.js';
 import { now } from '../protocol/mailbox.js';
 import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { waitForChange, Waited } from '../shm/wait.js';
@@ -30,6 +30,8 @@ export type Write = (w: Writer, id: number) => void;
 export class BlockingCalls {
   private seenReply: number;
   private readonly spin = new SpinPolicy();
+  /** Where the requests' large strings are written (see SharedSpare). */
+  private readonly spare = new SharedSpare();
   /** Ids of the blocking calls this thread is in, innermost last (a callback may call again). */
   private readonly active: number[] = [];
   /** Replies to outer blocking calls that arrived while an inner one waited. */
@@ -50,11 +52,20 @@ export class BlockingCalls {
         throw new TimeoutError(`${this.core.name} did not take the request in time (it is busy)`);
       }
     }
-    const w = new Writer(mailbox.data);
-    write(w, id);
+    const parts: ArrayBuffer[] = [];
+    const w = new Writer(mailbox.data, 0, undefined, parts, this.spare);
+    let spare: SharedArrayBuffer | undefined;
+    try {
+      write(w, id);
+    } finally {
+      spare = this.spare.done();
+    }
     // Too large for the slot: the encoded bytes go by the port, uncopied (see bulk.ts).
-    if (w.spilled) sendBulk(this.core.port, mailbox, w.buf, w.pos);
-    else mailbox.publish(w.pos);
+    if (w.spilled || parts.length > 0 || spare !== undefined) {
+      sendBulk(this.core.port, mailbox, w.buf, w.pos, parts, spare);
+    } else {
+      mailbox.publish(w.pos);
+    }
     if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) this.core.port.postMessage(WAKE);
   }
 
@@ -126,14 +137,15 @@ export class BlockingCalls {
       this.seenReply = mailbox.seq();
       mailbox.markTaken();
       const slot = mailbox.peek();
-      const bytes = slot.onPort
+      const { bytes, parts, spare } = slot.onPort
         ? this.core.bulk.take(this.core.port, (p) => {
             this.core.receive(p as PortPacket);
           })
-        : mailbox.data.subarray(0, slot.length);
+        : { bytes: mailbox.data.subarray(0, slot.length), parts: undefined, spare: undefined };
       let reply: Reply | CallMessage;
       try {
-        reply = readMessage(bytes, 0, bytes.length, undefined, this.core.reviveSync) as Reply | CallMessage;
+        reply = readMessage(bytes, 0, bytes.length, undefined, this.core.reviveSync, parts, spare) as
+          Reply | CallMessage;
       } finally {
         mailbox.consume();
       }

@@ -143,8 +143,10 @@ export function readMessage(
   end: number,
   beside?: readonly unknown[],
   revive?: Revive,
+  parts?: readonly ArrayBuffer[],
+  spare?: SharedArrayBuffer,
 ): Message {
-  const r = new Reader(buf, start, end, beside);
+  const r = new Reader(buf, start, end, beside, parts, spare);
   const kind = r.u8() as MessageKind;
   const id = r.u32();
   switch (kind) {
@@ -189,9 +191,9 @@ export function readMessage(
   }
 }
 
-/** A message in a heap buffer of its own (one that waits in a queue). */
+/** A message in a heap buffer of its own (one that waits in a queue), with its parts. */
 export function ownedWriter(): Writer {
-  return new Writer(Buffer.allocUnsafeSlow(512));
+  return new Writer(Buffer.allocUnsafeSlow(512), 0, undefined, []);
 }
 
 /** Port messages are encoded here, then copied out by `packet` before the next one. */
@@ -201,8 +203,8 @@ let scratchOwner: Writer | undefined;
 
 /** A message for a MessagePort; MessagePorts and SharedArrayBuffers in it travel beside the bytes. */
 export function portWriter(): Writer {
-  if (scratchOwner !== undefined) return new Writer(Buffer.allocUnsafeSlow(512), 0, []);
-  scratchOwner = new Writer(scratch, 0, []);
+  if (scratchOwner !== undefined) return new Writer(Buffer.allocUnsafeSlow(512), 0, [], []);
+  scratchOwner = new Writer(scratch, 0, [], []);
   return scratchOwner;
 }
 
@@ -220,7 +222,7 @@ export const WAKE = '';
 /** What goes over a MessagePort: the bytes as a latin1 string, or in a transferred buffer. */
 export type PortPacket = string | Payload;
 
-/** A string, or a Payload whose length lies within its bytes. */
+/** A string, or a Payload whose length lies within its bytes, and whose parts are ArrayBuffers. */
 export function isPortPacket(p: unknown): p is PortPacket {
   if (typeof p === 'string') return true;
   const q = p as Partial<Payload> | null;
@@ -229,6 +231,8 @@ export function isPortPacket(p: unknown): p is PortPacket {
     q !== null &&
     q.bytes instanceof ArrayBuffer &&
     Array.isArray(q.beside) &&
+    Array.isArray(q.parts) &&
+    q.parts.every((b) => b instanceof ArrayBuffer) &&
     Number.isInteger(q.length) &&
     (q.length as number) >= 0 &&
     (q.length as number) <= q.bytes.byteLength
@@ -237,7 +241,9 @@ export function isPortPacket(p: unknown): p is PortPacket {
 
 export function packet(w: Writer): [PortPacket, Transferable[]] {
   releaseWriter(w);
-  if ((w.beside ?? []).length === 0 && w.pos <= STRING_PACKET_BYTES) return [w.buf.toString('latin1', 0, w.pos), []];
+  if ((w.beside ?? []).length === 0 && (w.parts ?? []).length === 0 && w.pos <= STRING_PACKET_BYTES) {
+    return [w.buf.toString('latin1', 0, w.pos), []];
+  }
   // A large message, or one with objects beside it: its buffer is transferred, never the scratch.
   return toPayload(w, 0, w.buf !== scratch);
 }
@@ -260,5 +266,5 @@ export function readPacket(p: PortPacket, revive?: Revive): Message {
     const bytes = Buffer.from(p, 'latin1');
     return readMessage(bytes, 0, bytes.length, undefined, revive);
   }
-  return readMessage(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside, revive);
+  return readMessage(Buffer.from(p.bytes, 0, p.length), 0, p.length, p.beside, revive, p.parts);
 }

@@ -5,15 +5,17 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { Writer } from '../codec/writer.js';
-import { sendBulk } from '../protocol/bulk.js';
+import { sendBulk, SharedSpare } from '../protocol/bulk.js';
 import type { Mailbox } from '../protocol/mailbox.js';
 import { changed } from '../shm/wait.js';
 import { ownedWriter } from './messages.js';
 
 export class Outbox {
   /** Messages not yet in the mailbox, each with the blocking call it belongs to. */
-  private readonly queue: { bytes: Buffer; length: number; call: number }[] = [];
+  private readonly queue: { bytes: Buffer; length: number; parts: ArrayBuffer[]; call: number }[] = [];
   private waiting = false;
+  /** Where replies published at once write their large strings (see SharedSpare); never a queued one's. */
+  private readonly spare = new SharedSpare();
 
   constructor(
     private readonly mailbox: Mailbox,
@@ -27,16 +29,23 @@ export class Outbox {
    */
   send(write: (w: Writer) => void, call: number): boolean {
     if (this.queue.length === 0 && this.mailbox.isFree()) {
-      const w = new Writer(this.mailbox.data);
-      write(w);
-      if (w.spilled) sendBulk(this.port, this.mailbox, w.buf, w.pos);
-      else this.mailbox.publish(w.pos);
+      const parts: ArrayBuffer[] = [];
+      const w = new Writer(this.mailbox.data, 0, undefined, parts, this.spare);
+      let spare: SharedArrayBuffer | undefined;
+      try {
+        write(w);
+      } finally {
+        spare = this.spare.done();
+      }
+      if (w.spilled || parts.length > 0 || spare !== undefined) {
+        sendBulk(this.port, this.mailbox, w.buf, w.pos, parts, spare);
+      } else this.mailbox.publish(w.pos);
       this.mailbox.notify();
       return true;
     }
     const w = ownedWriter();
     write(w);
-    this.queue.push({ bytes: w.buf, length: w.pos, call });
+    this.queue.push({ bytes: w.buf, length: w.pos, parts: w.parts ?? [], call });
     if (this.queue.length === 1) this.onBusyChange(true);
     this.pump();
     return false;
@@ -72,9 +81,9 @@ export class Outbox {
         else void wake.then(resume);
         return;
       }
-      const { bytes, length } = this.queue.shift() as { bytes: Buffer; length: number; call: number };
-      if (length > this.mailbox.data.length) {
-        sendBulk(this.port, this.mailbox, bytes, length);
+      const { bytes, length, parts } = this.queue.shift() as (typeof this.queue)[number];
+      if (length > this.mailbox.data.length || parts.length > 0) {
+        sendBulk(this.port, this.mailbox, bytes, length, parts);
       } else {
         bytes.copy(this.mailbox.data, 0, 0, length);
         this.mailbox.publish(length);
