@@ -3,7 +3,7 @@ import { DataCloneError } from '../errors.js';
 import { inspect } from 'node:util';
 import { aggregated, nearestConstructor, ownFields } from './error-serde.js';
 import { types } from 'node:util';
-import { isForcedRef, isForcedValue } from './marks.js';
+import { isForcedRef, isForcedValue, isRemoteProxy } from './marks.js';
 import { BUFFER_KIND, DATAVIEW_KIND, Tag, viewKinds } from './tags.js';
 import type { Writer } from './writer.js';
 
@@ -11,8 +11,6 @@ import type { Writer } from './writer.js';
  * How a connection lends what is not plain data. Without one, such values are refused.
  */
 export interface Lending {
-  /** Whether `value` goes by reference although it looks copyable (a proxy of a remote object). */
-  claims(value: object): boolean;
   /**
    * The descriptor (plain data) that stands for `value` on the other side, or a sentence saying
    * why it cannot be lent (for example a proxy that belongs to another connection).
@@ -217,7 +215,7 @@ class Encoding {
     }
     refs.set(o, this.nextRef++);
     this.order.push(o);
-    if (this.lending !== undefined && (typeof o === 'function' || isForcedRef(o) || this.lending.claims(o))) {
+    if (this.lending !== undefined && (typeof o === 'function' || isForcedRef(o) || isRemoteProxy(o))) {
       this.putRef(o);
       return;
     }

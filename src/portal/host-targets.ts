@@ -3,13 +3,14 @@
  * own properties only), a lent object's operation, an entered resource, or an inline function. A
  * Portal host allows the first two; inline functions, module imports and entered resources only
  * a LoopThread's own host (HostOptions.inline and load), whatever a caller's handle says.
+ *
+ * What only imports and lent objects need is loaded on their first use (`require` there), not
+ * when the thread starts: a LoopThread's start-up is mostly loading its files.
  */
 import { compileInline } from '../call/compile.js';
 import { exportAt, TargetKind, type Fn, type Target } from '../call/target.js';
-import { describeExports } from './exports.js';
 import type { HostConnection } from './host-connection.js';
 import type { HostOptions } from './host.js';
-import { performRefOp } from './lender.js';
 import type { EnteredResources } from './resources.js';
 
 export class HostTargets {
@@ -35,6 +36,8 @@ export class HostTargets {
       id = this.moduleIds.get(specifier) ?? this.add(ns);
       this.moduleIds.set(specifier, id);
     }
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (start-up)
+    const { describeExports } = require('./exports.js') as typeof import('./exports.js');
     return [id, describeExports(this.modules[id] as object)];
   }
 
@@ -44,6 +47,8 @@ export class HostTargets {
       case TargetKind.Lent: {
         const [, refId, op, key, n] = target;
         const exit = (value: object, error: unknown): Promise<unknown> => this.entered.exit(value, error);
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (start-up)
+        const { performRefOp } = require('./lender.js') as typeof import('./lender.js');
         return [(...args: unknown[]) => performRefOp(conn.lender, refId, op, key, n, args, exit), undefined];
       }
       case TargetKind.Enter: {

@@ -18,7 +18,6 @@ import { observeWake } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { HostConnection, type InFlight } from './host-connection.js';
 import { IdleWatch } from './idle-watch.js';
-import { endIteration } from './lender.js';
 import {
   isPortPacket,
   MessageKind,
@@ -131,7 +130,7 @@ export class PortalHost {
       call.context.abort(new ClosedError('the calling thread is gone'));
     }
     conn.rejectCallbacks(new ClosedError('the calling thread is gone'));
-    conn.lender.clear();
+    if (conn.hasLent) conn.lender.clear();
     // The loop may be waiting idle for this caller to act: with one caller fewer, decide again.
     this.idleWatch.reset();
   }
@@ -351,7 +350,7 @@ export class PortalHost {
     if (status === Status.Thrown) value = explainCapture(value);
     if (viaPort) {
       conn.post((w) => {
-        writeReply(w, id, status, value, conn.remotes.lending);
+        writeReply(w, id, status, value, conn.lending);
       });
       return;
     }
@@ -362,7 +361,7 @@ export class PortalHost {
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
-      writeReply(w, id, status, value, conn.remotes.lending);
+      writeReply(w, id, status, value, conn.lending);
     }, id);
     conn.replied = published;
     conn.spun = budget;
@@ -449,8 +448,10 @@ export class PortalHost {
 
   /** Ends the iterations callers left open (their generators' finally blocks run), up to `timeout` ms. */
   private async endIterations(timeout: number): Promise<void> {
-    const open = [...this.connections].flatMap((conn) => [...conn.lender.iterating]);
+    const open = [...this.connections].flatMap((conn) => (conn.hasLent ? [...conn.lender.iterating] : []));
     if (open.length === 0) return;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (start-up)
+    const { endIteration } = require('./lender.js') as typeof import('./lender.js');
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled(open.map(endIteration)),
