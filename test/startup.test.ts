@@ -1,6 +1,6 @@
 /**
  * Start-up (issue 11): a LoopThread's worker loads only the files a call needs. What only lending,
- * imports, entered resources or idle calls use is loaded on first use, and then works.
+ * imports, entered resources or calls that never settle use is loaded on first use, and then works.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -18,7 +18,14 @@ function ownFilesLoaded(loop: LoopThread): string[] {
 }
 
 /** Files a call that sends and returns plain data does not need. */
-const RARE = ['portal/lender.js', 'portal/remote.js', 'portal/exports.js'];
+const RARE = [
+  'portal/lender.js',
+  'portal/remote.js',
+  'portal/exports.js',
+  'portal/resources.js',
+  'portal/idle-watch.js',
+  'modules.js',
+];
 
 describe('a LoopThread starting', () => {
   const loop = new LoopThread({ name: 'start-up' });

@@ -17,6 +17,11 @@ import { postOn, writeCall, writeRelease } from './messages.js';
 import { Outbox } from './outbox.js';
 import type { Peer, Remotes } from './remote.js';
 
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, not at start-up (see ARCHITECTURE.md) */
+const lender = () => require('./lender.js') as typeof import('./lender.js');
+const remote = () => require('./remote.js') as typeof import('./remote.js');
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 export interface InFlight {
   readonly context: CallContext;
   /** The caller gave up (timeout or cancel): a blocking caller no longer reads a reply. */
@@ -78,14 +83,12 @@ export class HostConnection implements Peer {
 
   /** Objects lent to the caller: results and arguments that are not plain data. */
   get lender(): Lender {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (start-up)
-    return (this.lent ??= new (require('./lender.js') as typeof import('./lender.js')).Lender());
+    return (this.lent ??= new (lender().Lender)());
   }
 
   /** The proxies of what the caller lent this thread. */
   get remotes(): Remotes {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (start-up)
-    return (this.proxies ??= new (require('./remote.js') as typeof import('./remote.js')).Remotes(this, this.lender));
+    return (this.proxies ??= new (remote().Remotes)(this, this.lender));
   }
 
   /** Whether anything was ever lent to the caller (without loading the lending code). */

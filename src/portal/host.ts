@@ -17,7 +17,7 @@ import { spinFor } from '../shm/wait.js';
 import { observeWake } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { HostConnection, type InFlight } from './host-connection.js';
-import { IdleWatch } from './idle-watch.js';
+import type { IdleWatch } from './idle-watch.js';
 import {
   isPortPacket,
   MessageKind,
@@ -29,11 +29,17 @@ import {
   WAKE,
   type Message,
 } from './messages.js';
-import { EnteredResources } from './resources.js';
+import type { EnteredResources } from './resources.js';
 import { RequestPoller } from './request-poller.js';
 import { HostTargets } from './host-targets.js';
 
 export { HostConnection } from './host-connection.js';
+
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, not at start-up (see ARCHITECTURE.md) */
+const resources = () => require('./resources.js') as typeof import('./resources.js');
+const idleWatch = () => require('./idle-watch.js') as typeof import('./idle-watch.js');
+const lender = () => require('./lender.js') as typeof import('./lender.js');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export interface HostOptions {
   /** Loads a module for `import` requests; without it they are refused. */
@@ -68,12 +74,12 @@ export class PortalHost {
   private busyOutboxes = 0;
   private flushWaiters: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
-  /** Resources entered by enterSync, exited last-in first-out when the host closes. */
-  private readonly entered = new EnteredResources();
+  /** Resources entered by enterSync, exited last-in first-out when the host closes (made on first use). */
+  private enteredResources: EnteredResources | undefined;
   /** What a call's target names here: the hosted modules, lent objects, inline functions. */
   private readonly targets: HostTargets;
-  /** Answers the calls that can never settle (see onLoopIdle). */
-  private readonly idleWatch = new IdleWatch(this);
+  /** Answers the calls that can never settle (see onLoopIdle; made on first use). */
+  private idleWatch: IdleWatch | undefined;
   /** Keeps this thread's loop alive while it waits for calls, and only then (see onLoopIdle). */
   private readonly keepAlive = new KeepAlive();
   /** Looks for the next blocking requests of several callers between loop turns (see reply). */
@@ -88,7 +94,7 @@ export class PortalHost {
   );
 
   constructor(private readonly options: HostOptions) {
-    this.targets = new HostTargets(options, this.entered);
+    this.targets = new HostTargets(options, () => (this.enteredResources ??= new (resources().EnteredResources)()));
     // A loop thread's host holds its loop open from the start, waiting for calls.
     if (options.keepAlive === true) this.keepAlive.hold(true);
   }
@@ -132,7 +138,7 @@ export class PortalHost {
     conn.rejectCallbacks(new ClosedError('the calling thread is gone'));
     if (conn.hasLent) conn.lender.clear();
     // The loop may be waiting idle for this caller to act: with one caller fewer, decide again.
-    this.idleWatch.reset();
+    this.idleWatch?.reset();
   }
 
   /**
@@ -185,7 +191,6 @@ export class PortalHost {
     conn.port.close();
   }
 
-  /** The connection is waiting for the next blocking request. */
   /**
    * The connection waits for its next blocking request. The flag tells the caller to wake this
    * thread with a WAKE message on the port (a posted message wakes an event loop sooner than
@@ -245,7 +250,7 @@ export class PortalHost {
   }
 
   private dispatch(conn: HostConnection, m: Message, viaPort: boolean): void {
-    this.idleWatch.reset();
+    this.idleWatch?.reset();
     if (m.kind === MessageKind.Call || m.kind === MessageKind.Import || m.kind === MessageKind.Close) {
       conn.lastRequest = Math.max(conn.lastRequest, m.id);
     }
@@ -411,7 +416,7 @@ export class PortalHost {
 
   updateKeepAlive(): void {
     if (this.state === 'closed' || this.options.keepAlive !== true) return;
-    this.keepAlive.hold(this.pending === 0 || this.busyOutboxes > 0 || this.idleWatch.waiting);
+    this.keepAlive.hold(this.pending === 0 || this.busyOutboxes > 0 || this.idleWatch?.waiting === true);
   }
 
   /**
@@ -420,7 +425,7 @@ export class PortalHost {
    */
   onLoopIdle(): 'never-settled' | 'waiting' | 'nothing-pending' {
     if (this.pending === 0) return 'nothing-pending';
-    return this.idleWatch.onLoopIdle();
+    return (this.idleWatch ??= new (idleWatch().IdleWatch)(this)).onLoopIdle();
   }
 
   /**
@@ -442,7 +447,7 @@ export class PortalHost {
       });
       clearTimeout(timer);
     }
-    await this.entered.exitAll();
+    await this.enteredResources?.exitAll();
     await this.endIterations(timeout);
   }
 
@@ -450,8 +455,7 @@ export class PortalHost {
   private async endIterations(timeout: number): Promise<void> {
     const open = [...this.connections].flatMap((conn) => (conn.hasLent ? [...conn.lender.iterating] : []));
     if (open.length === 0) return;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (start-up)
-    const { endIteration } = require('./lender.js') as typeof import('./lender.js');
+    const { endIteration } = lender();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled(open.map(endIteration)),
