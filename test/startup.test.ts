@@ -1,6 +1,7 @@
 /**
  * Start-up (issue 11): a LoopThread's worker loads only the files a call needs. What only lending,
- * imports, entered resources or calls that never settle use is loaded on first use, and then works.
+ * imports, entered resources, errors, a dying thread or calls that never settle use is loaded on
+ * first use, and then works.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -25,6 +26,9 @@ const RARE = [
   'portal/resources.js',
   'portal/idle-watch.js',
   'modules.js',
+  'codec/standalone.js',
+  'codec/error-serde.js',
+  'shm/thread-liveness.js',
 ];
 
 describe('a LoopThread starting', () => {
@@ -48,5 +52,16 @@ describe('a LoopThread starting', () => {
     assert.equal(add(2, 3), 5);
     const loaded = ownFilesLoaded(loop);
     assert.ok(loaded.includes('portal/lender.js') && loaded.includes('portal/remote.js'));
+  });
+
+  it('loads what errors need when one first crosses, and the error keeps its class', () => {
+    assert.throws(
+      () =>
+        loop.runSync(() => {
+          throw new RangeError('out of range');
+        }),
+      (error: unknown) => error instanceof RangeError && error.message === 'out of range',
+    );
+    assert.ok(ownFilesLoaded(loop).includes('codec/error-serde.js'));
   });
 });
