@@ -6,11 +6,9 @@
  * main module takes over it leaves the thread's last words should a preload throw or exit.
  */
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { encodeStandalone } from './codec/standalone.js';
 import { HostState, Line, THREAD_RAN } from './protocol/line.js';
 import { atThreadEnd } from './shm/thread-end.js';
-import { ownOsThreadId } from './shm/os-thread.js';
-import { RAN_UNKNOWN_OS_THREAD } from './shm/thread-liveness.js';
+import { ownOsThreadId, RAN_UNKNOWN_OS_THREAD } from './shm/os-thread.js';
 
 /** What every LoopThread worker finds in workerData, its preloads too. */
 export interface BootData {
@@ -35,7 +33,10 @@ Atomics.store(line.words, THREAD_RAN, tid > 0 ? tid : RAN_UNKNOWN_OS_THREAD);
 export function sayLastWords(exitCode: number, error: unknown): void {
   const note: DeathNote = { exitCode };
   // An uncopyable thrown value is left out: the owner reports the crash without it.
-  const bytes = error === undefined ? undefined : encodeStandalone(error);
+  // Loaded when the thread dies, not at start-up (see ARCHITECTURE.md).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const codec = require('./codec/standalone.js') as typeof import('./codec/standalone.js');
+  const bytes = error === undefined ? undefined : codec.encodeStandalone(error);
   if (bytes !== undefined) note.error = bytes;
   data.notes.postMessage(note);
   line.announce(HostState.Crashed, exitCode);

@@ -10,7 +10,6 @@ import { HostState, Line } from './protocol/line.js';
 import { pause } from './shm/wait.js';
 import { PortalHost } from './portal/host.js';
 import { adoptWaitTable } from './shm/wait-for.js';
-import { loadModule } from './modules.js';
 
 export interface LoopThreadData extends BootData {
   port: MessagePort;
@@ -57,7 +56,9 @@ adoptWaitTable(data.waits);
 const host = new PortalHost({
   keepAlive: true,
   inline: true,
-  load: loadModule,
+  // Loaded by the first import, not at start-up (see ARCHITECTURE.md).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  load: (specifier) => (require('./modules.js') as typeof import('./modules.js')).loadModule(specifier),
   async onCloseRequest(timeout) {
     const deadline = performance.now() + timeout;
     await host.close(timeout);

@@ -1,6 +1,8 @@
-import { createError, setField, setStack } from './error-serde.js';
 import { BUFFER_KIND, DATAVIEW_KIND, Tag, viewKinds } from './tags.js';
 import { corrupt, type Reader } from './writer.js';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded by the first error, not at start-up (see ARCHITECTURE.md)
+const errorSerde = () => require('./error-serde.js') as typeof import('./error-serde.js');
 
 /** Turns the descriptor of a value sent by reference into what stands for it here. */
 export type Revive = (descriptor: unknown) => unknown;
@@ -143,6 +145,7 @@ class Decoding {
         return params;
       }
       case Tag.Error: {
+        const { createError, setField, setStack } = errorSerde();
         const ctor = r.string();
         const name = r.string();
         const error = createError(ctor, name, r.string());

@@ -1,18 +1,18 @@
 import { MessagePort } from 'node:worker_threads';
 import { DataCloneError } from '../errors.js';
 import { inspect } from 'node:util';
-import { aggregated, nearestConstructor, ownFields } from './error-serde.js';
 import { types } from 'node:util';
-import { isForcedRef, isForcedValue } from './marks.js';
+import { isForcedRef, isForcedValue, isRemoteProxy } from './marks.js';
 import { BUFFER_KIND, DATAVIEW_KIND, Tag, viewKinds } from './tags.js';
 import type { Writer } from './writer.js';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded by the first error, not at start-up (see ARCHITECTURE.md)
+const errorSerde = () => require('./error-serde.js') as typeof import('./error-serde.js');
 
 /**
  * How a connection lends what is not plain data. Without one, such values are refused.
  */
 export interface Lending {
-  /** Whether `value` goes by reference although it looks copyable (a proxy of a remote object). */
-  claims(value: object): boolean;
   /**
    * The descriptor (plain data) that stands for `value` on the other side, or a sentence saying
    * why it cannot be lent (for example a proxy that belongs to another connection).
@@ -217,7 +217,7 @@ class Encoding {
     }
     refs.set(o, this.nextRef++);
     this.order.push(o);
-    if (this.lending !== undefined && (typeof o === 'function' || isForcedRef(o) || this.lending.claims(o))) {
+    if (this.lending !== undefined && (typeof o === 'function' || isForcedRef(o) || isRemoteProxy(o))) {
       this.putRef(o);
       return;
     }
@@ -425,6 +425,7 @@ class Encoding {
    */
   private putError(e: Error): void {
     const w = this.w;
+    const { aggregated, nearestConstructor, ownFields } = errorSerde();
     w.u8(Tag.Error);
     w.string(nearestConstructor(e));
     w.string(asText(e.name));

@@ -48,6 +48,21 @@ export function byValue<T extends object>(value: T): T {
   return mark(forcedValue, value, 'byValue');
 }
 
+/**
+ * The proxies of objects of another thread (portal/remote.ts marks each it makes). They always go
+ * by reference, back to where they came from; known here so that encoding a value needs the
+ * lending code only when something is lent.
+ */
+const remoteProxies = new WeakSet<object>();
+
+export function markRemoteProxy(proxy: object): void {
+  remoteProxies.add(proxy);
+}
+
+export function isRemoteProxy(value: object): boolean {
+  return remoteProxies.has(value);
+}
+
 export function isForcedRef(value: object): boolean {
   return forcedRef.has(value);
 }

@@ -20,8 +20,7 @@ import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { atThreadEnd } from '../shm/thread-end.js';
-import { ownOsThreadId } from '../shm/os-thread.js';
-import { RAN_UNKNOWN_OS_THREAD } from '../shm/thread-liveness.js';
+import { ownOsThreadId, RAN_UNKNOWN_OS_THREAD } from '../shm/os-thread.js';
 import type { Definition } from './targets.js';
 import { loadModule } from '../modules.js';
 import {

@@ -4,6 +4,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Revive } from '../codec/decode.js';
+import type { Lending } from '../codec/encode.js';
 import type { Writer } from '../codec/writer.js';
 import type { CallContext } from '../call/context.js';
 import type { CancelKind } from '../call/run.js';
@@ -11,10 +12,15 @@ import type { Fn, Target } from '../call/target.js';
 import { ASYNC_SEQ, type Line } from '../protocol/line.js';
 import { BulkInbox } from '../protocol/bulk.js';
 import { SpinPolicy } from '../shm/spin-policy.js';
-import { Lender } from './lender.js';
+import type { Lender } from './lender.js';
 import { postOn, writeCall, writeRelease } from './messages.js';
 import { Outbox } from './outbox.js';
-import { Remotes, type Peer } from './remote.js';
+import type { Peer, Remotes } from './remote.js';
+
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, not at start-up (see ARCHITECTURE.md) */
+const lender = () => require('./lender.js') as typeof import('./lender.js');
+const remote = () => require('./remote.js') as typeof import('./remote.js');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export interface InFlight {
   readonly context: CallContext;
@@ -33,9 +39,14 @@ export interface Callback {
 
 export class HostConnection implements Peer {
   readonly inflight = new Map<number, InFlight>();
-  /** Objects lent to the caller: results and arguments that are not plain data. */
-  readonly lender = new Lender();
-  readonly remotes: Remotes = new Remotes(this, this.lender);
+  private lent: Lender | undefined;
+  private proxies: Remotes | undefined;
+  /**
+   * What replies and callbacks are encoded with. The lending code (lender.ts, remote.ts) is
+   * loaded when the first object is lent or received, not when the thread starts: most calls
+   * send only data, and a LoopThread's start-up is mostly loading its files.
+   */
+  readonly lending: Lending = { lend: (value) => this.remotes.lending.lend(value) };
   readonly revive: Revive = (d) => this.remotes.revive(d, 'async', this.lender);
   readonly callbacks = new Map<number, Callback>();
   private nextCallbackId = 0;
@@ -70,6 +81,21 @@ export class HostConnection implements Peer {
     this.outbox = new Outbox(line.reply, port, onBusyChange);
   }
 
+  /** Objects lent to the caller: results and arguments that are not plain data. */
+  get lender(): Lender {
+    return (this.lent ??= new (lender().Lender)());
+  }
+
+  /** The proxies of what the caller lent this thread. */
+  get remotes(): Remotes {
+    return (this.proxies ??= new (remote().Remotes)(this, this.lender));
+  }
+
+  /** Whether anything was ever lent to the caller (without loading the lending code). */
+  get hasLent(): boolean {
+    return this.lent !== undefined;
+  }
+
   refSync(): never {
     throw new TypeError(
       'a serving thread cannot block on its caller: call references to the caller without blocking (they return Promises)',
@@ -86,7 +112,7 @@ export class HostConnection implements Peer {
     const outer = this.blockedIn();
     return new Promise((resolve, reject) => {
       const write = (w: Writer): void => {
-        writeCall(w, id, target, args, 'to the calling thread', this.remotes.lending, outer);
+        writeCall(w, id, target, args, 'to the calling thread', this.lending, outer);
       };
       try {
         if (outer !== 0) this.outbox.send(write, outer);

@@ -6,11 +6,14 @@
  */
 import { compileInline } from '../call/compile.js';
 import { exportAt, TargetKind, type Fn, type Target } from '../call/target.js';
-import { describeExports } from './exports.js';
 import type { HostConnection } from './host-connection.js';
 import type { HostOptions } from './host.js';
-import { performRefOp } from './lender.js';
 import type { EnteredResources } from './resources.js';
+
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, not at start-up (see ARCHITECTURE.md) */
+const shapes = () => require('./exports.js') as typeof import('./exports.js');
+const lender = () => require('./lender.js') as typeof import('./lender.js');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export class HostTargets {
   private readonly modules: object[] = [];
@@ -18,7 +21,8 @@ export class HostTargets {
 
   constructor(
     private readonly options: HostOptions,
-    private readonly entered: EnteredResources,
+    /** The host's entered resources (made on first use). */
+    private readonly entered: () => EnteredResources,
   ) {}
 
   /** Hosts a module namespace or api object; its id is what targets name. */
@@ -35,7 +39,7 @@ export class HostTargets {
       id = this.moduleIds.get(specifier) ?? this.add(ns);
       this.moduleIds.set(specifier, id);
     }
-    return [id, describeExports(this.modules[id] as object)];
+    return [id, shapes().describeExports(this.modules[id] as object)];
   }
 
   /** The function a target names, and its `this`. */
@@ -43,14 +47,14 @@ export class HostTargets {
     switch (target[0]) {
       case TargetKind.Lent: {
         const [, refId, op, key, n] = target;
-        const exit = (value: object, error: unknown): Promise<unknown> => this.entered.exit(value, error);
-        return [(...args: unknown[]) => performRefOp(conn.lender, refId, op, key, n, args, exit), undefined];
+        const exit = (value: object, error: unknown): Promise<unknown> => this.entered().exit(value, error);
+        return [(...args: unknown[]) => lender().performRefOp(conn.lender, refId, op, key, n, args, exit), undefined];
       }
       case TargetKind.Enter: {
         if (this.options.inline !== true) throw new TypeError('a portal serves only its api: it enters no resources');
         const [, inner, exit] = target;
         const [fn, self] = this.resolve(conn, inner, viaPort);
-        return [(...args: unknown[]) => this.entered.enter(fn, self, args, exit), undefined];
+        return [(...args: unknown[]) => this.entered().enter(fn, self, args, exit), undefined];
       }
       case TargetKind.Export: {
         const [, moduleId, path] = target;

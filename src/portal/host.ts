@@ -17,8 +17,7 @@ import { spinFor } from '../shm/wait.js';
 import { observeWake } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { HostConnection, type InFlight } from './host-connection.js';
-import { IdleWatch } from './idle-watch.js';
-import { endIteration } from './lender.js';
+import type { IdleWatch } from './idle-watch.js';
 import {
   isPortPacket,
   MessageKind,
@@ -30,11 +29,17 @@ import {
   WAKE,
   type Message,
 } from './messages.js';
-import { EnteredResources } from './resources.js';
+import type { EnteredResources } from './resources.js';
 import { RequestPoller } from './request-poller.js';
 import { HostTargets } from './host-targets.js';
 
 export { HostConnection } from './host-connection.js';
+
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, not at start-up (see ARCHITECTURE.md) */
+const resources = () => require('./resources.js') as typeof import('./resources.js');
+const idleWatch = () => require('./idle-watch.js') as typeof import('./idle-watch.js');
+const lender = () => require('./lender.js') as typeof import('./lender.js');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export interface HostOptions {
   /** Loads a module for `import` requests; without it they are refused. */
@@ -69,12 +74,12 @@ export class PortalHost {
   private busyOutboxes = 0;
   private flushWaiters: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
-  /** Resources entered by enterSync, exited last-in first-out when the host closes. */
-  private readonly entered = new EnteredResources();
+  /** Resources entered by enterSync, exited last-in first-out when the host closes (made on first use). */
+  private enteredResources: EnteredResources | undefined;
   /** What a call's target names here: the hosted modules, lent objects, inline functions. */
   private readonly targets: HostTargets;
-  /** Answers the calls that can never settle (see onLoopIdle). */
-  private readonly idleWatch = new IdleWatch(this);
+  /** Answers the calls that can never settle (see onLoopIdle; made on first use). */
+  private idleWatch: IdleWatch | undefined;
   /** Keeps this thread's loop alive while it waits for calls, and only then (see onLoopIdle). */
   private readonly keepAlive = new KeepAlive();
   /** Looks for the next blocking requests of several callers between loop turns (see reply). */
@@ -89,7 +94,7 @@ export class PortalHost {
   );
 
   constructor(private readonly options: HostOptions) {
-    this.targets = new HostTargets(options, this.entered);
+    this.targets = new HostTargets(options, () => (this.enteredResources ??= new (resources().EnteredResources)()));
     // A loop thread's host holds its loop open from the start, waiting for calls.
     if (options.keepAlive === true) this.keepAlive.hold(true);
   }
@@ -131,9 +136,9 @@ export class PortalHost {
       call.context.abort(new ClosedError('the calling thread is gone'));
     }
     conn.rejectCallbacks(new ClosedError('the calling thread is gone'));
-    conn.lender.clear();
+    if (conn.hasLent) conn.lender.clear();
     // The loop may be waiting idle for this caller to act: with one caller fewer, decide again.
-    this.idleWatch.reset();
+    this.idleWatch?.reset();
   }
 
   /**
@@ -186,7 +191,6 @@ export class PortalHost {
     conn.port.close();
   }
 
-  /** The connection is waiting for the next blocking request. */
   /**
    * The connection waits for its next blocking request. The flag tells the caller to wake this
    * thread with a WAKE message on the port (a posted message wakes an event loop sooner than
@@ -246,7 +250,7 @@ export class PortalHost {
   }
 
   private dispatch(conn: HostConnection, m: Message, viaPort: boolean): void {
-    this.idleWatch.reset();
+    this.idleWatch?.reset();
     if (m.kind === MessageKind.Call || m.kind === MessageKind.Import || m.kind === MessageKind.Close) {
       conn.lastRequest = Math.max(conn.lastRequest, m.id);
     }
@@ -351,7 +355,7 @@ export class PortalHost {
     if (status === Status.Thrown) value = explainCapture(value);
     if (viaPort) {
       conn.post((w) => {
-        writeReply(w, id, status, value, conn.remotes.lending);
+        writeReply(w, id, status, value, conn.lending);
       });
       return;
     }
@@ -362,7 +366,7 @@ export class PortalHost {
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
-      writeReply(w, id, status, value, conn.remotes.lending);
+      writeReply(w, id, status, value, conn.lending);
     }, id);
     conn.replied = published;
     conn.spun = budget;
@@ -412,7 +416,7 @@ export class PortalHost {
 
   updateKeepAlive(): void {
     if (this.state === 'closed' || this.options.keepAlive !== true) return;
-    this.keepAlive.hold(this.pending === 0 || this.busyOutboxes > 0 || this.idleWatch.waiting);
+    this.keepAlive.hold(this.pending === 0 || this.busyOutboxes > 0 || this.idleWatch?.waiting === true);
   }
 
   /**
@@ -421,7 +425,7 @@ export class PortalHost {
    */
   onLoopIdle(): 'never-settled' | 'waiting' | 'nothing-pending' {
     if (this.pending === 0) return 'nothing-pending';
-    return this.idleWatch.onLoopIdle();
+    return (this.idleWatch ??= new (idleWatch().IdleWatch)(this)).onLoopIdle();
   }
 
   /**
@@ -443,14 +447,15 @@ export class PortalHost {
       });
       clearTimeout(timer);
     }
-    await this.entered.exitAll();
+    await this.enteredResources?.exitAll();
     await this.endIterations(timeout);
   }
 
   /** Ends the iterations callers left open (their generators' finally blocks run), up to `timeout` ms. */
   private async endIterations(timeout: number): Promise<void> {
-    const open = [...this.connections].flatMap((conn) => [...conn.lender.iterating]);
+    const open = [...this.connections].flatMap((conn) => (conn.hasLent ? [...conn.lender.iterating] : []));
     if (open.length === 0) return;
+    const { endIteration } = lender();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled(open.map(endIteration)),

@@ -6,6 +6,7 @@
  * tells the other side, which then drops the object.
  */
 import { inspect } from 'node:util';
+import { markRemoteProxy } from '../codec/marks.js';
 import type { Lending } from '../codec/encode.js';
 import type { Future } from '../future.js';
 import { Home, Shape, type Batch, type Descriptor, type Lender } from './lender.js';
@@ -78,7 +79,6 @@ export class Remotes {
     lender: Lender,
   ) {
     this.lending = {
-      claims: (value) => infos.has(value),
       lend: (value) => {
         const info = infos.get(value);
         if (info === undefined) return { descriptor: lender.lend(value) };
@@ -254,6 +254,7 @@ function makeProxy(
     },
   });
   infos.set(proxy, { remotes, claim, mode, label, shape });
+  markRemoteProxy(proxy);
   return proxy;
 }
 

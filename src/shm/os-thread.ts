@@ -6,6 +6,12 @@
  */
 import { existsSync, readlinkSync } from 'node:fs';
 
+/**
+ * What a thread writes first thing (see thread-liveness.ts): 0 before, then its OS thread id
+ * (ownOsThreadId()), or RAN_UNKNOWN_OS_THREAD where the OS does not tell.
+ */
+export const RAN_UNKNOWN_OS_THREAD = -1;
+
 /** The calling thread's OS thread id, or -1 where it cannot be found. Called once per thread. */
 export function ownOsThreadId(): number {
   if (process.platform !== 'linux') return -1;

@@ -11,12 +11,6 @@
 import type { NativeWorker } from './native-worker.js';
 import { osThreadExists } from './os-thread.js';
 
-/**
- * What a thread writes first thing: 0 before, then its OS thread id (ownOsThreadId()), or
- * RAN_UNKNOWN_OS_THREAD where the OS does not tell.
- */
-export const RAN_UNKNOWN_OS_THREAD = -1;
-
 export class ThreadLiveness {
   readonly #native: NativeWorker | undefined;
   readonly #ran: () => number;
