@@ -169,6 +169,20 @@ describe('large bytes and strings travel in parts of their own', () => {
     assert.throws(() => decodeValue(new Reader(third.w.buf, 0, third.w.pos)), /a string larger than its spare/);
   });
 
+  test("a writer's spare is let go once its thread's event loop turns: one huge call does not hold its memory until the next", async () => {
+    const spare = new SharedSpare();
+    const write = (value: unknown): SharedArrayBuffer | undefined => {
+      encodeValue(new Writer(Buffer.alloc(1024), 0, undefined, [], spare), value);
+      return spare.done();
+    };
+    const first = write('a'.repeat(MiB));
+    assert.equal(write('b'.repeat(MiB)), first, 'consecutive messages reuse it');
+    await new Promise((resolve) => setImmediate(resolve));
+    const afterTurn = write('c'.repeat(MiB));
+    assert.ok(afterTurn instanceof SharedArrayBuffer);
+    assert.notEqual(afterTurn, first, 'the spare outlived a turn of the event loop');
+  });
+
   const loop = new LoopThread({ name: 'parts' });
   after(() => {
     loop.closeSync();

@@ -35,11 +35,14 @@ export interface BulkMessage {
  * The spare memory (see codec Spare) of a writer to a mailbox that publishes each message at once: the
  * reader decodes a message whole before it consumes it, and the writer writes the next one only
  * once the slot is free, so the spare is reused only after its reader is done. It is kept from one
- * message to the next while each puts a large string in it, and let go at the first that does not.
+ * message to the next while each puts a large string in it, and let go at the first that does not,
+ * or when this thread's event loop next turns: a run of blocking calls reuses it, and a thread that
+ * made one huge call and went back to its loop does not hold that much memory until its next call.
  */
 export class SharedSpare implements Spare {
   private sab: SharedArrayBuffer | undefined;
   private taken = false;
+  private letGo: NodeJS.Immediate | undefined;
 
   take(n: number): Buffer | undefined {
     if (this.taken) return undefined;
@@ -52,6 +55,13 @@ export class SharedSpare implements Spare {
   done(): SharedArrayBuffer | undefined {
     if (!this.taken) this.sab = undefined;
     this.taken = false;
+    if (this.sab !== undefined && this.letGo === undefined) {
+      this.letGo = setImmediate(() => {
+        this.letGo = undefined;
+        // (A message being written now keeps its own reference; only the next one allocates anew.)
+        if (!this.taken) this.sab = undefined;
+      }).unref();
+    }
     return this.sab;
   }
 }
