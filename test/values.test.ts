@@ -232,3 +232,38 @@ describe('lengths read from shared memory are bounded', () => {
     channel.closeSync();
   });
 });
+
+describe('a call made while the arguments of another are written', () => {
+  it('from a getter of an argument, to the same thread: both are answered, each its own, small and large', () => {
+    const loop = new LoopThread({ name: 'nested' });
+    try {
+      const small = {
+        a: 'outer',
+        get g(): string {
+          return loop.runSync((x: string) => x.toUpperCase(), 'inner');
+        },
+        z: 'tail',
+      };
+      assert.deepEqual(
+        loop.runSync((v: { a: string; g: string; z: string }) => [v.a, v.g, v.z], small),
+        ['outer', 'INNER', 'tail'],
+      );
+      const large = {
+        s: 'q'.repeat(1 << 20),
+        get g(): number {
+          return loop.runSync((x: string) => x.length, 'z'.repeat(1 << 20));
+        },
+      };
+      assert.deepEqual(
+        loop.runSync((v: { s: string; g: number }) => [v.s.length, v.g], large),
+        [1 << 20, 1 << 20],
+      );
+      assert.equal(
+        loop.runSync(() => 'still serving'),
+        'still serving',
+      );
+    } finally {
+      loop.closeSync();
+    }
+  });
+});

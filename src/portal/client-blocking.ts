@@ -27,6 +27,9 @@ export interface CallOptions {
 /** Writes one request with its call id. */
 export type Write = (w: Writer, id: number) => void;
 
+/** Where a request made while another is being written starts (it grows as needed). */
+const NESTED_BYTES = 1024;
+
 export class BlockingCalls {
   private seenReply: number;
   private readonly spin = new SpinPolicy();
@@ -36,6 +39,9 @@ export class BlockingCalls {
   private readonly active: number[] = [];
   /** Replies to outer blocking calls that arrived while an inner one waited. */
   private readonly early = new Map<number, Reply>();
+
+  /** Whether a request is being written into the slot (see send). */
+  private encoding = false;
 
   constructor(private readonly core: ClientCore) {
     this.seenReply = core.line.reply.seq();
@@ -53,15 +59,22 @@ export class BlockingCalls {
       }
     }
     const parts: ArrayBuffer[] = [];
-    const w = new Writer(mailbox.data, 0, undefined, parts, this.spare);
+    // A getter of an argument may itself call this thread while the arguments are written into the
+    // slot: that call must leave the slot (and the spare) to the outer one, so it goes by the port.
+    const nested = this.encoding;
+    const w = nested
+      ? new Writer(Buffer.allocUnsafeSlow(NESTED_BYTES), 0, undefined, parts)
+      : new Writer(mailbox.data, 0, undefined, parts, this.spare);
     let spare: SharedArrayBuffer | undefined;
+    this.encoding = true;
     try {
       write(w, id);
     } finally {
-      spare = this.spare.done();
+      this.encoding = nested;
+      if (!nested) spare = this.spare.done();
     }
     // Too large for the slot: the encoded bytes go by the port, uncopied (see bulk.ts).
-    if (w.spilled || parts.length > 0 || spare !== undefined) {
+    if (nested || w.spilled || parts.length > 0 || spare !== undefined) {
       sendBulk(this.core.port, mailbox, w.buf, w.pos, parts, spare);
     } else {
       mailbox.publish(w.pos);
