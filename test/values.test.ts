@@ -267,3 +267,25 @@ describe('a call made while the arguments of another are written', () => {
     }
   });
 });
+
+describe('bytes around the size where copies out of shared memory change method', () => {
+  it('arrive whole, in a buffer of their own of exactly their size, both ways', () => {
+    const loop = new LoopThread({ name: 'bytes' });
+    try {
+      for (const n of [2047, 2048, 4097, 65_535]) {
+        const sent = Uint8Array.from({ length: n }, (_, i) => (i * 31 + n) & 255);
+        const [size, own, back] = loop.runSync(
+          (b: Uint8Array) => [b.byteLength, b.buffer.byteLength, b] as const,
+          sent,
+        );
+        assert.equal(size, n);
+        assert.equal(own, n, 'the loop thread got a larger buffer than its bytes');
+        assert.deepEqual(back, sent);
+        assert.equal(back.buffer.byteLength, n);
+        assert.notEqual(back.buffer, sent.buffer);
+      }
+    } finally {
+      loop.closeSync();
+    }
+  });
+});

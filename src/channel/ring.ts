@@ -12,6 +12,7 @@
  * another thread of the same side (32-bit counters wrap), so a view counts only while the lock's
  * release counter shows that no other thread took that lock since this thread released it.
  */
+import { copyBytes, LARGE_COPY } from '../codec/copy.js';
 import { LoopThreadError } from '../errors.js';
 import { LOCK_SEQ, lock, unlock } from './lock.js';
 import {
@@ -60,28 +61,14 @@ export const recordBytes = (n: number): number => RECORD_HEADER + pad4(n);
 /** Records up to this many bytes are copied by a loop, which beats a native call for so few. */
 const SMALL = 64;
 
-/**
- * From this many bytes on, copies take Buffer's fill() and bytes-mode items are not zeroed first
- * (measured on Node 20: below about 1.5 KiB, set() and a zeroed array cost less).
- */
-const LARGE = 2048;
-
-/**
- * Copies `src` into `dst` at `at`, where one of the two is shared memory. TypedArray set() (and
- * Buffer's copy(), which is set() on Node 20) copies to or from a SharedArrayBuffer word by word
- * with relaxed atomics; Buffer's fill() with an array is one memcpy in C++, which costs more to
- * call but is 2.5 times faster for 64 KiB. Large copies reach here with a Buffer `dst`.
- */
-function copy(dst: Uint8Array, at: number, src: Uint8Array): void {
-  if (src.byteLength >= LARGE && dst instanceof Buffer) dst.fill(src, at, at + src.byteLength);
-  else dst.set(src, at);
-}
+/** From this many bytes on, bytes-mode items are not zeroed first (they are overwritten whole). */
+const LARGE = LARGE_COPY;
 
 export class Ring {
   readonly words: Int32Array;
   /** When a sleeper was last notified (layout.ts, WOKEN_AT_BYTE). */
   readonly wokenAt: Float64Array;
-  /** The ring's bytes (a Buffer: see copy()). */
+  /** The ring's bytes (a Buffer: see copyBytes). */
   readonly data: Buffer;
   /** The ring as words, to read and write record lengths (records start aligned to 4). */
   private readonly lengths: Int32Array;
@@ -162,10 +149,10 @@ export class Ring {
     const data = this.data;
     if (n <= first) {
       if (n <= SMALL) for (let i = 0; i < n; i++) data[dst + i] = src[i] as number;
-      else copy(data, dst, n === src.byteLength ? src : src.subarray(0, n));
+      else copyBytes(data, dst, n === src.byteLength ? src : src.subarray(0, n));
     } else {
-      copy(data, dst, src.subarray(0, first));
-      copy(data, 0, src.subarray(first, n));
+      copyBytes(data, dst, src.subarray(0, first));
+      copyBytes(data, 0, src.subarray(first, n));
     }
   }
 
@@ -178,10 +165,10 @@ export class Ring {
     const first = size - at;
     if (n <= first) {
       if (n <= SMALL) for (let i = 0; i < n; i++) out[pos + i] = data[at + i] as number;
-      else copy(out, pos, data.subarray(at, at + n));
+      else copyBytes(out, pos, data.subarray(at, at + n));
     } else {
-      copy(out, pos, data.subarray(at, size));
-      copy(out, pos + first, data.subarray(0, n - first));
+      copyBytes(out, pos, data.subarray(at, size));
+      copyBytes(out, pos + first, data.subarray(0, n - first));
     }
     const next = head + RECORD_HEADER + pad4(n);
     return next >= size ? next - size : next;

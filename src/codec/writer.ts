@@ -1,3 +1,4 @@
+import { copyBytes, LARGE_COPY } from './copy.js';
 import { LoopThreadError } from '../errors.js';
 
 /** Top bit of a string's length: one byte per character (Latin-1, which includes ASCII). */
@@ -191,7 +192,7 @@ export class Writer {
     }
     this.u32(src.byteLength);
     this.ensure(src.byteLength);
-    this.buf.set(src, this.pos);
+    copyBytes(this.buf, this.pos, src);
     this.pos += src.byteLength;
   }
 
@@ -324,10 +325,11 @@ export class Reader {
     const n = this.u32();
     if (n === IN_PART) return this.part();
     this.need(n);
-    const out = new ArrayBuffer(n);
-    new Uint8Array(out).set(this.buf.subarray(this.pos, this.pos + n));
+    // (A large one in memory not zeroed first: it is overwritten whole, see copyBytes.)
+    const out = n < LARGE_COPY ? new Uint8Array(n) : Buffer.allocUnsafeSlow(n);
+    copyBytes(out, 0, this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
-    return out;
+    return out.buffer;
   }
 
   /** The part whose index is next; a part named twice (or not there) is corrupt. */
