@@ -79,6 +79,7 @@ export class PortalHost {
   private readonly keepAlive = new KeepAlive();
   /** Looks for the next blocking requests of several callers between loop turns (see reply). */
   private readonly poller = new RequestPoller(
+    this.connections,
     (conn) => {
       this.takeRequest(conn);
     },
@@ -142,6 +143,7 @@ export class PortalHost {
    */
   private onPortMessage(conn: HostConnection, p: unknown): void {
     if (!this.connections.has(conn)) return;
+    this.poller.poke(conn);
     if (p === WAKE) {
       conn.chained = 0;
       this.takeRequest(conn, true);
@@ -186,13 +188,17 @@ export class PortalHost {
     conn.port.close();
   }
 
-  /** The connection is waiting for the next blocking request. */
   /**
    * The connection waits for its next blocking request. The flag tells the caller to wake this
    * thread with a WAKE message on the port (a posted message wakes an event loop sooner than
    * Atomics.waitAsync does); setting it and then looking once more means no request is missed.
+   * While the poller looks between turns, the flag stays clear: the poller finds the request.
    */
   private idle(conn: HostConnection): void {
+    if (this.poller.awake) {
+      Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
+      return;
+    }
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 1);
     if (conn.line.request.seq() !== conn.seenRequest) {
       setImmediate(() => {
@@ -212,6 +218,7 @@ export class PortalHost {
     }
     conn.seenRequest = seq;
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
+    this.poller.poke(conn);
     mailbox.markTaken();
     if (woken) observeWake(now() - mailbox.publishedAt());
     // How soon the caller called again after our last reply: worth spinning for next time, or not.
@@ -380,13 +387,14 @@ export class PortalHost {
   }
 
   /**
-   * Whether other connections are making blocking calls: one is in flight, or one was answered
-   * and is being watched for its next. Then this thread must not spin for one caller while the
-   * others wait for it (nor take cores from their threads).
+   * Whether other connections are using this thread: a blocking call of theirs is in flight, one
+   * was answered and is watched for its next, or their caller made this loop turn just now (an
+   * awaited call). Then this thread must not spin for one caller while the others wait for it
+   * (nor take cores from their threads).
    */
   private othersCalling(conn: HostConnection): boolean {
     if (this.connections.size < 2) return false;
-    if (this.poller.watchesOtherThan(conn)) return true;
+    if (this.poller.othersThan(conn)) return true;
     for (const other of this.connections) {
       if (other === conn) continue;
       for (const call of other.inflight.values()) if (!call.viaPort && !call.abandoned) return true;
