@@ -1,6 +1,6 @@
 /**
- * The host's one doorbell (request-poller.ts): while its loop turns for callers it looks at every
- * connection between turns and no caller rings; once a turn saw nothing, the callers ring again.
+ * The host's one doorbell (request-poller.ts): while awaited calls keep its loop turning it looks
+ * at every connection between turns and no caller rings; after a turn without one, they ring again.
  * Generated programs of several threads (blocking, awaited and unawaited calls, gaps in which the
  * host may fall asleep, calls that hold the host's loop or keep it turning) must each get every
  * answer, its own, and never hang; a portal closed in the middle wakes every caller with

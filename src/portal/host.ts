@@ -143,12 +143,13 @@ export class PortalHost {
    */
   private onPortMessage(conn: HostConnection, p: unknown): void {
     if (!this.connections.has(conn)) return;
-    this.poller.poke(conn);
+    conn.heardAt = performance.now();
     if (p === WAKE) {
       conn.chained = 0;
       this.takeRequest(conn, true);
       return;
     }
+    this.poller.heard();
     let message: Message;
     try {
       if (isBulk(p)) {
@@ -192,10 +193,10 @@ export class PortalHost {
    * The connection waits for its next blocking request. The flag tells the caller to wake this
    * thread with a WAKE message on the port (a posted message wakes an event loop sooner than
    * Atomics.waitAsync does); setting it and then looking once more means no request is missed.
-   * While the poller looks between turns, the flag stays clear: the poller finds the request.
+   * While awaited calls keep this loop turning, the poller looks instead (see RequestPoller).
    */
   private idle(conn: HostConnection): void {
-    if (this.poller.awake) {
+    if (this.poller.open) {
       Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
       return;
     }
@@ -218,7 +219,6 @@ export class PortalHost {
     }
     conn.seenRequest = seq;
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
-    this.poller.poke(conn);
     mailbox.markTaken();
     if (woken) observeWake(now() - mailbox.publishedAt());
     // How soon the caller called again after our last reply: worth spinning for next time, or not.
@@ -365,7 +365,8 @@ export class PortalHost {
     // A blocking caller is likely to call again at once: look for its next request before
     // sleeping, and tell it meanwhile that it need not wake this thread.
     const words = conn.line.words;
-    const budget = conn.chained < MAX_CHAINED_REQUESTS && !this.othersCalling(conn) ? conn.spin.next() : 0;
+    let budget = conn.chained < MAX_CHAINED_REQUESTS ? conn.spin.next() : 0;
+    if (budget > 0 && this.othersCalling(conn, budget)) budget = 0;
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
@@ -387,16 +388,19 @@ export class PortalHost {
   }
 
   /**
-   * Whether other connections are using this thread: a blocking call of theirs is in flight, one
-   * was answered and is watched for its next, or their caller made this loop turn just now (an
-   * awaited call). Then this thread must not spin for one caller while the others wait for it
-   * (nor take cores from their threads).
+   * Whether other connections are calling: a blocking call of theirs is in flight, one was
+   * answered and is being watched for its next, or their caller posted to this thread within the
+   * last `ms` (the spin's budget: an awaited call, a WAKE). Then this thread must not spin for one
+   * caller while the others wait for it (nor take cores from their threads); spinning also holds
+   * up this loop, so an awaited call cannot be this caller's next request in the meantime.
    */
-  private othersCalling(conn: HostConnection): boolean {
+  private othersCalling(conn: HostConnection, ms: number): boolean {
     if (this.connections.size < 2) return false;
-    if (this.poller.othersThan(conn)) return true;
+    if (this.poller.watchesOtherThan(conn)) return true;
+    const since = performance.now() - ms;
     for (const other of this.connections) {
       if (other === conn) continue;
+      if (other.heardAt > since) return true;
       for (const call of other.inflight.values()) if (!call.viaPort && !call.abandoned) return true;
     }
     return false;
