@@ -1,8 +1,8 @@
 /**
- * The host's one doorbell (request-poller.ts): while awaited calls keep its loop turning it looks
- * at every connection between turns and no caller rings; after a turn without one, they ring again.
+ * How a portal's host finds blocking requests (a WAKE message when it sleeps, its spin after a
+ * reply, the poller's looks between turns: request-poller.ts), with awaited calls in between.
  * Generated programs of several threads (blocking, awaited and unawaited calls, gaps in which the
- * host may fall asleep, calls that hold the host's loop or keep it turning) must each get every
+ * host may fall asleep, calls that hold the host's loop or keep it turning, blocking calls answered on a later turn) must each get every
  * answer, its own, and never hang; a portal closed in the middle wakes every caller with
  * ClosedError.
  */
@@ -26,7 +26,8 @@ type Op =
   | { k: 'fire' }
   | { k: 'pause'; ms: number }
   | { k: 'hold'; ms: number }
-  | { k: 'turns'; n: number };
+  | { k: 'turns'; n: number }
+  | { k: 'syncTurns'; n: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.constant({ k: 'sync' as const }), weight: 4 },
@@ -35,6 +36,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ k: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 3 }) }), weight: 2 },
   { arbitrary: fc.record({ k: fc.constant('hold' as const), ms: fc.integer({ min: 0, max: 2 }) }), weight: 1 },
   { arbitrary: fc.record({ k: fc.constant('turns' as const), n: fc.integer({ min: 1, max: 4 }) }), weight: 1 },
+  // A blocking call answered on a later turn: the poller then watches its connection.
+  { arbitrary: fc.record({ k: fc.constant('syncTurns' as const), n: fc.integer({ min: 1, max: 4 }) }), weight: 2 },
 );
 
 const scenario: fc.Arbitrary<Scenario> = fc.record({

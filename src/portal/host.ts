@@ -79,7 +79,6 @@ export class PortalHost {
   private readonly keepAlive = new KeepAlive();
   /** Looks for the next blocking requests of several callers between loop turns (see reply). */
   private readonly poller = new RequestPoller(
-    this.connections,
     (conn) => {
       this.takeRequest(conn);
     },
@@ -149,7 +148,6 @@ export class PortalHost {
       this.takeRequest(conn, true);
       return;
     }
-    this.poller.heard();
     let message: Message;
     try {
       if (isBulk(p)) {
@@ -193,13 +191,8 @@ export class PortalHost {
    * The connection waits for its next blocking request. The flag tells the caller to wake this
    * thread with a WAKE message on the port (a posted message wakes an event loop sooner than
    * Atomics.waitAsync does); setting it and then looking once more means no request is missed.
-   * While awaited calls keep this loop turning, the poller looks instead (see RequestPoller).
    */
   private idle(conn: HostConnection): void {
-    if (this.poller.open) {
-      Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 0);
-      return;
-    }
     Atomics.store(conn.line.words, conn.line.request.readerSleepsIndex, 1);
     if (conn.line.request.seq() !== conn.seenRequest) {
       setImmediate(() => {
