@@ -1,7 +1,7 @@
 // Benchmark: worker threads calling into the MAIN thread's event loop through a Portal, against a
 // hand-written bridge of the kind loopthread's peers use, and (for reference) into a LoopThread.
 // Run with `npm run bench:portal` (builds first; about 90 s on 2 cores) or
-// `node bench/portal.mjs [--idle-only | --busy-only] [--quick]`. Every section runs in both regimes, one
+// `node bench/portal.mjs [--idle-only | --busy-only] [--quick]` (`BENCH_ONLY=mixed`: section 4 alone). Every section runs in both regimes, one
 // after the other: an idle machine, and one core kept busy by another process.
 //
 // 1. Round trip: one worker, blocking calls of a trivial echo of an 8-byte string, each call timestamped;
@@ -46,6 +46,8 @@ const MIXED_WORKERS = 8;
 const MIXED_CALLS = 2_000;
 const MIXED_ROUNDS = quick ? 3 : 5;
 const MIXED_GOAL = 3;
+/** `BENCH_ONLY=mixed` runs section 4 alone. */
+const MIXED_ONLY = process.env.BENCH_ONLY === 'mixed';
 /** Async calls in flight per worker. */
 const WINDOW = 64;
 /** Other processes' load (in cores) above which the numbers are called skewed. */
@@ -364,176 +366,179 @@ async function runRegime(regime) {
     await Promise.all(workers.map((w) => w.online));
     await Promise.all(workers.map((w) => w.ask('check')));
 
-    // ---- 1. round trip ----
-    process.stderr.write(`${regime.key}: round trip `);
-    const sectionMark = cpuMark();
-    const w0 = workers[0];
-    const latencyModes = ['portal', 'bridge'];
-    const latency = {};
-    for (const mode of latencyModes) {
-      const { calls, ms } = await w0.ask('warm', { mode, ms: WARMUP_MS });
-      latency[mode] = {
-        calls: Math.max(100, Math.min(200_000, Math.round((calls / ms) * ROUND_MS))),
-        rounds: [],
-        cpuUsPerCall: [],
-      };
-    }
-    for (let r = 0; r < LATENCY_ROUNDS; r++) {
+    // BENCH_ONLY=mixed: section 4 alone (while working on it).
+    if (!MIXED_ONLY) {
+      // ---- 1. round trip ----
+      process.stderr.write(`${regime.key}: round trip `);
+      const sectionMark = cpuMark();
+      const w0 = workers[0];
+      const latencyModes = ['portal', 'bridge'];
+      const latency = {};
       for (const mode of latencyModes) {
-        const entry = latency[mode];
-        const mark = cpuMark();
-        entry.rounds.push(await w0.ask('latency', { mode, calls: entry.calls }));
-        entry.cpuUsPerCall.push((cpuSince(mark).ownCpuMs * 1000) / entry.calls);
+        const { calls, ms } = await w0.ask('warm', { mode, ms: WARMUP_MS });
+        latency[mode] = {
+          calls: Math.max(100, Math.min(200_000, Math.round((calls / ms) * ROUND_MS))),
+          rounds: [],
+          cpuUsPerCall: [],
+        };
       }
-      process.stderr.write('.');
-    }
-    process.stderr.write('\n');
-    const latencyCpu = cpuSince(sectionMark);
-    sectionStray.push(['round trip', latencyCpu.others - busyCores]);
-
-    console.log(
-      `\n== 1. round trip: one worker's blocking call into the main thread, echo of an 8-byte string ==\n` +
-        `${LATENCY_ROUNDS} rounds per case after ${WARMUP_MS} ms warm-up, cases taking turns; ` +
-        `other processes: ${fmt(latencyCpu.others)} cores\n`,
-    );
-    const latencyRows = [
-      ['case', 'calls/round', 'median us', 'round medians min-max', 'mean us', 'p99 us', 'CPU us/call'],
-    ];
-    const latencySummary = {};
-    for (const mode of latencyModes) {
-      const { calls, rounds, cpuUsPerCall } = latency[mode];
-      const medians = rounds.map((x) => x.medianUs);
-      latencySummary[mode] = {
-        median: medianOf(medians),
-        mean: medianOf(rounds.map((x) => x.meanUs)),
-        p99: medianOf(rounds.map((x) => x.p99Us)),
-      };
-      latencyRows.push([
-        LABELS[mode],
-        int(calls),
-        fmt(latencySummary[mode].median),
-        `${fmt(Math.min(...medians))}-${fmt(Math.max(...medians))}`,
-        fmt(latencySummary[mode].mean),
-        fmt(latencySummary[mode].p99),
-        fmt(medianOf(cpuUsPerCall)),
-      ]);
-    }
-    printTable(latencyRows, 1);
-    const latencyRatio = latencySummary.bridge.median / latencySummary.portal.median;
-    console.log(
-      `\nratio bridge / portal (median per-call time): ${fmt(latencyRatio)}x` +
-        ` (means: ${fmt(latencySummary.bridge.mean / latencySummary.portal.mean)}x, p99: ${fmt(latencySummary.bridge.p99 / latencySummary.portal.p99)}x)` +
-        `  [>1: the portal is faster]`,
-    );
-    console.log('CPU us/call: CPU time of the whole process (all threads) per call: spinning shows here.');
-
-    // ---- 2 and 3. throughput ----
-    const modes = ['portal', 'bridge', 'portalAsync', 'bridgeAsync', 'loop'];
-    const throughput = [];
-    for (const threads of THREADS) {
-      process.stderr.write(`${threads} thread(s) `);
-      const group = workers.slice(0, threads);
-      const mark = cpuMark();
-      const configs = [];
-      for (const mode of modes) {
-        // Calibrate: all the threads at once for WARMUP_MS; N per worker so that a round takes ~ROUND_MS.
-        const warm = await Promise.all(group.map((w) => w.ask('warm', { mode, ms: WARMUP_MS })));
-        const rate = warm.reduce((sum, x) => sum + x.calls / x.ms, 0);
-        const calls = Math.max(WINDOW, Math.round((rate * ROUND_MS) / threads));
-        configs.push({ mode, threads, calls, rates: [], cpuUsPerCall: [], cores: [], elu: [], spread: [] });
-      }
-      for (let r = 0; r < THROUGHPUT_ROUNDS; r++) {
-        for (const c of configs) {
-          const target = ++goCount;
-          const ready = group.map((w) => w.next('ready'));
-          const results = group.map((w) => w.ask('throughput', { mode: c.mode, calls: c.calls, target }));
-          await Promise.all(ready);
-          const roundMark = cpuMark();
-          Atomics.store(goWord, 0, target);
-          Atomics.notify(goWord, 0);
-          const done = await Promise.all(results);
-          const cpu = cpuSince(roundMark);
-          const total = done.reduce((sum, x) => sum + x.calls, 0);
-          const wallMs = Math.max(...done.map((x) => x.end)) - Math.min(...done.map((x) => x.start));
-          const durations = done.map((x) => x.end - x.start);
-          c.rates.push((total / wallMs) * 1000);
-          c.cpuUsPerCall.push((cpu.ownCpuMs * 1000) / total);
-          c.cores.push(cpu.own);
-          c.elu.push(cpu.mainElu);
-          c.spread.push(Math.max(...durations) / Math.min(...durations));
+      for (let r = 0; r < LATENCY_ROUNDS; r++) {
+        for (const mode of latencyModes) {
+          const entry = latency[mode];
+          const mark = cpuMark();
+          entry.rounds.push(await w0.ask('latency', { mode, calls: entry.calls }));
+          entry.cpuUsPerCall.push((cpuSince(mark).ownCpuMs * 1000) / entry.calls);
         }
         process.stderr.write('.');
       }
       process.stderr.write('\n');
-      const cpu = cpuSince(mark);
-      sectionStray.push([`${threads} thread(s)`, cpu.others - busyCores]);
-      for (const c of configs) throughput.push({ ...c, others: cpu.others });
-    }
+      const latencyCpu = cpuSince(sectionMark);
+      sectionStray.push(['round trip', latencyCpu.others - busyCores]);
 
-    const find = (mode, threads) => throughput.find((c) => c.mode === mode && c.threads === threads);
-    const rateOf = (c) => medianOf(c.rates);
-    const REFERENCE = { portal: 'bridge', portalAsync: 'bridgeAsync', loop: 'bridge' };
-    console.log(
-      `\n== 2/3. throughput: calls per second from 1, 2 and 4 workers at once (8-byte echo) ==\n` +
-        `each worker makes N calls per round (N from a ${WARMUP_MS} ms warm-up, ~${ROUND_MS} ms per round), ` +
-        `${THROUGHPUT_ROUNDS} rounds, cases taking turns; median of rounds.\n` +
-        'cores: CPU of the whole process (all threads) during the round, in cores; main ELU: event loop ' +
-        'utilization of the main thread;\nslow/fast: the slowest worker time / the fastest (1.00 = fair); ' +
-        'ratio: loopthread / hand-written calls/s (>1: loopthread is faster).\n' +
-        'LoopThread rows call a LoopThread (its own thread), not the main thread: their ratio is against the ' +
-        'bridge into the main thread, for scale only.\n',
-    );
-    const rows = [
-      [
-        'case',
-        'threads',
-        'N/worker',
-        'calls/s',
-        'rounds min-max',
-        'cores',
-        'CPU us/call',
-        'main ELU',
-        'slow/fast',
-        'ratio',
-      ],
-    ];
-    for (const threads of THREADS) {
-      for (const mode of modes) {
-        const c = find(mode, threads);
-        const ref = REFERENCE[mode] && find(REFERENCE[mode], threads);
-        rows.push([
+      console.log(
+        `\n== 1. round trip: one worker's blocking call into the main thread, echo of an 8-byte string ==\n` +
+          `${LATENCY_ROUNDS} rounds per case after ${WARMUP_MS} ms warm-up, cases taking turns; ` +
+          `other processes: ${fmt(latencyCpu.others)} cores\n`,
+      );
+      const latencyRows = [
+        ['case', 'calls/round', 'median us', 'round medians min-max', 'mean us', 'p99 us', 'CPU us/call'],
+      ];
+      const latencySummary = {};
+      for (const mode of latencyModes) {
+        const { calls, rounds, cpuUsPerCall } = latency[mode];
+        const medians = rounds.map((x) => x.medianUs);
+        latencySummary[mode] = {
+          median: medianOf(medians),
+          mean: medianOf(rounds.map((x) => x.meanUs)),
+          p99: medianOf(rounds.map((x) => x.p99Us)),
+        };
+        latencyRows.push([
           LABELS[mode],
-          threads,
-          int(c.calls),
-          int(rateOf(c)),
-          `${int(Math.min(...c.rates))}-${int(Math.max(...c.rates))}`,
-          fmt(medianOf(c.cores)),
-          fmt(medianOf(c.cpuUsPerCall)),
-          fmt(medianOf(c.elu)),
-          fmt(medianOf(c.spread)),
-          ref ? `${fmt(rateOf(c) / rateOf(ref))}x` : '-',
+          int(calls),
+          fmt(latencySummary[mode].median),
+          `${fmt(Math.min(...medians))}-${fmt(Math.max(...medians))}`,
+          fmt(latencySummary[mode].mean),
+          fmt(latencySummary[mode].p99),
+          fmt(medianOf(cpuUsPerCall)),
         ]);
       }
-    }
-    printTable(rows, 1);
-
-    console.log('\n== ratios (>1: loopthread is faster) ==');
-    console.log(`round trip, bridge time / portal time (median): ${fmt(latencyRatio)}x`);
-    for (const [mode, label] of [
-      ['portal', 'blocking: portal / bridge calls/s'],
-      ['portalAsync', `async, ${WINDOW} in flight: portal / postMessage calls/s`],
-      ['loop', 'blocking: LoopThread / bridge-into-main calls/s'],
-    ]) {
-      const ratios = THREADS.map(
-        (t) => `${t} thread(s) ${fmt(rateOf(find(mode, t)) / rateOf(find(REFERENCE[mode], t)))}x`,
+      printTable(latencyRows, 1);
+      const latencyRatio = latencySummary.bridge.median / latencySummary.portal.median;
+      console.log(
+        `\nratio bridge / portal (median per-call time): ${fmt(latencyRatio)}x` +
+          ` (means: ${fmt(latencySummary.bridge.mean / latencySummary.portal.mean)}x, p99: ${fmt(latencySummary.bridge.p99 / latencySummary.portal.p99)}x)` +
+          `  [>1: the portal is faster]`,
       );
-      console.log(`${label}: ${ratios.join(', ')}`);
-      ratios.forEach((_, i) => {
-        summary[`${mode} ${THREADS[i]} thread(s)`] =
-          rateOf(find(mode, THREADS[i])) / rateOf(find(REFERENCE[mode], THREADS[i]));
-      });
+      console.log('CPU us/call: CPU time of the whole process (all threads) per call: spinning shows here.');
+
+      // ---- 2 and 3. throughput ----
+      const modes = ['portal', 'bridge', 'portalAsync', 'bridgeAsync', 'loop'];
+      const throughput = [];
+      for (const threads of THREADS) {
+        process.stderr.write(`${threads} thread(s) `);
+        const group = workers.slice(0, threads);
+        const mark = cpuMark();
+        const configs = [];
+        for (const mode of modes) {
+          // Calibrate: all the threads at once for WARMUP_MS; N per worker so that a round takes ~ROUND_MS.
+          const warm = await Promise.all(group.map((w) => w.ask('warm', { mode, ms: WARMUP_MS })));
+          const rate = warm.reduce((sum, x) => sum + x.calls / x.ms, 0);
+          const calls = Math.max(WINDOW, Math.round((rate * ROUND_MS) / threads));
+          configs.push({ mode, threads, calls, rates: [], cpuUsPerCall: [], cores: [], elu: [], spread: [] });
+        }
+        for (let r = 0; r < THROUGHPUT_ROUNDS; r++) {
+          for (const c of configs) {
+            const target = ++goCount;
+            const ready = group.map((w) => w.next('ready'));
+            const results = group.map((w) => w.ask('throughput', { mode: c.mode, calls: c.calls, target }));
+            await Promise.all(ready);
+            const roundMark = cpuMark();
+            Atomics.store(goWord, 0, target);
+            Atomics.notify(goWord, 0);
+            const done = await Promise.all(results);
+            const cpu = cpuSince(roundMark);
+            const total = done.reduce((sum, x) => sum + x.calls, 0);
+            const wallMs = Math.max(...done.map((x) => x.end)) - Math.min(...done.map((x) => x.start));
+            const durations = done.map((x) => x.end - x.start);
+            c.rates.push((total / wallMs) * 1000);
+            c.cpuUsPerCall.push((cpu.ownCpuMs * 1000) / total);
+            c.cores.push(cpu.own);
+            c.elu.push(cpu.mainElu);
+            c.spread.push(Math.max(...durations) / Math.min(...durations));
+          }
+          process.stderr.write('.');
+        }
+        process.stderr.write('\n');
+        const cpu = cpuSince(mark);
+        sectionStray.push([`${threads} thread(s)`, cpu.others - busyCores]);
+        for (const c of configs) throughput.push({ ...c, others: cpu.others });
+      }
+
+      const find = (mode, threads) => throughput.find((c) => c.mode === mode && c.threads === threads);
+      const rateOf = (c) => medianOf(c.rates);
+      const REFERENCE = { portal: 'bridge', portalAsync: 'bridgeAsync', loop: 'bridge' };
+      console.log(
+        `\n== 2/3. throughput: calls per second from 1, 2 and 4 workers at once (8-byte echo) ==\n` +
+          `each worker makes N calls per round (N from a ${WARMUP_MS} ms warm-up, ~${ROUND_MS} ms per round), ` +
+          `${THROUGHPUT_ROUNDS} rounds, cases taking turns; median of rounds.\n` +
+          'cores: CPU of the whole process (all threads) during the round, in cores; main ELU: event loop ' +
+          'utilization of the main thread;\nslow/fast: the slowest worker time / the fastest (1.00 = fair); ' +
+          'ratio: loopthread / hand-written calls/s (>1: loopthread is faster).\n' +
+          'LoopThread rows call a LoopThread (its own thread), not the main thread: their ratio is against the ' +
+          'bridge into the main thread, for scale only.\n',
+      );
+      const rows = [
+        [
+          'case',
+          'threads',
+          'N/worker',
+          'calls/s',
+          'rounds min-max',
+          'cores',
+          'CPU us/call',
+          'main ELU',
+          'slow/fast',
+          'ratio',
+        ],
+      ];
+      for (const threads of THREADS) {
+        for (const mode of modes) {
+          const c = find(mode, threads);
+          const ref = REFERENCE[mode] && find(REFERENCE[mode], threads);
+          rows.push([
+            LABELS[mode],
+            threads,
+            int(c.calls),
+            int(rateOf(c)),
+            `${int(Math.min(...c.rates))}-${int(Math.max(...c.rates))}`,
+            fmt(medianOf(c.cores)),
+            fmt(medianOf(c.cpuUsPerCall)),
+            fmt(medianOf(c.elu)),
+            fmt(medianOf(c.spread)),
+            ref ? `${fmt(rateOf(c) / rateOf(ref))}x` : '-',
+          ]);
+        }
+      }
+      printTable(rows, 1);
+
+      console.log('\n== ratios (>1: loopthread is faster) ==');
+      console.log(`round trip, bridge time / portal time (median): ${fmt(latencyRatio)}x`);
+      for (const [mode, label] of [
+        ['portal', 'blocking: portal / bridge calls/s'],
+        ['portalAsync', `async, ${WINDOW} in flight: portal / postMessage calls/s`],
+        ['loop', 'blocking: LoopThread / bridge-into-main calls/s'],
+      ]) {
+        const ratios = THREADS.map(
+          (t) => `${t} thread(s) ${fmt(rateOf(find(mode, t)) / rateOf(find(REFERENCE[mode], t)))}x`,
+        );
+        console.log(`${label}: ${ratios.join(', ')}`);
+        ratios.forEach((_, i) => {
+          summary[`${mode} ${THREADS[i]} thread(s)`] =
+            rateOf(find(mode, THREADS[i])) / rateOf(find(REFERENCE[mode], THREADS[i]));
+        });
+      }
+      summary.roundTrip = latencyRatio;
     }
-    summary.roundTrip = latencyRatio;
 
     // ---- 4. mixed calls from many workers ----
     process.stderr.write(`${MIXED_WORKERS} workers, mixed calls `);
@@ -543,13 +548,17 @@ async function runRegime(regime) {
       const ready = workers.map((w) => w.next('ready'));
       const results = workers.map((w) => w.ask('mixed', { impl, calls, target }));
       await Promise.all(ready);
+      const mark = cpuMark();
       Atomics.store(goWord, 0, target);
       Atomics.notify(goWord, 0);
       const done = await Promise.all(results);
+      mixedCpu[impl]?.push((cpuSince(mark).ownCpuMs * 1000) / (calls * MIXED_WORKERS));
       return Math.max(...done.map((x) => x.end)) - Math.min(...done.map((x) => x.start));
     };
     const mixed = { portal: [], bridge: [] };
+    const mixedCpu = {};
     for (const impl of Object.keys(mixed)) await mixedRound(impl, 200); // warm-up
+    for (const impl of Object.keys(mixed)) mixedCpu[impl] = [];
     for (let r = 0; r < MIXED_ROUNDS; r++) {
       for (const impl of Object.keys(mixed)) mixed[impl].push(await mixedRound(impl, MIXED_CALLS));
       process.stderr.write('.');
@@ -562,6 +571,7 @@ async function runRegime(regime) {
         `wall ms (median of ${MIXED_ROUNDS} rounds): portal ${fmt(medianOf(mixed.portal), 1)} ` +
         `(${mixed.portal.map((x) => fmt(x, 0)).join(', ')}), hand-written bridges ${fmt(medianOf(mixed.bridge), 1)} ` +
         `(${mixed.bridge.map((x) => fmt(x, 0)).join(', ')})\n` +
+        `CPU us/call (whole process): portal ${fmt(medianOf(mixedCpu.portal))}, bridges ${fmt(medianOf(mixedCpu.bridge))}\n` +
         `bridges / portal: ${fmt(mixedRatio)}x (target: at least ${MIXED_GOAL}x)`,
     );
     summary.mixed = mixedRatio;

@@ -69,6 +69,8 @@ export class HostConnection implements Peer {
   replied = false;
   /** How long this thread spun for the next request after that reply (ms). */
   spun = 0;
+  /** When its caller last posted to this thread (performance.now()): see PortalHost.othersCalling. */
+  heardAt = -Infinity;
   /** The id of the last request read from this connection, by either channel (told in idle notices). */
   lastRequest = 0;
 

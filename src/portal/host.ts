@@ -147,6 +147,7 @@ export class PortalHost {
    */
   private onPortMessage(conn: HostConnection, p: unknown): void {
     if (!this.connections.has(conn)) return;
+    conn.heardAt = performance.now();
     if (p === WAKE) {
       conn.chained = 0;
       this.takeRequest(conn, true);
@@ -362,7 +363,8 @@ export class PortalHost {
     // A blocking caller is likely to call again at once: look for its next request before
     // sleeping, and tell it meanwhile that it need not wake this thread.
     const words = conn.line.words;
-    const budget = conn.chained < MAX_CHAINED_REQUESTS && !this.othersCalling(conn) ? conn.spin.next() : 0;
+    let budget = conn.chained < MAX_CHAINED_REQUESTS ? conn.spin.next() : 0;
+    if (budget > 0 && this.othersCalling(conn, budget)) budget = 0;
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
@@ -384,15 +386,19 @@ export class PortalHost {
   }
 
   /**
-   * Whether other connections are making blocking calls: one is in flight, or one was answered
-   * and is being watched for its next. Then this thread must not spin for one caller while the
-   * others wait for it (nor take cores from their threads).
+   * Whether other connections are calling: a blocking call of theirs is in flight, one was
+   * answered and is being watched for its next, or their caller posted to this thread within the
+   * last `ms` (the spin's budget: an awaited call, a WAKE). Then this thread must not spin for one
+   * caller while the others wait for it (nor take cores from their threads); spinning also holds
+   * up this loop, so an awaited call cannot be this caller's next request in the meantime.
    */
-  private othersCalling(conn: HostConnection): boolean {
+  private othersCalling(conn: HostConnection, ms: number): boolean {
     if (this.connections.size < 2) return false;
     if (this.poller.watchesOtherThan(conn)) return true;
+    const since = performance.now() - ms;
     for (const other of this.connections) {
       if (other === conn) continue;
+      if (other.heardAt > since) return true;
       for (const call of other.inflight.values()) if (!call.viaPort && !call.abandoned) return true;
     }
     return false;

@@ -1,0 +1,110 @@
+/**
+ * How a portal's host finds blocking requests (a WAKE message when it sleeps, its spin after a
+ * reply, the poller's looks between turns: request-poller.ts), with awaited calls in between.
+ * Generated programs of several threads (blocking, awaited and unawaited calls, gaps in which the
+ * host may fall asleep, calls that hold the host's loop or keep it turning, blocking calls answered on a later turn) must each get every
+ * answer, its own, and never hang; a portal closed in the middle wakes every caller with
+ * ClosedError.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import * as fc from 'fast-check';
+import { Portal } from 'loopthread';
+import { within } from './helpers.js';
+
+const entry = require.resolve('loopthread');
+const workerFile = join(__dirname, '..', '..', 'test', 'fixtures', 'portal-worker.cjs');
+/** How long a run may take before it is reported as hung (a watchdog, not a sleep). */
+const HANG_MS = 15_000;
+
+type Op =
+  | { k: 'sync' }
+  | { k: 'await' }
+  | { k: 'fire' }
+  | { k: 'pause'; ms: number }
+  | { k: 'hold'; ms: number }
+  | { k: 'turns'; n: number }
+  | { k: 'syncTurns'; n: number };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { arbitrary: fc.constant({ k: 'sync' as const }), weight: 4 },
+  { arbitrary: fc.constant({ k: 'await' as const }), weight: 3 },
+  { arbitrary: fc.constant({ k: 'fire' as const }), weight: 2 },
+  { arbitrary: fc.record({ k: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 3 }) }), weight: 2 },
+  { arbitrary: fc.record({ k: fc.constant('hold' as const), ms: fc.integer({ min: 0, max: 2 }) }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('turns' as const), n: fc.integer({ min: 1, max: 4 }) }), weight: 1 },
+  // A blocking call answered on a later turn: the poller then watches its connection.
+  { arbitrary: fc.record({ k: fc.constant('syncTurns' as const), n: fc.integer({ min: 1, max: 4 }) }), weight: 2 },
+);
+
+const scenario: fc.Arbitrary<Scenario> = fc.record({
+  programs: fc.array(fc.array(opArb, { minLength: 1, maxLength: 40 }), { minLength: 2, maxLength: 4 }),
+  /** ms after the start at which the portal closes, or null: it stays open. */
+  closeAfter: fc.option(fc.integer({ min: 0, max: 15 })),
+});
+
+const api = {
+  echo: (x: unknown) => x,
+  /** Holds the host's loop: requests of the other threads pile up meanwhile. */
+  hold(x: unknown, ms: number) {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+    return x;
+  },
+  /** Keeps the host's loop turning for `n` turns. */
+  async turns(x: unknown, n: number) {
+    for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+    return x;
+  },
+};
+
+type Outcome = { ok: true; value: number | { closed: number } } | { ok: false; name: string; message: string };
+
+interface Scenario {
+  programs: Op[][];
+  closeAfter: number | null;
+}
+
+async function run({ programs, closeAfter }: Scenario): Promise<void> {
+  const portal = Portal.open(api, { name: 'doorbell portal' });
+  const workers: Worker[] = [];
+  try {
+    const outcomes = programs.map((program, id) => {
+      const handle = portal.createHandle();
+      const worker = new Worker(workerFile, {
+        workerData: { handle, entry, script: 'program', arg: program, id },
+        transferList: [handle.port] as never[],
+      });
+      workers.push(worker);
+      return Promise.race([
+        once(worker, 'message').then(([m]) => m as Outcome),
+        once(worker, 'error').then(([e]): Outcome => ({
+          ok: false,
+          name: (e as Error).name,
+          message: (e as Error).message,
+        })),
+      ]);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    if (closeAfter !== null) timer = setTimeout(() => void portal.close({ grace: 0 }), closeAfter);
+    const done = await within(Promise.all(outcomes), 'the callers', HANG_MS);
+    clearTimeout(timer);
+    done.forEach((outcome, i) => {
+      const calls = (programs[i] ?? []).filter((op) => op.k !== 'pause').length;
+      if (!outcome.ok) assert.fail(`thread ${String(i)}: ${outcome.name}: ${outcome.message}`);
+      if (closeAfter === null) assert.equal(outcome.value, calls, `thread ${String(i)}`);
+      else if (typeof outcome.value === 'number') assert.equal(outcome.value, calls, `thread ${String(i)}`);
+      else assert.ok(outcome.value.closed <= calls, `thread ${String(i)}`);
+    });
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+    await portal.close({ grace: 0 });
+  }
+}
+
+test('generated programs of several threads get every answer, their own, and a close wakes them all', async () => {
+  await fc.assert(fc.asyncProperty(scenario, run), { numRuns: 25, includeErrorInReport: true });
+});
