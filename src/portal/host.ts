@@ -363,8 +363,10 @@ export class PortalHost {
     // A blocking caller is likely to call again at once: look for its next request before
     // sleeping, and tell it meanwhile that it need not wake this thread.
     const words = conn.line.words;
-    let budget = conn.chained < MAX_CHAINED_REQUESTS ? conn.spin.next() : 0;
-    if (budget > 0 && this.othersCalling(conn, budget)) budget = 0;
+    const chainEnded = conn.chained >= MAX_CHAINED_REQUESTS;
+    let budget = chainEnded ? 0 : conn.spin.next();
+    const shared = this.connections.size > 1;
+    if (budget > 0 && shared && this.othersCalling(conn, budget)) budget = 0;
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
@@ -373,8 +375,11 @@ export class PortalHost {
     conn.replied = published;
     conn.spun = budget;
     if (!spin) {
-      // Several callers (or this one's spinning is off): look for its next request between loop turns.
-      if (published) this.poller.watch(conn);
+      // Several callers, or a long chain of one's requests served without a turn of the loop:
+      // look for the next request between loop turns (the poller's own policy decides). Not for
+      // one caller whose spinning is off (the cores are short, or it calls seldom): looking
+      // between turns would take the core its thread needs, as spinning would.
+      if (published && (shared || chainEnded)) this.poller.watch(conn);
       return;
     }
     if (published && spinFor(words, conn.line.request.seqIndex, conn.seenRequest, budget)) {
