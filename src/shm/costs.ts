@@ -16,7 +16,7 @@ export interface MachineCosts {
   futexRoundTripMs: number;
   /** Median round trip (ms) between two spinning threads. */
   spinRoundTripMs: number;
-  /** Median time (ms) from posting a message to an idle event loop until that thread acts on it (estimated). */
+  /** Median time (ms) from posting a message to an idle event loop until that thread acts on it. */
   portWakeMs: number;
 }
 
@@ -26,6 +26,8 @@ const PHASE = 2;
 const FUTEX_ROUNDS = 31;
 const SPIN_ROUNDS = 201;
 const PORT_ROUNDS = 15;
+/** Where the partner stamps when it acts on a message (on the clock all threads share). */
+const ACTED_BYTE = 16;
 
 /** The partner thread: answers pings by futex, then by spinning, then port messages, as PHASE says. */
 const partner = `
@@ -42,7 +44,9 @@ for (;;) {
   Atomics.store(w, ${PONG}, ping);
   Atomics.notify(w, ${PONG});
 }
+const acted = new Float64Array(workerData, ${ACTED_BYTE}, 1);
 parentPort.on('message', (n) => {
+  acted[0] = performance.timeOrigin + performance.now();
   Atomics.store(w, ${PONG}, n);
   Atomics.notify(w, ${PONG});
 });
@@ -56,7 +60,8 @@ const median = (values: number[]): number => {
 
 /** Measures this machine's costs with a short-lived thread (a few ms once it has started). */
 export async function measureMachineCosts(): Promise<MachineCosts> {
-  const sab = new SharedArrayBuffer(16);
+  const sab = new SharedArrayBuffer(ACTED_BYTE + 8);
+  const acted = new Float64Array(sab, ACTED_BYTE, 1);
   const w = new Int32Array(sab);
   const worker = new Worker(partner, { eval: true, workerData: sab });
   try {
@@ -83,15 +88,15 @@ export async function measureMachineCosts(): Promise<MachineCosts> {
     Atomics.store(w, PING, Atomics.load(w, PING) + 1);
     Atomics.notify(w, PING);
     await new Promise((resolve) => worker.once('message', resolve));
-    // The partner's loop is idle now: each message wakes it, and it wakes this thread in turn (a
-    // spinning thread here could take the core the partner needs); the futex half is taken off.
+    // The partner's loop is idle now: each message wakes it, and it stamps when it acts on it (this
+    // thread sleeps meanwhile: spinning here could take the core the partner needs).
     const wakes: number[] = [];
     for (let n = 1; n <= PORT_ROUNDS; n++) {
-      const start = performance.now();
       const before = Atomics.load(w, PONG);
+      const posted = performance.timeOrigin + performance.now();
       worker.postMessage(n + 1_000_000);
       while (Atomics.load(w, PONG) !== n + 1_000_000) Atomics.wait(w, PONG, before, 1_000);
-      wakes.push(Math.max(0, performance.now() - start - futexRoundTripMs / 2));
+      wakes.push(Math.max(0, (acted[0] as number) - posted));
       // Let the partner's loop go idle again before the next message.
       await new Promise((resolve) => setImmediate(resolve));
     }
