@@ -106,7 +106,6 @@ export class Portal<Api extends object> implements AsyncDisposable {
   readonly #host = new PortalHost({});
   readonly #forget: () => void;
   readonly #shape: Record<string, ExportShape>;
-  readonly #lines: Line[] = [];
   #state: 'open' | 'closing' | 'closed' = 'open';
 
   private constructor(api: Api, options: PortalOptions) {
@@ -156,7 +155,6 @@ export class Portal<Api extends object> implements AsyncDisposable {
     if (this.#state !== 'open') throw new ClosedError(`${this.name} is closed`);
     const line = Line.create();
     const channel = new MessageChannel();
-    this.#lines.push(line);
     this.#host.serve(line, channel.port2, false);
     return {
       kind: 'loopthread.portal',
