@@ -5,7 +5,7 @@
 import { MessageChannel, type Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { decodeStandalone } from './codec/standalone.js';
 import { ClosedError, WorkerCrashedError } from './errors.js';
-import { stoppedUnexpectedly } from './stopped.js';
+import { outOfMemory, stoppedUnexpectedly } from './stopped.js';
 import { graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
 import type { Future } from './future.js';
 import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS } from './protocol/close.js';
@@ -452,9 +452,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
     if (cause === undefined && !said && !this.#exitSeen && this.#threadStopped()) {
       // Stopped without a word and not by us: only the heap limit stops a worker so (terminate()
       // is ours, and a native crash ends the process). The same error and code its exit event gives.
-      cause = Object.assign(new Error('Worker terminated due to reaching memory limit: JS heap out of memory'), {
-        code: 'ERR_WORKER_OUT_OF_MEMORY',
-      });
+      cause = outOfMemory();
       exitCode ??= 1;
     }
     this.#crashCause = cause;

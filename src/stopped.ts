@@ -11,6 +11,13 @@ export function isOutOfMemory(error: unknown): boolean {
   return (error as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
 }
 
+/** Node's out-of-memory error, for an owner that missed the worker's 'error' event (blocked, or told only by a fact). */
+export function outOfMemory(): Error {
+  return Object.assign(new Error('Worker terminated due to reaching memory limit: JS heap out of memory'), {
+    code: 'ERR_WORKER_OUT_OF_MEMORY',
+  });
+}
+
 /** How a thread ended, worded to follow "stopped unexpectedly": what it threw, its exit code, or neither. */
 export function howItEnded(cause: unknown, exitCode: number | undefined): string {
   if (isOutOfMemory(cause)) return ': it ran out of memory (ERR_WORKER_OUT_OF_MEMORY)';

@@ -12,7 +12,7 @@ import { createShared, CANCEL_MASK, CANCEL_SLOTS, MainWaits, Stamp, views, Word,
 import type { CancelKind, Status } from '../call/run.js';
 import { nativeHandle } from '../shm/native-worker.js';
 import { ThreadLiveness } from '../shm/thread-liveness.js';
-import { howItEnded, isOutOfMemory } from '../stopped.js';
+import { howItEnded, isOutOfMemory, outOfMemory } from '../stopped.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { definitionOf } from './targets.js';
@@ -276,11 +276,8 @@ export class PoolWorker {
       return { exitCode: code, cause: error, why: ` (terminated${how})` };
     }
     if (isOutOfMemory(error) || (error === undefined && this.ready)) {
-      return {
-        exitCode: code,
-        cause: error ?? outOfMemory(),
-        why: howItEnded(outOfMemory(), undefined),
-      };
+      const cause = error ?? outOfMemory();
+      return { exitCode: code, cause, why: howItEnded(cause, undefined) };
     }
     if (error !== undefined) return { exitCode: code, cause: error, why: howItEnded(error, undefined) };
     return {
@@ -452,11 +449,4 @@ export class PoolWorker {
     this.#notes.close();
     this.events.exit(this, started, unstarted, ending);
   }
-}
-
-/** Node's out-of-memory error, for a caller that was blocked when it came (and so missed the 'error' event). */
-function outOfMemory(): Error {
-  return Object.assign(new Error('Worker terminated due to reaching memory limit: JS heap out of memory'), {
-    code: 'ERR_WORKER_OUT_OF_MEMORY',
-  });
 }

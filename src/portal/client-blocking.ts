@@ -14,7 +14,7 @@ import { now } from '../protocol/mailbox.js';
 import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { waitForChange, Waited } from '../shm/wait.js';
 import type { CallMessage, ClientCore } from './client-core.js';
-import { MessageKind, readMessage, WAKE, writeReply, type PortPacket, type Reply } from './messages.js';
+import { MessageKind, ownedWriter, readMessage, WAKE, writeReply, type PortPacket, type Reply } from './messages.js';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -26,9 +26,6 @@ export interface CallOptions {
 
 /** Writes one request with its call id. */
 export type Write = (w: Writer, id: number) => void;
-
-/** Where a request made while another is being written starts (it grows as needed). */
-const NESTED_BYTES = 1024;
 
 export class BlockingCalls {
   private seenReply: number;
@@ -58,13 +55,11 @@ export class BlockingCalls {
         throw new TimeoutError(`${this.core.name} did not take the request in time (it is busy)`);
       }
     }
-    const parts: ArrayBuffer[] = [];
     // A getter of an argument may itself call this thread while the arguments are written into the
     // slot: that call must leave the slot (and the spare) to the outer one, so it goes by the port.
     const nested = this.encoding;
-    const w = nested
-      ? new Writer(Buffer.allocUnsafeSlow(NESTED_BYTES), 0, undefined, parts)
-      : new Writer(mailbox.data, 0, undefined, parts, this.spare);
+    const w = nested ? ownedWriter() : new Writer(mailbox.data, 0, undefined, [], this.spare);
+    const parts = w.parts ?? [];
     let spare: SharedArrayBuffer | undefined;
     this.encoding = true;
     try {

@@ -366,7 +366,7 @@ export class PortalHost {
     const chainEnded = conn.chained >= MAX_CHAINED_REQUESTS;
     let budget = chainEnded ? 0 : conn.spin.next();
     const shared = this.connections.size > 1;
-    if (budget > 0 && shared && this.othersCalling(conn, budget)) budget = 0;
+    if (budget > 0 && this.othersCalling(conn, budget)) budget = 0;
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
     const published = conn.outbox.send((w) => {
