@@ -21,9 +21,14 @@ export const LOCK_SEQ = 1;
 /** Then the count of threads sleeping on the lock (a release notifies only when some do). */
 const LOCK_SLEEPERS = 2;
 
-const OS_THREAD = ownOsThreadId();
-/** This thread's mark in the lock word: its OS thread id where known (every thread of the process then uses one). */
-export const TAG = OS_THREAD > 0 ? OS_THREAD : threadId + 1;
+/**
+ * This thread's mark in the lock word: its OS thread id where known (every thread of the process
+ * then uses one). Read at the first lock, not when the module loads: most threads never take one.
+ */
+export function ownTag(): number {
+  const tid = ownOsThreadId();
+  return tid > 0 ? tid : threadId + 1;
+}
 /** Attempts before sleeping. */
 const SPINS = 200;
 /**
@@ -34,25 +39,26 @@ export const STALE_MS = 1000;
 
 /** Whether the thread tagged `holder` has ended: a fact where the OS tells, else the STALE_MS rule. */
 function holderEnded(holder: number, heldSince: number): boolean {
-  const exists = OS_THREAD > 0 ? osThreadExists(holder) : undefined;
+  const exists = ownOsThreadId() > 0 ? osThreadExists(holder) : undefined;
   return exists === undefined ? performance.now() - heldSince > STALE_MS : !exists;
 }
 
 export function lock(words: Int32Array, at: number): void {
-  if (Atomics.compareExchange(words, at, 0, TAG) === 0) return;
-  lockSlow(words, at);
+  const tag = ownTag();
+  if (Atomics.compareExchange(words, at, 0, tag) === 0) return;
+  lockSlow(words, at, tag);
 }
 
-function lockSlow(words: Int32Array, at: number): void {
+function lockSlow(words: Int32Array, at: number, tag: number): void {
   for (let i = 0; i < SPINS; i++) {
-    if (Atomics.load(words, at) === 0 && Atomics.compareExchange(words, at, 0, TAG) === 0) return;
+    if (Atomics.load(words, at) === 0 && Atomics.compareExchange(words, at, 0, tag) === 0) return;
   }
   let holder = Atomics.load(words, at);
   let seq = Atomics.load(words, at + LOCK_SEQ);
   let since = performance.now();
   for (;;) {
     if (holder === 0) {
-      if (Atomics.compareExchange(words, at, 0, TAG) === 0) return;
+      if (Atomics.compareExchange(words, at, 0, tag) === 0) return;
     } else {
       Atomics.add(words, at + LOCK_SLEEPERS, 1);
       sleepOn(words, at, holder, 10);
@@ -66,7 +72,7 @@ function lockSlow(words: Int32Array, at: number): void {
       since = performance.now();
     } else if (holder !== 0 && holderEnded(holder, since)) {
       // The holder stopped inside (see above): take the lock over.
-      if (Atomics.compareExchange(words, at, holder, TAG) === holder) return;
+      if (Atomics.compareExchange(words, at, holder, tag) === holder) return;
     }
   }
 }

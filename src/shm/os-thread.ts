@@ -12,8 +12,16 @@ import { existsSync, readlinkSync } from 'node:fs';
  */
 export const RAN_UNKNOWN_OS_THREAD = -1;
 
-/** The calling thread's OS thread id, or -1 where it cannot be found. Called once per thread. */
+/** This thread's answer, once asked (0: not yet). */
+let own = 0;
+
+/** The calling thread's OS thread id, or -1 where it cannot be found (read once per thread). */
 export function ownOsThreadId(): number {
+  if (own === 0) own = readOwnOsThreadId();
+  return own;
+}
+
+function readOwnOsThreadId(): number {
   if (process.platform !== 'linux') return -1;
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
