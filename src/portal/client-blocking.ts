@@ -9,7 +9,7 @@ import { CancelKind, Status, type Settled } from '../call/run.js';
 import { isThenable } from '../call/target.js';
 import { CancelledError, TimeoutError } from '../errors.js';
 import { HostState, STATE } from '../protocol/line.js';
-import { sendBulk, SharedSpare } from '../protocol/bulk.js';
+import { publishWritten, SharedSpare } from '../protocol/bulk.js';
 import { now } from '../protocol/mailbox.js';
 import { observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { waitForChange, Waited } from '../shm/wait.js';
@@ -59,7 +59,6 @@ export class BlockingCalls {
     // slot: that call must leave the slot (and the spare) to the outer one, so it goes by the port.
     const nested = this.encoding;
     const w = nested ? ownedWriter() : new Writer(mailbox.data, 0, undefined, [], this.spare);
-    const parts = w.parts ?? [];
     let spare: SharedArrayBuffer | undefined;
     this.encoding = true;
     try {
@@ -68,12 +67,8 @@ export class BlockingCalls {
       this.encoding = nested;
       if (!nested) spare = this.spare.done();
     }
-    // Too large for the slot: the encoded bytes go by the port, uncopied (see bulk.ts).
-    if (nested || w.spilled || parts.length > 0 || spare !== undefined) {
-      sendBulk(this.core.port, mailbox, w.buf, w.pos, parts, spare);
-    } else {
-      mailbox.publish(w.pos);
-    }
+    // Too large for the slot (or nested): the encoded bytes go by the port, uncopied (see bulk.ts).
+    publishWritten(this.core.port, mailbox, w, spare, nested);
     if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) this.core.port.postMessage(WAKE);
   }
 

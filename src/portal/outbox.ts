@@ -5,7 +5,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { Writer } from '../codec/writer.js';
-import { sendBulk, SharedSpare } from '../protocol/bulk.js';
+import { publishWritten, sendBulk, SharedSpare } from '../protocol/bulk.js';
 import type { Mailbox } from '../protocol/mailbox.js';
 import { changed } from '../shm/wait.js';
 import { ownedWriter } from './messages.js';
@@ -29,17 +29,14 @@ export class Outbox {
    */
   send(write: (w: Writer) => void, call: number): boolean {
     if (this.queue.length === 0 && this.mailbox.isFree()) {
-      const parts: ArrayBuffer[] = [];
-      const w = new Writer(this.mailbox.data, 0, undefined, parts, this.spare);
+      const w = new Writer(this.mailbox.data, 0, undefined, [], this.spare);
       let spare: SharedArrayBuffer | undefined;
       try {
         write(w);
       } finally {
         spare = this.spare.done();
       }
-      if (w.spilled || parts.length > 0 || spare !== undefined) {
-        sendBulk(this.port, this.mailbox, w.buf, w.pos, parts, spare);
-      } else this.mailbox.publish(w.pos);
+      publishWritten(this.port, this.mailbox, w, spare);
       this.mailbox.notify();
       return true;
     }

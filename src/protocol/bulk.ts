@@ -12,7 +12,7 @@
  * (kept by `BulkInbox.add`) or still in the port's queue.
  */
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { corrupt, MAX_MESSAGE_BYTES, type Spare } from '../codec/writer.js';
+import { corrupt, MAX_MESSAGE_BYTES, type Spare, type Writer } from '../codec/writer.js';
 import type { Mailbox } from './mailbox.js';
 
 export interface BulkPacket {
@@ -88,6 +88,26 @@ function isValidBulk(p: BulkPacket): boolean {
     parts.every((b) => b instanceof ArrayBuffer) &&
     (spare === undefined || spare instanceof SharedArrayBuffer)
   );
+}
+
+/**
+ * Writer: publishes what `w` wrote into `mailbox`'s slot, or, when the message cannot be read from
+ * the slot alone (it spilled out of it, has parts, used `spare`, or `byPort` says it was written
+ * elsewhere), posts it on `port` with a marker in the slot.
+ */
+export function publishWritten(
+  port: MessagePort,
+  mailbox: Mailbox,
+  w: Writer,
+  spare: SharedArrayBuffer | undefined,
+  byPort = false,
+): void {
+  const parts = w.parts ?? [];
+  if (byPort || w.spilled || parts.length > 0 || spare !== undefined) {
+    sendBulk(port, mailbox, w.buf, w.pos, parts, spare);
+  } else {
+    mailbox.publish(w.pos);
+  }
 }
 
 /**
