@@ -4,7 +4,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { ConnectionLife, type CloseOptions } from './lifecycle.js';
-import { Line } from './protocol/line.js';
+import { EndWord, Line } from './protocol/line.js';
 import { adoptWaitTable } from './shm/wait-for.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
 import { LoopThreadCaller, type CallerOptions } from './loop-thread-caller.js';
@@ -29,6 +29,8 @@ export interface LoopThreadHandle {
   readonly port: MessagePort;
   /** Who waits for whom in this process (loopthread's own, behind DeadlockError). */
   readonly waits: SharedArrayBuffer;
+  /** The LoopThread's end as its owner tells it (loopthread's own, see EndWord). */
+  readonly end: SharedArrayBuffer;
 }
 
 /** A connection to a LoopThread from another thread (see LoopThread.connect). */
@@ -97,10 +99,14 @@ export function connectTo(handle: LoopThreadHandle, options: CallOptions): LoopT
   adoptWaitTable(handle.waits);
   const port = handle.port;
   const life = new ConnectionLife(port, `LoopThread "${handle.name}"`);
-  const client = new PortalClient(new Line(handle.line), port, `LoopThread "${handle.name}"`, handle.threadId, {
+  const line = new Line(handle.line);
+  // (Absent from a handle that is not a LoopThread's: its host says its own end.)
+  const end = handle.end instanceof SharedArrayBuffer ? new EndWord(handle.end) : undefined;
+  const client = new PortalClient(line, port, `LoopThread "${handle.name}"`, handle.threadId, {
     onBusy: (busy) => {
       life.onBusy(busy);
     },
+    beforeCheck: () => end?.adoptInto(line),
   });
   life.client = client;
   client.refOptions = options;

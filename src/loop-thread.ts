@@ -9,7 +9,7 @@ import { outOfMemory, stoppedUnexpectedly } from './stopped.js';
 import { graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
 import type { Future } from './future.js';
 import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS } from './protocol/close.js';
-import { HostState, Line, STATE } from './protocol/line.js';
+import { EndWord, HostState, Line, STATE } from './protocol/line.js';
 import { nativeHandle } from './shm/native-worker.js';
 import { ThreadLiveness } from './shm/thread-liveness.js';
 import { waitTable } from './shm/wait-for.js';
@@ -57,8 +57,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
   readonly closed: Promise<void>;
   readonly #worker: Worker;
   readonly #line: Line;
-  /** Lines of the connections made by handles: told too when the thread dies. */
-  readonly #handleLines: Line[] = [];
+  /** Told when the thread ends, for the connections made from handles (it holds none of their lines). */
+  readonly #end = new EndWord();
   readonly #calls: MessagePort;
   readonly #notes: MessagePort;
   readonly #client: PortalClient;
@@ -159,13 +159,10 @@ export class LoopThread implements Disposable, AsyncDisposable {
     threadEvent(threadStart, { kind: 'loopthread', name: this.name, threadId: this.#tid });
     // Should this (owning) thread end first, Node stops the worker, which then runs no exit hook
     // of its own: its connections on other threads must hear of it from here.
-    const tell = (): void => {
-      for (const line of this.#handleLines) {
-        if (line.state !== HostState.Crashed && line.state !== HostState.Closed) line.announce(HostState.Closed);
-      }
-    };
     // (Terminated, or out of memory, this thread runs no code: its connections are then not told.)
-    const forget = atThreadEnd(tell);
+    const forget = atThreadEnd(() => {
+      this.#end.tell(HostState.Closed);
+    });
     void this.closed.then(forget);
   }
 
@@ -188,7 +185,6 @@ export class LoopThread implements Disposable, AsyncDisposable {
     const channel = new MessageChannel();
     const request: ConnectRequest = { connect: { line: line.sab, port: channel.port2 } };
     this.#calls.postMessage(request, [channel.port2]);
-    this.#handleLines.push(line);
     return {
       kind: 'loopthread.handle',
       name: this.name,
@@ -196,6 +192,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
       line: line.sab,
       port: channel.port1,
       waits: waitTable(),
+      end: this.#end.sab,
     };
   }
 
@@ -394,7 +391,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
   async terminate(): Promise<void> {
     if (this.#state !== 'closed') {
       this.#state = 'closing';
-      for (const line of [this.#line, ...this.#handleLines]) line.announce(HostState.Closed);
+      this.#line.announce(HostState.Closed);
+      this.#end.tell(HostState.Closed);
       this.#finish(new ClosedError(`LoopThread "${this.name}" was terminated`));
     }
     if (!this.#exitSeen) await this.#worker.terminate();
@@ -462,7 +460,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
     threadEvent(threadCrash, { kind: 'loopthread', name: this.name, threadId: this.#tid, error });
     // A thread that did not start in time, or that is dying, must not linger.
     if (!this.#threadStopped()) void this.#worker.terminate();
-    for (const line of this.#handleLines) line.announce(HostState.Crashed, exitCode ?? 1);
+    this.#end.tell(HostState.Crashed, exitCode ?? 1);
     if (this.#line.state !== HostState.Crashed) this.#line.announce(HostState.Crashed, exitCode ?? 1);
     return error;
   }
@@ -472,9 +470,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
     const expected =
       this.#exitError === undefined && (this.#state !== 'running' || this.#line.state === HostState.Closed);
     if (expected) {
-      for (const line of [this.#line, ...this.#handleLines]) {
-        if (line.state !== HostState.Closed) line.announce(HostState.Closed, code);
-      }
+      if (this.#line.state !== HostState.Closed) this.#line.announce(HostState.Closed, code);
+      this.#end.tell(HostState.Closed, code);
       this.#finish(this.#client.closedError ?? new ClosedError(`LoopThread "${this.name}" is closed`));
     } else {
       this.#crash(undefined);

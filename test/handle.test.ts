@@ -140,3 +140,62 @@ test("a Portal does not keep the shared memory of its handles' connections once 
     await portal.close();
   }
 });
+
+// (The loop thread's host still serves a handle never connected, until its port closes.)
+test("a LoopThread's owner holds no handle's shared memory: its connection ended, its thread gone, or never used", async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const loop = new LoopThread({ name: 'many handles' });
+  try {
+    // Each made and ended in a function of its own, so that nothing of this frame holds the handle.
+    const closedHere = async (): Promise<WeakRef<SharedArrayBuffer>> => {
+      const handle = loop.createHandle();
+      const connection = LoopThread.connect(handle);
+      assert.equal(await connection.run((a: number) => a + 1, 1), 2);
+      connection.closeSync();
+      return new WeakRef(handle.line);
+    };
+    const threadGone = async (): Promise<WeakRef<SharedArrayBuffer>> => {
+      const handle = loop.createHandle();
+      // The worker connects, calls, and is terminated without closing its connection.
+      const message = await inWorker(`return LoopThread.connect(workerData.handle).runSync(() => 3);`, handle);
+      assert.deepEqual(message, { ok: true, v: 3 });
+      return new WeakRef(handle.line);
+    };
+    const neverUsed = (): WeakRef<SharedArrayBuffer> => new WeakRef(loop.createHandle().line);
+    const lines = [await closedHere(), await closedHere(), await threadGone(), neverUsed()];
+    // Looked at again after each turn of the loop (a condition, not a delay); the bound only ends a failure.
+    for (let turn = 0; turn < 1000 && lines.some((l) => l.deref() !== undefined); turn++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+    }
+    assert.deepEqual(
+      lines.map((l) => l.deref() === undefined),
+      [true, true, true, true],
+      'the LoopThread holds the half megabyte of shared memory of a handle',
+    );
+  } finally {
+    await loop.close();
+  }
+});
+
+// The loop thread, terminated, writes nothing on the connections' lines: the owner's word tells them.
+test('a thread blocked through a handle wakes with ClosedError when the loop is terminated', async () => {
+  const loop = new LoopThread({ name: 'terminated' });
+  await loop.run(async () => {
+    const g = globalThis as { started?: Promise<void>; markStarted?: () => void };
+    g.started = new Promise((resolve) => (g.markStarted = resolve));
+  });
+  const running = inWorker(
+    `const loop = LoopThread.connect(workerData.handle);
+     loop.runSync(async () => {
+       globalThis.markStarted();
+       return new Promise((resolve) => setTimeout(resolve, 60_000));
+     });`,
+    loop.createHandle(),
+  );
+  await loop.run(async () => (globalThis as { started?: Promise<void> }).started);
+  await loop.terminate();
+  const message = (await running) as { ok: boolean; name: string };
+  assert.deepEqual([message.ok, message.name], [false, 'ClosedError']);
+});

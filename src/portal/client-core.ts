@@ -44,6 +44,11 @@ export interface ClientHooks {
    * more (the worker's exit event) decides instead.
    */
   onPortClosed?: () => void;
+  /**
+   * Runs before the line's state is read to judge the serving side (a LoopThread's connection
+   * copies there the end its owner told: see EndWord).
+   */
+  beforeCheck?: () => void;
 }
 
 /** Which way a request goes: through the blocking mailbox, or by the port. */
@@ -100,6 +105,7 @@ export class ClientCore {
 
   /** Why the serving side is gone, from what it left: its state, exit code and last words. */
   goneError(): Error {
+    this.hooks.beforeCheck?.();
     const state = this.line.state;
     if (state === HostState.Closed) return new ClosedError(`${this.name} is closed`);
     if (state === HostState.Refused) return this.refusedError();
@@ -143,6 +149,7 @@ export class ClientCore {
    */
   checkAlive = (): number => {
     if (this.failure !== undefined) throw this.failure;
+    this.hooks.beforeCheck?.();
     const state = this.line.state;
     if (state === HostState.Crashed) {
       this.hooks.probe?.();

@@ -82,3 +82,36 @@ export class Line {
     for (let i = 0; i < REPLY_BASE + MAILBOX_WORDS; i++) Atomics.notify(this.words, i);
   }
 }
+
+const END_STATE = 0;
+const END_CODE = 1;
+
+/**
+ * A LoopThread's end as its owner tells it, shared by every connection made from its handles: a
+ * worker terminated, or stopped with its owning thread, writes nothing on their lines. The owner
+ * holds this one small buffer instead of every handle's line; a connection copies what it says
+ * onto its own line when it looks at its liveness (`adoptInto`).
+ */
+export class EndWord {
+  readonly words: Int32Array;
+
+  constructor(readonly sab = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT)) {
+    this.words = new Int32Array(sab);
+  }
+
+  /** Tells the end; the first one told stays. */
+  tell(state: HostState.Closed | HostState.Crashed, exitCode = 0): void {
+    if (Atomics.load(this.words, END_STATE) !== 0) return;
+    Atomics.store(this.words, END_CODE, exitCode);
+    Atomics.store(this.words, END_STATE, state);
+  }
+
+  /** The end told, if any, announced on `line`, unless the line says an end of its own (the serving thread's words). */
+  adoptInto(line: Line): void {
+    const state = Atomics.load(this.words, END_STATE) as HostState;
+    if (state === HostState.Starting) return;
+    const own = line.state;
+    if (own === HostState.Closed || own === HostState.Crashed || own === HostState.Refused) return;
+    line.announce(state, Atomics.load(this.words, END_CODE));
+  }
+}
