@@ -1,8 +1,9 @@
 // Runs the node:test suite on the compiled tests: dist/test/*.test.js for `npm test`, or with
 // --soak the long soaks in dist/test/soak/ for `npm run test:soak`. Each file runs in a
 // `node --test` process of its own, two at a time (the machines this runs on have two cores), and
-// its output is printed whole when it ends, then a line of times per file. Other arguments pass
-// through to `node --test`.
+// its output is printed whole when it ends, then a line of times per file. A failed file's output
+// is printed again at the end and kept in test-failures/ (git-ignored), so that a failure seen once
+// can be studied later. Other arguments pass through to `node --test`.
 //
 // Hangs fail instead of stalling the run: --test-timeout fails a test whose promise never settles,
 // and a file still running after its file limit is killed (with its subprocesses) and fails. The
@@ -11,8 +12,8 @@
 // forever. Both limits are far above what any file takes on a loaded machine: they catch a hang,
 // never a slow machine.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
 
 const args = process.argv.slice(2);
 const soak = args.includes('--soak');
@@ -153,6 +154,15 @@ for (const o of outcomes.toSorted((a, b) => b.seconds - a.seconds)) {
   console.log(`${o.failed ? 'FAIL' : 'ok  '} ${o.seconds.toFixed(1).padStart(6)} s  ${relative(root, o.file)}`);
 }
 const failedFiles = outcomes.filter((o) => o.failed);
+// Named by the run's start, so that a later run's failure of the same file does not overwrite it.
+const runName = new Date(performance.timeOrigin).toISOString().replaceAll(':', '-');
+for (const o of failedFiles) {
+  const log = join(root, 'test-failures', `${runName}-${basename(o.file)}.log`);
+  mkdirSync(join(root, 'test-failures'), { recursive: true });
+  writeFileSync(log, `${relative(root, o.file)} FAILED: ${o.why}\n\n${o.text}`);
+  console.log(`\n=== FAILED: ${relative(root, o.file)}: ${o.why} (kept in ${relative(root, log)})`);
+  process.stdout.write(o.text);
+}
 console.log(
   `${String(files.length)} files, ${String(counts.tests)} tests (${String(counts.cancelled)} cancelled), ` +
     `in ${((performance.now() - started) / 1000).toFixed(1)} s`,
