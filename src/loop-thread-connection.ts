@@ -2,11 +2,11 @@
  * A LoopThread shared with another thread: the handle that travels there, and the connection
  * made from it.
  */
-import type { MessagePort } from 'node:worker_threads';
+import { MessagePort } from 'node:worker_threads';
 import { ConnectionLife, type CloseOptions } from './lifecycle.js';
-import { EndWord, Line } from './protocol/line.js';
+import { EndWord } from './protocol/line.js';
 import { adoptWaitTable } from './shm/wait-for.js';
-import { PortalClient, type CallOptions } from './portal/client.js';
+import { openLine, PortalClient, type CallOptions } from './portal/client.js';
 import { LoopThreadCaller, type CallerOptions } from './loop-thread-caller.js';
 import type { CallStats } from './observe/call-stats.js';
 
@@ -23,8 +23,8 @@ export interface LoopThreadHandle {
   readonly name: string;
   /** The LoopThread's threadId. */
   readonly threadId: number;
-  /** The connection's shared words and mailboxes (loopthread's own). */
-  readonly line: SharedArrayBuffer;
+  /** The bytes of shared memory of the connection's line in each direction (the LoopThread's `bufferSize`). */
+  readonly bufferSize: number;
   /** The connection's port: put it in the transfer list. */
   readonly port: MessagePort;
   /** Who waits for whom in this process (loopthread's own, behind DeadlockError). */
@@ -93,13 +93,14 @@ export class LoopThreadConnection extends LoopThreadCaller implements Disposable
 
 /** See LoopThread.connect. */
 export function connectTo(handle: LoopThreadHandle, options: CallOptions): LoopThreadConnection {
-  if (handle?.kind !== 'loopthread.handle' || !(handle.line instanceof SharedArrayBuffer)) {
+  if (handle?.kind !== 'loopthread.handle' || !(handle.port instanceof MessagePort)) {
     throw new TypeError('LoopThread.connect expects a handle made by loop.createHandle()');
   }
   adoptWaitTable(handle.waits);
   const port = handle.port;
+  // The line is made here and sent as the first message: the loop thread serves it from then on.
+  const line = openLine(port, handle.bufferSize);
   const life = new ConnectionLife(port, `LoopThread "${handle.name}"`);
-  const line = new Line(handle.line);
   // (Absent from a handle that is not a LoopThread's: its host says its own end.)
   const end = handle.end instanceof SharedArrayBuffer ? new EndWord(handle.end) : undefined;
   const client = new PortalClient(line, port, `LoopThread "${handle.name}"`, handle.threadId, {

@@ -122,3 +122,8 @@ process.on('beforeExit', () => {
 });
 
 host.serve(line, data.port, true);
+
+/** How many connections this thread serves, its owner's among them (tests import it here: see handle.test.ts). */
+export function servedConnections(): number {
+  return host.connections.size;
+}

@@ -181,15 +181,16 @@ export class LoopThread implements Disposable, AsyncDisposable {
    */
   createHandle(): LoopThreadHandle {
     if (this.#state !== 'running') throw new ClosedError(`LoopThread "${this.name}" is closed`);
-    const line = Line.create(this.#line.request.data.length);
+    // The connecting thread makes the connection's line (see LoopThread.connect): until then a
+    // handle costs the loop thread one port.
     const channel = new MessageChannel();
-    const request: ConnectRequest = { connect: { line: line.sab, port: channel.port2 } };
+    const request: ConnectRequest = { connect: { port: channel.port2 } };
     this.#calls.postMessage(request, [channel.port2]);
     return {
       kind: 'loopthread.handle',
       name: this.name,
       threadId: this.threadId,
-      line: line.sab,
+      bufferSize: this.#line.request.data.length,
       port: channel.port1,
       waits: waitTable(),
       end: this.#end.sab,
@@ -349,6 +350,8 @@ export class LoopThread implements Disposable, AsyncDisposable {
       Atomics.wait(words, STATE, Atomics.load(words, STATE), Math.max(0, Math.min(left, NATIVE_CHECK_MS)));
     }
     if (!this.#threadStopped()) void this.#worker.terminate();
+    // A connection whose line the thread never served hears it from here (its exit event may come late).
+    this.#end.tell(HostState.Closed);
     this.#finish(new ClosedError(`LoopThread "${this.name}" is closed`));
   }
 

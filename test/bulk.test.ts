@@ -11,9 +11,10 @@ import { decodeValue } from '../src/codec/decode.js';
 import { encodeValue } from '../src/codec/encode.js';
 import { Reader, Writer } from '../src/codec/writer.js';
 import { SharedSpare } from '../src/protocol/bulk.js';
+import { lineSentOn } from './helpers.js';
 
 const MiB = 1024 * 1024;
-/** Word indexes of the two mailboxes' sequence counters in a handle's `line` (src/protocol/line.ts). */
+/** Word indexes of the two mailboxes' sequence counters in a connection's line (src/protocol/line.ts). */
 const REQUEST_SEQ = 4;
 const REPLY_SEQ = 10;
 
@@ -25,8 +26,9 @@ describe('messages larger than the slot', () => {
 
   test('cross each way in one handoff, not in chunks, and arrive equal', () => {
     const handle = loop.createHandle();
-    const words = new Int32Array(handle.line, 0, 16);
+    const lineOf = lineSentOn(handle.port);
     using conn = LoopThread.connect(handle);
+    const words = new Int32Array(lineOf(), 0, 16);
     const big = 'abcdé€😀'.repeat(MiB).slice(0, 4 * MiB);
     const bytes = new Uint8Array(6 * MiB).map((_, i) => i % 251);
     conn.runSync(() => 0); // the connection is set up

@@ -3,18 +3,25 @@ import { once } from 'node:events';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { runInNewContext } from 'node:vm';
-import { DeadlockError, LoopThread, Portal, type LoopThreadHandle } from 'loopthread';
+import { DeadlockError, LoopThread, Portal, type LoopThreadHandle, type PortalHandle } from 'loopthread';
+import { lineSentOn } from './helpers.js';
 
 const entry = require.resolve('loopthread');
 
 /** Runs `source` in a new worker with `handle` and the library's path as workerData; resolves with its first message. */
-async function inWorker(source: string, handle: LoopThreadHandle): Promise<unknown> {
+async function inWorker(
+  source: string,
+  handle: LoopThreadHandle | PortalHandle,
+  extra: Record<string, unknown> = {},
+): Promise<unknown> {
   const worker = new Worker(
     `const { workerData, parentPort } = require('node:worker_threads');
-     const { LoopThread } = require(workerData.entry);
+     const { LoopThread, Portal } = require(workerData.entry);
      (async () => { ${source} })().then((v) => parentPort.postMessage({ ok: true, v }), (e) => parentPort.postMessage({ ok: false, name: e.name, message: e.message }));`,
-    { eval: true, workerData: { handle, entry }, transferList: [handle.port] },
+    { eval: true, workerData: { handle, entry, ...extra }, transferList: [handle.port] },
   );
   try {
     const [message] = (await once(worker, 'message')) as [unknown];
@@ -66,7 +73,7 @@ describe('handles', () => {
     const handle = loop.createHandle();
     assert.throws(
       () => loop.runSync(async (h: unknown) => typeof h, handle),
-      (error: Error) => error.name === 'DataCloneError' && /argument 1 at \.line .*must be posted/.test(error.message),
+      (error: Error) => error.name === 'DataCloneError' && /argument 1 at \.port .*must be posted/.test(error.message),
     );
     handle.port.close();
   });
@@ -119,10 +126,11 @@ test("a Portal does not keep the shared memory of its handles' connections once 
     // Made and ended in a function of its own, so that nothing of this frame holds the handle.
     const ended = async (): Promise<WeakRef<SharedArrayBuffer>> => {
       const handle = portal.createHandle();
+      const lineOf = lineSentOn(handle.port);
       const connection = Portal.connect(handle);
       assert.equal(await connection.hello('a'), 'hello a');
       connection.closeSync();
-      return new WeakRef(handle.line);
+      return new WeakRef(lineOf());
     };
     const lines = [await ended(), await ended(), await ended()];
     // The host hears of each end on a later turn of this loop; a full collection then takes the
@@ -141,42 +149,155 @@ test("a Portal does not keep the shared memory of its handles' connections once 
   }
 });
 
-// (The loop thread's host still serves a handle never connected, until its port closes.)
-test("a LoopThread's owner holds no handle's shared memory: its connection ended, its thread gone, or never used", async () => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
+// A handle's line is made by the thread that connects: one never connected costs the loop thread one port.
+test('a LoopThread serves a handle only once connected, and forgets it once its connection ended or its thread is gone', async () => {
   const loop = new LoopThread({ name: 'many handles' });
   try {
-    // Each made and ended in a function of its own, so that nothing of this frame holds the handle.
-    const closedHere = async (): Promise<WeakRef<SharedArrayBuffer>> => {
-      const handle = loop.createHandle();
-      const connection = LoopThread.connect(handle);
-      assert.equal(await connection.run((a: number) => a + 1, 1), 2);
-      connection.closeSync();
-      return new WeakRef(handle.line);
+    // Awaited calls go by the port the handles' requests took, after them.
+    const main = pathToFileURL(join(dirname(entry), 'loop-thread-main.js'));
+    const { servedConnections } = await loop.import<{ servedConnections(): number }>(main);
+    /** Looked at again after each answer (a condition, not a delay); the bound only ends a failure. */
+    const servedBecomes = async (count: number): Promise<void> => {
+      let served = await servedConnections();
+      for (let turn = 0; turn < 1000 && served !== count; turn++) served = await servedConnections();
+      assert.equal(served, count);
     };
-    const threadGone = async (): Promise<WeakRef<SharedArrayBuffer>> => {
-      const handle = loop.createHandle();
-      // The worker connects, calls, and is terminated without closing its connection.
-      const message = await inWorker(`return LoopThread.connect(workerData.handle).runSync(() => 3);`, handle);
-      assert.deepEqual(message, { ok: true, v: 3 });
-      return new WeakRef(handle.line);
-    };
-    const neverUsed = (): WeakRef<SharedArrayBuffer> => new WeakRef(loop.createHandle().line);
-    const lines = [await closedHere(), await closedHere(), await threadGone(), neverUsed()];
-    // Looked at again after each turn of the loop (a condition, not a delay); the bound only ends a failure.
-    for (let turn = 0; turn < 1000 && lines.some((l) => l.deref() !== undefined); turn++) {
-      await new Promise((resolve) => setImmediate(resolve));
-      gc();
-    }
-    assert.deepEqual(
-      lines.map((l) => l.deref() === undefined),
-      [true, true, true, true],
-      'the LoopThread holds the half megabyte of shared memory of a handle',
+    const unused = Array.from({ length: 8 }, () => loop.createHandle());
+    assert.equal(await servedConnections(), 1, 'the loop thread serves handles never connected');
+
+    const here = loop.createHandle();
+    const connection = LoopThread.connect(here);
+    assert.equal(await connection.run((a: number) => a + 1, 1), 2);
+    assert.equal(await servedConnections(), 2);
+    connection.closeSync();
+    await servedBecomes(1);
+
+    // The worker connects, calls, and is terminated without closing its connection.
+    const message = await inWorker(
+      `return LoopThread.connect(workerData.handle).runSync(() => 3);`,
+      loop.createHandle(),
     );
+    assert.deepEqual(message, { ok: true, v: 3 });
+    await servedBecomes(1);
+    for (const handle of unused) handle.port.close();
   } finally {
     await loop.close();
   }
+});
+
+test('a handle connected twice is refused, and its first connection goes on', () => {
+  const loop = new LoopThread({ name: 'twice' });
+  try {
+    const handle = loop.createHandle();
+    using first = LoopThread.connect(handle);
+    assert.throws(() => LoopThread.connect(handle), { name: 'TypeError', message: /already connected/ });
+    assert.equal(
+      first.runSync(() => 1),
+      1,
+    );
+  } finally {
+    loop.closeSync();
+  }
+});
+
+/** A worker given `handle` that connects once `go` is set, then calls blocking and awaited; it writes 1 to `go[1]` when done. */
+const connectOnGo = (connect: string): string => `
+  Atomics.wait(workerData.go, 0, 0);
+  const c = ${connect}(workerData.handle);
+  const call = c.runSync ? () => c.runSync(() => 1) : () => c.helloSync('x');
+  let blocking = 'returned';
+  try { call(); } catch (e) { blocking = e.name; }
+  Atomics.store(workerData.go, 1, 1);
+  Atomics.notify(workerData.go, 1);
+  const awaited = await (c.run ? c.run(() => 1) : c.hello('x')).then(() => 'returned', (e) => e.name);
+  return [blocking, awaited];`;
+
+describe('connect racing the end of what it connects to', () => {
+  const go = (): Int32Array => new Int32Array(new SharedArrayBuffer(8));
+  const start = (words: Int32Array): void => {
+    Atomics.store(words, 0, 1);
+    Atomics.notify(words, 0);
+  };
+
+  for (const [how, end, error] of [
+    ['close()', (loop: LoopThread) => loop.close(), 'ClosedError'],
+    ['terminate()', (loop: LoopThread) => loop.terminate(), 'ClosedError'],
+    [
+      'a crash',
+      (loop: LoopThread) => loop.run(() => process.exit(3)).then(undefined, () => loop.closed),
+      'WorkerCrashedError',
+    ],
+  ] as const) {
+    test(`a LoopThread ended by ${how}, then a handle sent before is connected`, async () => {
+      const loop = new LoopThread({ name: 'ends first' });
+      const words = go();
+      const running = inWorker(connectOnGo('LoopThread.connect'), loop.createHandle(), { go: words });
+      await end(loop);
+      start(words);
+      assert.deepEqual(await running, { ok: true, v: [error, error] });
+    });
+  }
+
+  test('a LoopThread closed by closeSync() while its owner stays blocked, then connected', async () => {
+    const loop = new LoopThread({ name: 'closed in sync' });
+    const words = go();
+    const running = inWorker(connectOnGo('LoopThread.connect'), loop.createHandle(), { go: words });
+    loop.closeSync();
+    start(words);
+    // This thread does not turn its loop meanwhile (no exit event): the blocking call must end anyway.
+    // (The bound only ends a failure.)
+    Atomics.wait(words, 1, 0, 30_000);
+    assert.equal(Atomics.load(words, 1), 1, 'the blocking call was still waiting');
+    assert.deepEqual(await running, { ok: true, v: ['ClosedError', 'ClosedError'] });
+  });
+
+  test('a LoopThread connected and called, then closed', async () => {
+    const loop = new LoopThread({ name: 'connected first' });
+    const words = go();
+    const handle = loop.createHandle();
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const { LoopThread } = require(workerData.entry);
+       const c = LoopThread.connect(workerData.handle);
+       parentPort.postMessage(c.runSync(() => 'served'));
+       Atomics.wait(workerData.go, 0, 0);
+       let blocking = 'returned';
+       try { c.runSync(() => 1); } catch (e) { blocking = e.name; }
+       c.run(() => 1).then(() => 'returned', (e) => e.name).then((awaited) => parentPort.postMessage([blocking, awaited]));`,
+      { eval: true, workerData: { handle, entry, go: words }, transferList: [handle.port] },
+    );
+    try {
+      assert.deepEqual(await once(worker, 'message'), ['served']);
+      await loop.close();
+      start(words);
+      assert.deepEqual(await once(worker, 'message'), [['ClosedError', 'ClosedError']]);
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  test('a Portal closed, then a handle sent before is connected', async () => {
+    const portal = Portal.open({ hello: (who: string) => `hello ${who}` });
+    const words = go();
+    const running = inWorker(connectOnGo('Portal.connect'), portal.createHandle(), { go: words });
+    await portal.close();
+    start(words);
+    assert.deepEqual(await running, { ok: true, v: ['ClosedError', 'ClosedError'] });
+  });
+
+  test('a Portal connected, then closed before it serves the connection', async () => {
+    const portal = Portal.open({ hello: (who: string) => `hello ${who}` });
+    const handle = portal.createHandle();
+    const connection = Portal.connect(handle);
+    // Its line is on the way to this thread's loop: the portal closes first.
+    const closing = portal.close();
+    const outcome = await connection.hello('x').then(
+      () => 'returned',
+      (error: unknown) => (error as Error).name,
+    );
+    await closing;
+    assert.equal(outcome, 'ClosedError');
+  });
 });
 
 // The loop thread, terminated, writes nothing on the connections' lines: the owner's word tells them.

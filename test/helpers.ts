@@ -1,5 +1,6 @@
 /** What several test files need: waiting with a watchdog, and catching what a call throws or rejects with. */
 import assert from 'node:assert/strict';
+import type { MessagePort, Transferable } from 'node:worker_threads';
 
 /** A watchdog fired: what was awaited was still pending (a hang, reported instead of suffered). */
 export class StillPending extends Error {}
@@ -38,4 +39,18 @@ export function thrown(fn: () => unknown, what = 'the call'): unknown {
     return error;
   }
   return assert.fail(`${what} returned instead of throwing`);
+}
+
+/**
+ * The line (loopthread's own shared memory) that a connection made through `port` sends first,
+ * for a test that reads its words: call before connecting, read after.
+ */
+export function lineSentOn(port: MessagePort): () => SharedArrayBuffer {
+  let line: SharedArrayBuffer | undefined;
+  const post = port.postMessage.bind(port);
+  port.postMessage = (message: unknown, transfer?: readonly Transferable[]) => {
+    line ??= (message as { line?: SharedArrayBuffer } | null)?.line;
+    post(message, transfer);
+  };
+  return () => line ?? assert.fail('no line was sent on the port');
 }

@@ -206,7 +206,9 @@ export async function fuzzPortal(numRuns: number): Promise<{ answered: number; r
     await fc.assert(
       fc.asyncProperty(fc.array(frame, { minLength: 1, maxLength: 6 }), async (frames) => {
         const handle = portal.createHandle();
-        const line = new Line(handle.line);
+        // A raw peer: it makes the connection's line and sends it first, as Portal.connect does.
+        const line = Line.create();
+        handle.port.postMessage({ line: line.sab });
         try {
           for (const f of frames) send(line, handle.port, f);
           counts[await within(probe(handle.port), 'the probe of a fuzzed connection', HANG_MS)]++;

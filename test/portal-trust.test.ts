@@ -136,6 +136,13 @@ describe("a peer's bytes fail its own connection, never the host", () => {
     await othersServed();
   });
 
+  test("a first message that is not the connection's line: blocking and awaited calls fail with ProtocolError", async () => {
+    const v = (await peer('junkFirst')).value as { blocking: unknown; awaited: unknown };
+    protocolError(v.blocking, /the first message is not the connection's line/);
+    protocolError(v.awaited, /the first message is not the connection's line/);
+    await othersServed();
+  });
+
   test('a request of an unknown kind in the shared line', async () => {
     protocolError((await peer('badKind')).value, /corrupt message \(kind 99\)/);
     await othersServed();

@@ -173,13 +173,23 @@ export class BlockingCalls {
     }
   }
 
-  /** Blocks while the serving thread is starting; its probe ends the wait if it never starts. */
+  /**
+   * Blocks until the serving side serves this line: its thread started, and a handle's line came
+   * to it. Its probe, its owner's end, or its refusal of the line ends the wait.
+   */
   private awaitStart(): void {
     const words = this.core.line.words;
     while (Atomics.load(words, STATE) === (HostState.Starting as number)) {
-      waitForChange(words, STATE, HostState.Starting, Infinity, this.core.checkAlive);
+      waitForChange(words, STATE, HostState.Starting, Infinity, this.startCheck);
     }
   }
+
+  private readonly startCheck = (): number => {
+    // A line refused is never written on: the refusal comes by the port, which a blocked thread reads itself.
+    this.core.pump();
+    if (this.core.died !== undefined) throw this.core.goneError();
+    return this.core.checkAlive();
+  };
 
   /**
    * A callback called while this thread is blocked in a call: it runs here and now, and its

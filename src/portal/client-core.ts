@@ -108,7 +108,10 @@ export class ClientCore {
     this.hooks.beforeCheck?.();
     const state = this.line.state;
     if (state === HostState.Closed) return new ClosedError(`${this.name} is closed`);
-    if (state === HostState.Refused) return this.refusedError();
+    // Last words on a line never served: its serving side refused the line itself (see PortalHost.accept).
+    if (state === HostState.Refused || (state === HostState.Starting && this.died !== undefined)) {
+      return this.refusedError();
+    }
     if (state !== HostState.Crashed) {
       return stoppedUnexpectedly(
         this.name,

@@ -8,12 +8,12 @@ import { TargetKind, normalizeSpecifier, type Target } from '../call/target.js';
 import { ProtocolError } from '../errors.js';
 import { Future } from '../future.js';
 import { isBulk, type BulkPacket } from '../protocol/bulk.js';
-import type { Line } from '../protocol/line.js';
+import { Line } from '../protocol/line.js';
 import { AsyncCalls } from './client-async.js';
 import { BlockingCalls, type CallOptions } from './client-blocking.js';
 import { Channel, ClientCore, type ClientHooks } from './client-core.js';
 import type { ExportShape } from './exports.js';
-import { writeClose, writeImport, type PortPacket } from './messages.js';
+import { writeClose, writeImport, type LineMessage, type PortPacket } from './messages.js';
 import { buildProxy } from './proxy.js';
 import type { CallCounter } from '../observe/call-stats.js';
 import type { Peer } from './remote.js';
@@ -23,8 +23,26 @@ export type { ClientHooks } from './client-core.js';
 
 type Api = (...args: never[]) => unknown;
 
-/** Lines connected on this thread: a handle is one connection, and two clients on one line would mix their replies. */
-const claimed = new WeakSet<SharedArrayBuffer>();
+/** Ports connected on this thread: a handle is one connection, and two clients on one port would mix their replies. */
+const claimed = new WeakSet<MessagePort>();
+
+/**
+ * The line of a connection made from a handle: made by the connecting thread and sent first on
+ * the handle's port, so that a handle never connected costs its serving side no line.
+ */
+export function openLine(port: MessagePort, capacity?: number): Line {
+  refuseClaimed(port);
+  const line = Line.create(capacity);
+  const first: LineMessage = { line: line.sab };
+  port.postMessage(first);
+  return line;
+}
+
+function refuseClaimed(port: MessagePort): void {
+  if (claimed.has(port)) {
+    throw new TypeError('this handle is already connected: make one handle per thread (createHandle())');
+  }
+}
 
 export class PortalClient implements Peer {
   private readonly core: ClientCore;
@@ -32,10 +50,8 @@ export class PortalClient implements Peer {
   private readonly async: AsyncCalls;
 
   constructor(line: Line, port: MessagePort, name: string, hostThreadId: number, hooks: ClientHooks = {}) {
-    if (claimed.has(line.sab)) {
-      throw new TypeError('this handle is already connected: make one handle per thread (createHandle())');
-    }
-    claimed.add(line.sab);
+    refuseClaimed(port);
+    claimed.add(port);
     this.core = new ClientCore(line, port, name, hostThreadId, hooks, this);
     this.blocking = new BlockingCalls(this.core);
     this.async = new AsyncCalls(this.core);

@@ -8,7 +8,7 @@ import { CallContext } from '../call/context.js';
 import { explainCapture } from '../call/compile.js';
 import { cancelError, runCall, Status, type CancelKind, type Settled } from '../call/run.js';
 import type { Fn, Target } from '../call/target.js';
-import { CancelledError, ClosedError, ProtocolError } from '../errors.js';
+import { CancelledError, ClosedError } from '../errors.js';
 import { corrupt } from '../codec/writer.js';
 import { isBulk } from '../protocol/bulk.js';
 import { HostState, Line } from '../protocol/line.js';
@@ -24,9 +24,11 @@ import {
   postOn,
   readMessage,
   readPacket,
+  postRefusal,
   writeDied,
   writeReply,
   WAKE,
+  type LineMessage,
   type Message,
 } from './messages.js';
 import type { EnteredResources } from './resources.js';
@@ -59,9 +61,9 @@ export interface HostOptions {
   onCloseRequest?(timeout: number): Promise<void>;
 }
 
-/** Sent by the owner of the host: serve one more connection (see LoopThread.createHandle). */
+/** Sent by the owner of the host: accept one more connection (see LoopThread.createHandle). */
 export interface ConnectRequest {
-  connect: { line: SharedArrayBuffer; port: MessagePort };
+  connect: { port: MessagePort };
 }
 
 /** After this many requests taken in a row without yielding, the host lets timers and I/O run. */
@@ -69,6 +71,8 @@ const MAX_CHAINED_REQUESTS = 256;
 
 export class PortalHost {
   readonly connections = new Set<HostConnection>();
+  /** The ports of handles not connected yet: each waits for its line (see accept). */
+  private readonly accepting = new Set<MessagePort>();
   private state: 'running' | 'closing' | 'closed' = 'running';
   private pending = 0;
   private busyOutboxes = 0;
@@ -129,6 +133,35 @@ export class PortalHost {
     return conn;
   }
 
+  /**
+   * A handle's port: its connection is served once its line, the first message, comes. Until
+   * then it costs only the port (a handle may never be connected).
+   */
+  accept(port: MessagePort): void {
+    if (this.state === 'closed') {
+      port.close();
+      return;
+    }
+    this.accepting.add(port);
+    const first = (p: unknown): void => {
+      port.off('message', first);
+      port.off('close', gone);
+      this.accepting.delete(port);
+      const line = (p as Partial<LineMessage> | null)?.line;
+      if (Line.fits(line)) this.serve(new Line(line), port, false);
+      else {
+        postRefusal(port, corrupt("the first message is not the connection's line"));
+        port.close();
+      }
+    };
+    const gone = (): void => {
+      this.accepting.delete(port);
+    };
+    port.on('message', first);
+    port.on('close', gone);
+    port.unref();
+  }
+
   private drop(conn: HostConnection): void {
     if (!this.connections.delete(conn)) return;
     for (const call of conn.inflight.values()) {
@@ -160,7 +193,7 @@ export class PortalHost {
         return;
       }
       if (conn.mayClose && isConnectRequest(p)) {
-        this.serve(new Line(p.connect.line), p.connect.port, false);
+        this.accept(p.connect.port);
         return;
       }
       if (!isPortPacket(p)) throw corrupt('a port message that is not a packet');
@@ -178,16 +211,8 @@ export class PortalHost {
    */
   private refuse(conn: HostConnection, cause: unknown): void {
     if (!this.connections.has(conn)) return;
-    const why = cause instanceof Error ? cause.message : String(cause);
-    const error = new ProtocolError(`the connection was closed by its serving side for a malformed message: ${why}`);
     this.drop(conn);
-    try {
-      postOn(conn.port, (w) => {
-        writeDied(w, 0, error);
-      });
-    } catch {
-      // The peer is gone already.
-    }
+    postRefusal(conn.port, cause);
     conn.line.announce(HostState.Refused);
     conn.port.close();
   }
@@ -497,6 +522,9 @@ export class PortalHost {
   shutDown(state: HostState.Closed | HostState.Crashed, exitCode = 0, error?: unknown): void {
     this.state = 'closed';
     this.keepAlive.dispose();
+    // Handles never connected: their connections, should they come, find the port closed.
+    for (const port of this.accepting) port.close();
+    this.accepting.clear();
     for (const conn of this.connections) {
       if (state === HostState.Crashed) {
         postOn(conn.port, (w) => {
@@ -511,7 +539,7 @@ export class PortalHost {
 
 function isConnectRequest(p: unknown): p is ConnectRequest {
   const c = (p as Partial<ConnectRequest> | null)?.connect;
-  return typeof c === 'object' && c !== null && c.line instanceof SharedArrayBuffer && c.port instanceof MessagePort;
+  return typeof c === 'object' && c !== null && c.port instanceof MessagePort;
 }
 
 function abortReason(kind: CancelKind): Error {

@@ -11,6 +11,7 @@ import { corrupt, Reader, Writer } from '../codec/writer.js';
 import { writeOutcome } from '../call/outcome.js';
 import { CancelKind, Status, type Settled } from '../call/run.js';
 import { asTarget, type Target } from '../call/target.js';
+import { ProtocolError } from '../errors.js';
 
 export type { Target } from '../call/target.js';
 
@@ -58,6 +59,14 @@ export interface DiedNotice {
 }
 
 export type Message = Request | Reply | IdleNotice | DiedNotice;
+
+/**
+ * A connection's first message on its port: the shared memory it made for itself (see
+ * PortalHost.accept), so that a handle never connected costs its serving side no line.
+ */
+export interface LineMessage {
+  line: SharedArrayBuffer;
+}
 
 function header(w: Writer, kind: MessageKind, id: number): void {
   w.u8(kind);
@@ -259,6 +268,19 @@ export function postOn(port: MessagePort, write: (w: Writer) => void): void {
   }
   const [p, transfer] = packet(w);
   port.postMessage(p, transfer);
+}
+
+/** Tells a peer why the serving side ends its connection (its last words on the port), if it is still there. */
+export function postRefusal(port: MessagePort, cause: unknown): void {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  const error = new ProtocolError(`the connection was closed by its serving side for a malformed message: ${why}`);
+  try {
+    postOn(port, (w) => {
+      writeDied(w, 0, error);
+    });
+  } catch {
+    // The peer is gone already.
+  }
 }
 
 export function readPacket(p: PortPacket, revive?: Revive): Message {

@@ -3,15 +3,15 @@
  * blocking or awaited: asyncio.run_coroutine_threadsafe for Node. The thread that opens a portal
  * hosts an object of functions; each other thread connects with a handle of its own.
  */
-import { MessageChannel, threadId, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, MessagePort, threadId } from 'node:worker_threads';
 import { ClosedError } from '../errors.js';
 import type { Future } from '../future.js';
 import { ConnectionLife, graceEnd, graceOf, type CloseOptions } from '../lifecycle.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS } from '../protocol/close.js';
-import { HostState, Line } from '../protocol/line.js';
+import { EndWord, HostState } from '../protocol/line.js';
 import { adoptWaitTable, waitTable } from '../shm/wait-for.js';
 import { atThreadEnd } from '../shm/thread-end.js';
-import { PortalClient, type CallOptions } from './client.js';
+import { openLine, PortalClient, type CallOptions } from './client.js';
 import { describeExports, type ExportShape } from './exports.js';
 import { PortalHost } from './host.js';
 import { TargetKind, type Target } from '../call/target.js';
@@ -58,12 +58,12 @@ export interface PortalHandle<Api = unknown> {
   readonly name: string;
   /** The threadId of the portal's thread. */
   readonly threadId: number;
-  /** The connection's shared words and mailboxes (loopthread's own). */
-  readonly line: SharedArrayBuffer;
   /** The connection's port: put it in the transfer list. */
   readonly port: MessagePort;
   /** Who waits for whom in this process (loopthread's own, behind DeadlockError). */
   readonly waits: SharedArrayBuffer;
+  /** The portal's end (loopthread's own, see EndWord): a connection whose line it never served reads it. */
+  readonly end: SharedArrayBuffer;
   /** The api's functions, by name (loopthread's own). */
   readonly shape: Record<string, ExportShape>;
   /** Only carries the type of the api. */
@@ -104,6 +104,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
   readonly closed: Promise<void>;
   #markClosed!: () => void;
   readonly #host = new PortalHost({});
+  readonly #end = new EndWord();
   readonly #forget: () => void;
   readonly #shape: Record<string, ExportShape>;
   #state: 'open' | 'closing' | 'closed' = 'open';
@@ -128,6 +129,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
     this.#forget = atThreadEnd((code, thrown) => {
       const clean = code === 0 && thrown === undefined;
       this.#host.shutDown(clean ? HostState.Closed : HostState.Crashed, code, thrown?.error);
+      this.#end.tell(clean ? HostState.Closed : HostState.Crashed, code);
       this.#state = 'closed';
       this.#markClosed();
     });
@@ -153,16 +155,17 @@ export class Portal<Api extends object> implements AsyncDisposable {
    */
   createHandle(): PortalHandle<Api> {
     if (this.#state !== 'open') throw new ClosedError(`${this.name} is closed`);
-    const line = Line.create();
+    // The connecting thread makes the connection's line (see Portal.connect): until then a handle
+    // costs this thread one port.
     const channel = new MessageChannel();
-    this.#host.serve(line, channel.port2, false);
+    this.#host.accept(channel.port2);
     return {
       kind: 'loopthread.portal',
       name: this.name,
       threadId,
-      line: line.sab,
       port: channel.port1,
       waits: waitTable(),
+      end: this.#end.sab,
       shape: this.#shape,
     };
   }
@@ -178,16 +181,20 @@ export class Portal<Api extends object> implements AsyncDisposable {
    *   {@link ClosedError} once the portal closed, {@link DeadlockError} if blocking on the portal's own thread.
    */
   static connect<Api>(handle: PortalHandle<Api>, options: CallOptions = {}): PortalConnection<Api> {
-    if (handle?.kind !== 'loopthread.portal' || !(handle.line instanceof SharedArrayBuffer)) {
+    if (handle?.kind !== 'loopthread.portal' || !(handle.port instanceof MessagePort)) {
       throw new TypeError('Portal.connect expects a handle made by portal.createHandle()');
     }
     adoptWaitTable(handle.waits);
     const port = handle.port;
+    // The line is made here and sent as the first message: the portal serves it from then on.
+    const line = openLine(port);
+    const end = handle.end instanceof SharedArrayBuffer ? new EndWord(handle.end) : undefined;
     const life = new ConnectionLife(port, handle.name);
-    const client = new PortalClient(new Line(handle.line), port, handle.name, handle.threadId, {
+    const client = new PortalClient(line, port, handle.name, handle.threadId, {
       onBusy: (busy) => {
         life.onBusy(busy);
       },
+      beforeCheck: () => end?.adoptInto(line),
     });
     life.client = client;
     // Calls through references (iterations, lent objects) keep the connection's options too.
@@ -253,6 +260,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
       end.cancel();
       this.#forget();
       this.#host.shutDown(HostState.Closed);
+      this.#end.tell(HostState.Closed);
       this.#state = 'closed';
       this.#markClosed();
     }

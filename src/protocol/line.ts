@@ -56,6 +56,13 @@ export class Line {
     return new Line(new SharedArrayBuffer(HEADER_BYTES + 2 * capacity));
   }
 
+  /** Whether `sab` has a line's shape (a header, then two mailboxes of one size), as a peer's first message must. */
+  static fits(sab: unknown): sab is SharedArrayBuffer {
+    return (
+      sab instanceof SharedArrayBuffer && sab.byteLength > HEADER_BYTES && (sab.byteLength - HEADER_BYTES) % 2 === 0
+    );
+  }
+
   get state(): HostState {
     return Atomics.load(this.words, STATE);
   }
