@@ -83,12 +83,20 @@ export class BlockingCalls {
 
   private exchange(write: Write, options: CallOptions, api: (...args: never[]) => unknown): unknown {
     const id = ++this.core.nextId;
-    // The call's timeout is its own: waiting for the thread to start is the owner's startupTimeout.
-    this.awaitStart();
     const timeout = options.timeout;
-    const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
     this.core.flushReleases();
-    this.send(write, id, deadline);
+    let deadline: number;
+    if (this.core.line.state === HostState.Starting) {
+      // Written while the thread starts (the slot is free until then), the request is there when it
+      // begins to serve: it does not wait for this thread to wake and write it. The call's timeout
+      // is its own: waiting for the thread to start is the owner's startupTimeout.
+      this.send(write, id, Infinity);
+      this.awaitStart();
+      deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+    } else {
+      deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+      this.send(write, id, deadline);
+    }
     this.core.lastSent = id;
     this.active.push(id);
     try {
