@@ -86,12 +86,15 @@ export class BlockingCalls {
     const timeout = options.timeout;
     this.core.flushReleases();
     let deadline: number;
-    if (this.core.line.state === HostState.Starting) {
+    const starting = this.core.line.state === HostState.Starting;
+    if (starting) {
       // Written while the thread starts (the slot is free until then), the request is there when it
       // begins to serve: it does not wait for this thread to wake and write it. The call's timeout
-      // is its own: waiting for the thread to start is the owner's startupTimeout.
+      // is its own: waiting for the thread to start is the owner's startupTimeout. Without one,
+      // the reply is all there is to wait for, and this thread wakes once, for it (the wait's
+      // liveness check sees a thread that never starts as the start's own wait would).
       this.send(write, id, Infinity);
-      this.awaitStart();
+      if (timeout !== undefined) this.awaitStart();
       deadline = timeout === undefined ? Infinity : performance.now() + timeout;
     } else {
       deadline = timeout === undefined ? Infinity : performance.now() + timeout;
@@ -100,7 +103,7 @@ export class BlockingCalls {
     this.core.lastSent = id;
     this.active.push(id);
     try {
-      return this.awaitReply(id, deadline, timeout, api);
+      return this.awaitReply(id, deadline, timeout, api, starting);
     } finally {
       this.active.pop();
       this.early.delete(id);
@@ -112,12 +115,14 @@ export class BlockingCalls {
     deadline: number,
     timeout: number | undefined,
     api: (...args: never[]) => unknown,
+    starting: boolean,
   ): unknown {
     const words = this.core.line.words;
     const mailbox = this.core.line.reply;
-    // What the spin policy learns from this call: only from a plain one (one wait, no callbacks).
+    // What the spin policy learns from this call: only from a plain one (one wait, no callbacks),
+    // not from the first, whose answer may wait for the thread to start.
     const began = now();
-    const budget = this.spin.next();
+    const budget = starting ? 0 : this.spin.next();
     let waits = 0;
     let waited: Waited = Waited.Spun;
     for (;;) {
@@ -174,7 +179,7 @@ export class BlockingCalls {
       if (waits <= 1) {
         const answeredAt = mailbox.publishedAt();
         if (waited === Waited.Slept) observeWake(now() - answeredAt);
-        this.spin.observe(answeredAt - began, budget);
+        if (!starting) this.spin.observe(answeredAt - began, budget);
       }
       if (reply.status === Status.Ok) return reply.value;
       throw stitch(reply.value, this.core.name, api);
