@@ -48,7 +48,7 @@ function closure(entry) {
 const LOADER = `
 // Node's class of module records, which \`require('node:module')\` is too: taken from this module, since
 // loading node:module (and the ES module loader it brings) costs a start a tenth of a millisecond.
-const Module = module.constructor === Object ? require('node:module') : module.constructor;
+const Module = module.constructor;
 const { dirname, join, posix } = require('node:path');
 /** dist/src, which the keys above are relative to. */
 const root = join(__dirname, __ROOT__);
@@ -56,11 +56,18 @@ const root = join(__dirname, __ROOT__);
 /** Where dist/src's files look for packages: the bundle's own lookup minus its folders below dist/src. */
 const rootPaths = module.paths.slice(__DEPTH__);
 
-/** node_modules folders a record looks in, as Node would list them for its file. */
+/** node_modules folders a record looks in, as Node would list them for its file (one list per folder). */
+const pathsOf = new Map();
 function lookupPaths(key) {
-  const own = [];
-  for (let dir = posix.dirname(key); dir !== '.'; dir = posix.dirname(dir)) own.push(join(root, dir, 'node_modules'));
-  return [...own, ...rootPaths];
+  const folder = posix.dirname(key);
+  let paths = pathsOf.get(folder);
+  if (paths === undefined) {
+    const own = [];
+    for (let dir = folder; dir !== '.'; dir = posix.dirname(dir)) own.push(join(root, dir, 'node_modules'));
+    paths = [...own, ...rootPaths];
+    pathsOf.set(folder, paths);
+  }
+  return paths;
 }
 
 /** The exports of bundled file \`key\`, run once per thread, or those require.cache holds for it. */
@@ -85,14 +92,25 @@ function load(key, parent) {
 
 /** The require of bundled file \`key\`: bundled files from the bundle, anything else for real. */
 function requireFrom(key, record) {
-  return function require(specifier) {
+  const own = function require(specifier) {
     if (!specifier.startsWith('./') && !specifier.startsWith('../')) return record.require(specifier);
     const target = posix.join(posix.dirname(key), specifier);
     return Object.hasOwn(FILES, target) ? load(target, record) : record.require(join(root, target));
   };
+  // The rest of a module's require: what every require shares, and resolve from the file's place.
+  own.cache = require.cache;
+  own.extensions = require.extensions;
+  own.main = require.main;
+  let real;
+  const resolver = () => (real ??= require('node:module').createRequire(record.filename));
+  own.resolve = (request, options) => resolver().resolve(request, options);
+  own.resolve.paths = (request) => resolver().resolve.paths(request);
+  return own;
 }
 
-load(__ENTRY__, module);
+// A runtime whose modules are not records of that class (Bun) loads the files one by one, as tsc wrote them.
+if (module instanceof Module && typeof Module.prototype.require === 'function') load(__ENTRY__, module);
+else require(join(root, __ENTRY__));
 `;
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -165,7 +183,7 @@ function build(entry) {
   const mapped = [];
   // Lines of the bundle's own (the loader, each file's wrapper) map to themselves, in the bundle.
   map.sources.push(posix.basename(out));
-  map.sourcesContent.push(null);
+  map.sourcesContent.push(null); // the bundle's own text, once written
   const add = (text, segments) => {
     chunks.push(text);
     const n = text.split('\n').length;
@@ -220,7 +238,9 @@ function build(entry) {
   );
   add(`//# sourceMappingURL=${posix.basename(out)}.map\n`);
   map.mappings = encodeMappings(mapped);
-  return { out, files, text: chunks.join('\n'), map: JSON.stringify(map) };
+  const text = chunks.join('\n');
+  map.sourcesContent[0] = text;
+  return { out, files, text, map: JSON.stringify(map) };
 }
 
 /** Whether `entry`'s bundle is missing, or older than a file it holds (tsc writes every file anew). */
