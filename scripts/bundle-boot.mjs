@@ -40,10 +40,12 @@ function closure(entry) {
 
 /**
  * The loader at the bundle's end. `new Module(filename, parent)` makes the record Node itself makes
- * for a file (its `require`, `path`, `children`...): require.cache is public and documented as
- * open to added entries, its entries are module objects, and Node 20 to 26's CommonJS loader and
- * ES module import of CommonJS read only their public fields. The Module constructor is the one
- * undocumented piece (it is typed by @types/node).
+ * for a file (its `require`, `path`, `paths`, `children`...): require.cache is public and documented
+ * as open to added entries, and its entries are such module objects, which Node 20 to 26's CommonJS
+ * loader and its ES module import of CommonJS take as their own (test/startup.test.ts requires and
+ * imports loopthread on the thread). Calling the Module constructor is the one undocumented piece
+ * (it is typed by @types/node). Bun's module objects are not records of that class: there the
+ * bundle loads the files one by one, as before.
  */
 const LOADER = `
 // Node's class of module records, which \`require('node:module')\` is too: taken from this module, since
