@@ -4,6 +4,10 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { measureMachineCosts } from '../dist/src/shm/costs.js';
+import { writeBundles } from '../scripts/bundle-boot.mjs';
+
+// The worker bundles hold dist/src's files: rewritten if tsc wrote newer ones (`npm run build` does both).
+writeBundles({ onlyStale: true });
 
 /** Busy and total milliseconds of all CPUs of the machine so far. */
 export function machineTimes() {

@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
+import { writeBundles } from './bundle-boot.mjs';
 
 const args = process.argv.slice(2);
 const soak = args.includes('--soak');
@@ -34,6 +35,8 @@ try {
 } catch {
   files = [];
 }
+// The worker bundles hold dist/src's files: rewritten if tsc wrote newer ones (`npm run build` does both).
+for (const line of writeBundles({ onlyStale: true })) console.log(`wrote ${line}`);
 if (files.length === 0) {
   console.error(`no compiled tests found in ${relative(root, dir)}: run \`npm run build\` first`);
   process.exit(1);

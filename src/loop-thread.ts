@@ -85,7 +85,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
    */
   constructor(options: LoopThreadOptions = {}) {
     const files = {
-      main: workerEntry('loop-thread-main.js', options.workerDir),
+      main: workerEntry('loop-thread-main.bundle.js', options.workerDir),
       boot: workerEntry('loop-thread-boot.js', options.workerDir),
     };
     this.name = options.name ?? `LoopThread #${String(++count)}`;

@@ -10,8 +10,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WorkerEntryNotFoundError } from './errors.js';
 
-/** The files threads start from, relative to dist/src. */
-export type WorkerEntry = 'loop-thread-main.js' | 'loop-thread-boot.js' | 'executor/worker-main.js';
+/**
+ * The files threads start from, relative to dist/src. A `.bundle.js` holds an entry and the files it
+ * loads at start-up, written by `npm run build` (scripts/bundle-boot.mjs).
+ */
+export type WorkerEntry = 'loop-thread-main.bundle.js' | 'loop-thread-boot.js' | 'executor/worker-main.bundle.js';
 
 /** Files seen to exist: asked once. */
 const found = new Set<string>();

@@ -93,8 +93,8 @@ describe('an app bundled with esbuild', () => {
 
   it('bundled whole without the worker files, every part throws at once, naming the missing file', async () => {
     const { result } = await run(join(ship, 'app.js'), 'missing');
-    const main = join(ship, 'loop-thread-main.js');
-    const poolMain = join(ship, 'executor', 'worker-main.js');
+    const main = join(ship, 'loop-thread-main.bundle.js');
+    const poolMain = join(ship, 'executor', 'worker-main.bundle.js');
     const expected = {
       LoopThread: main,
       ThreadPoolExecutor: poolMain,
@@ -116,7 +116,10 @@ describe('an app bundled with esbuild', () => {
     const nowhere = join(ship, 'nowhere');
     const { result } = await run(join(ship, 'app.js'), 'missing', { LOOPTHREAD_WORKER_DIR: nowhere });
     const error = result.LoopThread as { message: string };
-    assert.ok(error.message.includes(`its file ${join(nowhere, 'loop-thread-main.js')} does not exist`), error.message);
+    assert.ok(
+      error.message.includes(`its file ${join(nowhere, 'loop-thread-main.bundle.js')} does not exist`),
+      error.message,
+    );
     assert.match(error.message, /in LOOPTHREAD_WORKER_DIR, which must name a copy of loopthread's dist\/src folder/);
   });
 

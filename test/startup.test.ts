@@ -1,11 +1,18 @@
 /**
- * Start-up (issue 11): a LoopThread's worker loads only the files a call needs. What only lending,
- * imports, entered resources, errors, a dying thread or calls that never settle use is loaded on
- * first use, and then works.
+ * Start-up (issue 11): a LoopThread's worker loads only the files a call needs, from one file (the
+ * worker bundle, scripts/bundle-boot.mjs), and each of loopthread's modules still has one copy on
+ * the thread. What only lending, imports, entered resources, errors, a dying thread or calls that
+ * never settle use is loaded on first use, and then works.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { LoopThread } from '../src/index.js';
+import { CancelledError, LoopThread } from '../src/index.js';
+import { rejectionWithin } from './helpers.js';
+
+/** loopthread's ES module entry, as user code imports it. */
+const esmEntry = pathToFileURL(join(__dirname, '..', 'src', 'esm.mjs')).href;
 
 /** loopthread's own files the loop thread has loaded, relative to dist/src. */
 function ownFilesLoaded(loop: LoopThread): string[] {
@@ -45,6 +52,65 @@ describe('a LoopThread starting', () => {
     const loaded = ownFilesLoaded(loop);
     assert.ok(loaded.includes('portal/host.js'), `the host's own file is seen: ${loaded.join(', ')}`);
     for (const file of RARE) assert.ok(!loaded.includes(file), `${file} was loaded at start-up`);
+  });
+
+  it('runs the host from the worker bundle, not from dist/src files loaded one by one', () => {
+    const { main, hostFiles } = loop.runSync(() => {
+      // The files of the frames that run this call (the host's), whatever maps stacks to sources.
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, never called here
+      const { prepareStackTrace } = Error;
+      Error.prepareStackTrace = (_, sites: NodeJS.CallSite[]) => sites.map((site) => site.getFileName() ?? '');
+      const files = new Error().stack as unknown as string[];
+      Error.prepareStackTrace = prepareStackTrace;
+      const { createRequire } = process.getBuiltinModule('node:module');
+      return { main: createRequire('/').main?.filename ?? '', hostFiles: files.slice(1) };
+    });
+    assert.match(main, /[\\/]dist[\\/]src[\\/]loop-thread-main\.bundle\.js$/);
+    assert.ok(hostFiles.includes(main), `the host's frames: ${hostFiles.join(', ')}`);
+    for (const file of hostFiles) assert.ok(!/[\\/]dist[\\/]src[\\/]portal[\\/]/.test(file), `a frame of ${file}`);
+  });
+
+  it("user code on the thread that requires or imports loopthread gets the host's own modules", async () => {
+    // The call's signal, and the reason the host aborts it with, as user code sees them.
+    const running = loop.run(
+      async (file: string, esm: string) => {
+        const { createRequire } = process.getBuiltinModule('node:module');
+        const lt = createRequire(file)('loopthread') as typeof import('../src/index.js');
+        const signal = lt.currentSignal();
+        const aborted = new Promise((resolve) => {
+          signal.addEventListener('abort', resolve);
+        });
+        const imported = import(esm) as Promise<typeof import('../src/index.js')>;
+        (globalThis as { seen?: unknown }).seen = { lt, imported, signal };
+        await aborted;
+      },
+      __filename,
+      esmEntry,
+    );
+    // Calls by the port run in order: by this one, the call above waits for its signal.
+    assert.ok(await loop.run(() => (globalThis as { seen?: unknown }).seen !== undefined));
+    running.cancel();
+    assert.ok((await rejectionWithin(running, 'the cancelled call', 30_000)) instanceof CancelledError);
+    const seen = await loop.run(async () => {
+      type Api = typeof import('../src/index.js');
+      const { lt, signal, ...rest } = (
+        globalThis as { seen?: { lt: Api; imported: Promise<Api>; signal: AbortSignal } }
+      ).seen!;
+      const imported = await rest.imported;
+      return {
+        aborted: signal.aborted,
+        reasonIsCancelledError: signal.reason instanceof lt.CancelledError,
+        reasonIsLoopThreadError: signal.reason instanceof lt.LoopThreadError,
+        importedIsRequired:
+          imported.currentSignal === lt.currentSignal && imported.CancelledError === lt.CancelledError,
+      };
+    });
+    assert.deepEqual(seen, {
+      aborted: true,
+      reasonIsCancelledError: true,
+      reasonIsLoopThreadError: true,
+      importedIsRequired: true,
+    });
   });
 
   it('loads the lending code when it first lends, and the lent function works', () => {

@@ -4,7 +4,6 @@
  * LoopThread's enterSync) a function whose result is entered as a resource.
  */
 import { isAbsolute, resolve as resolvePath } from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 export type Fn = (...args: unknown[]) => unknown;
 
@@ -129,7 +128,13 @@ function isTarget(t: unknown, nested: boolean): boolean {
 export function normalizeSpecifier(specifier: string | URL): string {
   if (specifier instanceof URL) return specifier.href;
   if (typeof specifier !== 'string') throw new TypeError('the module specifier must be a string or a URL');
-  if (specifier.startsWith('./') || specifier.startsWith('../')) return pathToFileURL(resolvePath(specifier)).href;
-  if (isAbsolute(specifier)) return pathToFileURL(specifier).href;
+  if (specifier.startsWith('./') || specifier.startsWith('../')) return fileUrl(resolvePath(specifier));
+  if (isAbsolute(specifier)) return fileUrl(specifier);
   return specifier;
+}
+
+/** node:url is loaded by the first path to convert, not when a thread starts (see ARCHITECTURE.md). */
+function fileUrl(path: string): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('node:url') as typeof import('node:url')).pathToFileURL(path).href;
 }

@@ -35,7 +35,7 @@ const MAX_RING_TASK = 16 * 1024;
 /** The pool's options for each worker thread it starts. */
 export interface ThreadOptions extends Pick<WorkerOptions, 'resourceLimits' | 'env' | 'workerData'> {
   argv: ThreadArgv;
-  /** The worker's entry file (worker-main.js), found when the pool was made. */
+  /** The worker's entry file (worker-main.bundle.js), found when the pool was made. */
   main: string;
 }
 

@@ -83,16 +83,27 @@ export class BlockingCalls {
 
   private exchange(write: Write, options: CallOptions, api: (...args: never[]) => unknown): unknown {
     const id = ++this.core.nextId;
-    // The call's timeout is its own: waiting for the thread to start is the owner's startupTimeout.
-    this.awaitStart();
     const timeout = options.timeout;
-    const deadline = timeout === undefined ? Infinity : performance.now() + timeout;
     this.core.flushReleases();
-    this.send(write, id, deadline);
+    let deadline: number;
+    const starting = this.core.line.state === HostState.Starting;
+    if (starting) {
+      // Written while the thread starts (the slot is free until then), the request is there when it
+      // begins to serve: it does not wait for this thread to wake and write it. The call's timeout
+      // is its own: waiting for the thread to start is the owner's startupTimeout. Without one,
+      // the reply is all there is to wait for, and this thread wakes once, for it (the wait's
+      // liveness check sees a thread that never starts as the start's own wait would).
+      this.send(write, id, Infinity);
+      if (timeout !== undefined) this.awaitStart();
+      deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+    } else {
+      deadline = timeout === undefined ? Infinity : performance.now() + timeout;
+      this.send(write, id, deadline);
+    }
     this.core.lastSent = id;
     this.active.push(id);
     try {
-      return this.awaitReply(id, deadline, timeout, api);
+      return this.awaitReply(id, deadline, timeout, api, starting);
     } finally {
       this.active.pop();
       this.early.delete(id);
@@ -104,12 +115,14 @@ export class BlockingCalls {
     deadline: number,
     timeout: number | undefined,
     api: (...args: never[]) => unknown,
+    starting: boolean,
   ): unknown {
     const words = this.core.line.words;
     const mailbox = this.core.line.reply;
-    // What the spin policy learns from this call: only from a plain one (one wait, no callbacks).
+    // What the spin policy learns from this call: only from a plain one (one wait, no callbacks),
+    // not from the first, whose answer may wait for the thread to start.
     const began = now();
-    const budget = this.spin.next();
+    const budget = starting ? 0 : this.spin.next();
     let waits = 0;
     let waited: Waited = Waited.Spun;
     for (;;) {
@@ -127,7 +140,7 @@ export class BlockingCalls {
               mailbox.seqIndex,
               this.seenReply,
               deadline,
-              this.core.checkAlive,
+              starting ? this.startCheck : this.core.checkAlive,
               waits++ === 0 ? budget : 0,
               mailbox.readerSleepsIndex,
             );
@@ -166,7 +179,7 @@ export class BlockingCalls {
       if (waits <= 1) {
         const answeredAt = mailbox.publishedAt();
         if (waited === Waited.Slept) observeWake(now() - answeredAt);
-        this.spin.observe(answeredAt - began, budget);
+        if (!starting) this.spin.observe(answeredAt - began, budget);
       }
       if (reply.status === Status.Ok) return reply.value;
       throw stitch(reply.value, this.core.name, api);
@@ -184,8 +197,13 @@ export class BlockingCalls {
     }
   }
 
+  /**
+   * The liveness check of a wait that began while the line was not served yet. A line refused is
+   * never written on: the refusal comes by the port, which a blocked thread reads itself. Once
+   * served, the port is left alone (a large reply comes by it, read by the wait that takes it).
+   */
   private readonly startCheck = (): number => {
-    // A line refused is never written on: the refusal comes by the port, which a blocked thread reads itself.
+    if (this.core.line.state !== HostState.Starting) return this.core.checkAlive();
     this.core.pump();
     if (this.core.died !== undefined) throw this.core.goneError();
     return this.core.checkAlive();

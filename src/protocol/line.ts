@@ -77,11 +77,15 @@ export class Line {
     return Atomics.load(this.words, EXIT_CODE);
   }
 
-  /** Sets the host state and wakes every waiter on this line, whatever word it waits on. */
+  /**
+   * Sets the host state and wakes every waiter on this line, whatever word it waits on; Running,
+   * only those waiting for the start (a caller waiting for its reply need not wake for it).
+   */
   announce(state: HostState, exitCode = 0): void {
     Atomics.store(this.words, EXIT_CODE, exitCode);
     Atomics.store(this.words, STATE, state);
-    this.wakeAll();
+    if (state === HostState.Running) Atomics.notify(this.words, STATE);
+    else this.wakeAll();
   }
 
   wakeAll(): void {

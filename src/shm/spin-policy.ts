@@ -17,11 +17,18 @@
  * that. Each call site has its own SpinPolicy and reports every wait to it (also
  * those it did not spin for: they count down the time off); the wake-up estimate is the thread's.
  */
-import { availableParallelism } from 'node:os';
 import { spinWasPreempted } from './wait.js';
 
-/** Spinning helps only when the other thread runs at the same time as this one. */
-const CAN_SPIN = availableParallelism() > 1;
+/**
+ * Spinning helps only when the other thread runs at the same time as this one. Asked at the first
+ * spin, not when a thread starts (it loads node:os, which a start need not wait for).
+ */
+let canSpin: boolean | undefined;
+function coresToSpin(): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  canSpin ??= (require('node:os') as typeof import('node:os')).availableParallelism() > 1;
+  return canSpin;
+}
 /** Waits with spinning off after the first pair of late answers; doubled after each probe that fails. */
 const FIRST_BACKOFF = 16;
 const MAX_BACKOFF = 1024;
@@ -38,8 +45,12 @@ const WEIGHT = 1 / 8;
  */
 const OUTLIER = 2;
 
-/** Milliseconds on a clock that all threads of the process share (performance.now() does not). */
-export const now = (): number => performance.timeOrigin + performance.now();
+/**
+ * Milliseconds on a clock that all threads of the process share (performance.now() does not): the
+ * monotonic clock. Not `performance.timeOrigin + performance.now()`: a thread's first use of
+ * `performance` loads perf_hooks, a tenth of a LoopThread's start-up beyond a plain Worker's.
+ */
+export const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /** This thread's wake-up cost in ms (NaN until a wait has slept and been woken). */
 let wakeMs = Number.NaN;
@@ -63,7 +74,7 @@ export class SpinPolicy {
 
   /** How long (ms) to spin in the next wait before sleeping (asking twice gives the same answer). */
   next(): number {
-    if (!CAN_SPIN || Number.isNaN(wakeMs) || this.#off > 0) return 0;
+    if (Number.isNaN(wakeMs) || this.#off > 0 || !coresToSpin()) return 0;
     return wakeMs;
   }
 

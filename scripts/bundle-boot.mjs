@@ -1,0 +1,271 @@
+// Writes the worker bundles, run by `npm run build` after tsc: for each worker entry file of
+// dist/src, one file holding the entry and every file it requires at load (the static requires at
+// the top of each emitted file, followed to their end), so that a worker starts by loading one file
+// instead of thirty (issue 11: a file costs resolution, a read and a compilation of its own).
+//
+// Each bundled file becomes a function of the CommonJS wrapper's arguments, keyed by its path
+// relative to dist/src, and runs under its REAL filename, with a record in require.cache like
+// Node's own: a later require() of that file (user code requiring loopthread on the thread, or a
+// file loaded lazily) finds the same module object, so each module still has one copy. What is not
+// bundled (lazy requires, node: builtins) is required for real. The loader is the `LOADER` below.
+// The test runner and the benches write them too when tsc has written newer files since.
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, posix, relative, resolve } from 'node:path';
+
+const root = join(import.meta.dirname, '..', 'dist', 'src');
+
+/** The worker entries, relative to dist/src; each gets `<entry>.bundle.js` beside it. */
+export const ENTRIES = ['loop-thread-main.js', 'executor/worker-main.js'];
+
+export const bundleOf = (entry) => entry.replace(/\.js$/, '.bundle.js');
+
+/** A require at the top level of an emitted file: `const x = require("./y.js");` and the like. */
+const STATIC_REQUIRE =
+  /^(?:(?:const|let|var) [\w$]+ = )?(?:__import(?:Default|Star)\()?require\("(\.{1,2}\/[^"]+)"\)/gm;
+const SOURCE_MAP_COMMENT = /\n\/\/# sourceMappingURL=.*\s*$/;
+
+/** The files `entry` loads at load time, entry first, each relative to dist/src. */
+function closure(entry) {
+  const files = [];
+  const pending = [entry];
+  while (pending.length > 0) {
+    const file = pending.shift();
+    if (files.includes(file)) continue;
+    files.push(file);
+    const text = readFileSync(join(root, file), 'utf8');
+    for (const [, specifier] of text.matchAll(STATIC_REQUIRE)) pending.push(posix.join(posix.dirname(file), specifier));
+  }
+  return files;
+}
+
+/**
+ * The loader at the bundle's end. `new Module(filename, parent)` makes the record Node itself makes
+ * for a file (its `require`, `path`, `paths`, `children`...): require.cache is public and documented
+ * as open to added entries, and its entries are such module objects, which Node 20 to 26's CommonJS
+ * loader and its ES module import of CommonJS take as their own (test/startup.test.ts requires and
+ * imports loopthread on the thread). Calling the Module constructor is the one undocumented piece
+ * (it is typed by @types/node). Bun's module objects are not records of that class: there the
+ * bundle loads the files one by one, as before.
+ */
+const LOADER = `
+// Node's class of module records, which \`require('node:module')\` is too: taken from this module, since
+// loading node:module (and the ES module loader it brings) costs a start a tenth of a millisecond.
+const Module = module.constructor;
+const { dirname, join, posix } = require('node:path');
+/** dist/src, which the keys above are relative to. */
+const root = join(__dirname, __ROOT__);
+
+/** Where dist/src's files look for packages: the bundle's own lookup minus its folders below dist/src. */
+const rootPaths = module.paths.slice(__DEPTH__);
+
+/** node_modules folders a record looks in, as Node would list them for its file (one list per folder). */
+const pathsOf = new Map();
+function lookupPaths(key) {
+  const folder = posix.dirname(key);
+  let paths = pathsOf.get(folder);
+  if (paths === undefined) {
+    const own = [];
+    for (let dir = folder; dir !== '.'; dir = posix.dirname(dir)) own.push(join(root, dir, 'node_modules'));
+    paths = [...own, ...rootPaths];
+    pathsOf.set(folder, paths);
+  }
+  return paths;
+}
+
+/** The exports of bundled file \`key\`, run once per thread, or those require.cache holds for it. */
+function load(key, parent) {
+  const filename = join(root, key);
+  const cached = require.cache[filename];
+  if (cached !== undefined) return cached.exports;
+  const record = new Module(filename, parent);
+  record.filename = filename;
+  record.paths = lookupPaths(key);
+  // Recorded before it runs, as Node does, so that a cycle finds its partial exports.
+  require.cache[filename] = record;
+  try {
+    FILES[key].call(record.exports, record.exports, requireFrom(key, record), record, filename, dirname(filename));
+  } catch (error) {
+    delete require.cache[filename];
+    throw error;
+  }
+  record.loaded = true;
+  return record.exports;
+}
+
+/** The require of bundled file \`key\`: bundled files from the bundle, anything else for real. */
+function requireFrom(key, record) {
+  const own = function require(specifier) {
+    if (!specifier.startsWith('./') && !specifier.startsWith('../')) return record.require(specifier);
+    const target = posix.join(posix.dirname(key), specifier);
+    return Object.hasOwn(FILES, target) ? load(target, record) : record.require(join(root, target));
+  };
+  // The rest of a module's require: what every require shares, and resolve from the file's place.
+  own.cache = require.cache;
+  own.extensions = require.extensions;
+  own.main = require.main;
+  let real;
+  const resolver = () => (real ??= require('node:module').createRequire(record.filename));
+  own.resolve = (request, options) => resolver().resolve(request, options);
+  own.resolve.paths = (request) => resolver().resolve.paths(request);
+  return own;
+}
+
+// A runtime whose modules are not records of that class (Bun) loads the files one by one, as tsc wrote them.
+if (module instanceof Module && typeof Module.prototype.require === 'function') load(__ENTRY__, module);
+else require(join(root, __ENTRY__));
+`;
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/** A source map's mappings as lines of segments of absolute numbers [column, source, line, column, name?]. */
+function decodeMappings(mappings) {
+  const state = [0, 0, 0, 0];
+  return mappings.split(';').map((line) => {
+    let column = 0;
+    return line
+      .split(',')
+      .filter((segment) => segment !== '')
+      .map((segment) => {
+        const fields = [];
+        for (let i = 0, value = 0, shift = 0; i < segment.length; i++) {
+          const digit = B64.indexOf(segment[i]);
+          value += (digit & 31) << shift;
+          shift += 5;
+          if ((digit & 32) === 0) {
+            fields.push(value & 1 ? -(value >>> 1) : value >>> 1);
+            value = shift = 0;
+          }
+        }
+        column += fields[0];
+        const out = [column];
+        for (let f = 1; f < fields.length; f++) out.push((state[f - 1] += fields[f]));
+        return out;
+      });
+  });
+}
+
+function vlq(n) {
+  let value = n < 0 ? (-n << 1) | 1 : n << 1;
+  let out = '';
+  do {
+    const digit = value & 31;
+    value >>>= 5;
+    out += B64[value > 0 ? digit | 32 : digit];
+  } while (value > 0);
+  return out;
+}
+
+function encodeMappings(lines) {
+  const state = [0, 0, 0, 0];
+  return lines
+    .map((segments) => {
+      let column = 0;
+      return segments
+        .map((segment) => {
+          let out = vlq(segment[0] - column);
+          column = segment[0];
+          for (let f = 1; f < segment.length; f++) {
+            out += vlq(segment[f] - state[f - 1]);
+            state[f - 1] = segment[f];
+          }
+          return out;
+        })
+        .join(',');
+    })
+    .join(';');
+}
+
+/** The bundle of `entry` and its source map (the files' own maps, moved to where each file sits). */
+function build(entry) {
+  const out = bundleOf(entry);
+  const outDir = posix.dirname(out);
+  const files = closure(entry);
+  const chunks = [];
+  const map = { version: 3, file: posix.basename(out), sources: [], sourcesContent: [], names: [], mappings: '' };
+  const mapped = [];
+  // Lines of the bundle's own (the loader, each file's wrapper) map to themselves, in the bundle.
+  map.sources.push(posix.basename(out));
+  map.sourcesContent.push(null); // the bundle's own text, once written
+  const add = (text, segments) => {
+    chunks.push(text);
+    const n = text.split('\n').length;
+    for (let i = 0; i < n; i++) mapped.push(segments === undefined ? [[0, 0, mapped.length, 0]] : (segments[i] ?? []));
+  };
+  add("'use strict';");
+  add(
+    `// Generated by scripts/bundle-boot.mjs from ${files.length} files of dist/src: ${entry} and what it requires at load.`,
+  );
+  add('const FILES = {');
+  for (const file of files) {
+    const source = readFileSync(join(root, file), 'utf8').replace(SOURCE_MAP_COMMENT, '');
+    // Named after the file: the frames of a file's top-level code say which file it is. In
+    // parentheses, V8 compiles it with the bundle (each runs once, at once) rather than skimming it
+    // then and parsing it again when it runs.
+    add(
+      `${JSON.stringify(file)}: (function ${file.replace(/[^\w$]/g, '_')}(exports, require, module, __filename, __dirname) {`,
+    );
+    let segments;
+    const mapFile = join(root, `${file}.map`);
+    if (existsSync(mapFile)) {
+      const own = JSON.parse(readFileSync(mapFile, 'utf8'));
+      // The map's sources are relative to its own folder; the bundle's map is in `outDir`.
+      const from = resolve(dirname(mapFile), own.sourceRoot ?? '');
+      const sourceBase = map.sources.length;
+      const nameBase = map.names.length;
+      for (const [i, s] of own.sources.entries()) {
+        map.sources.push(relative(join(root, outDir), resolve(from, s)).replaceAll('\\', '/'));
+        map.sourcesContent.push(own.sourcesContent?.[i] ?? null);
+      }
+      map.names.push(...(own.names ?? []));
+      segments = decodeMappings(own.mappings).map((line) =>
+        line.map(([column, s, l, c, n]) =>
+          s === undefined
+            ? [column]
+            : n === undefined
+              ? [column, s + sourceBase, l, c]
+              : [column, s + sourceBase, l, c, n + nameBase],
+        ),
+      );
+    }
+    add(source, segments);
+    add('}),');
+  }
+  add('};');
+  const depth = outDir === '.' ? 0 : outDir.split('/').length;
+  add(
+    LOADER.replaceAll('__ROOT__', JSON.stringify(posix.relative(outDir, '.') || '.'))
+      .replaceAll('__DEPTH__', String(depth))
+      .replaceAll('__ENTRY__', JSON.stringify(entry))
+      .trim(),
+  );
+  add(`//# sourceMappingURL=${posix.basename(out)}.map\n`);
+  map.mappings = encodeMappings(mapped);
+  const text = chunks.join('\n');
+  map.sourcesContent[0] = text;
+  return { out, files, text, map: JSON.stringify(map) };
+}
+
+/** Whether `entry`'s bundle is missing, or older than a file it holds (tsc writes every file anew). */
+function stale(entry) {
+  const out = join(root, bundleOf(entry));
+  if (!existsSync(out)) return true;
+  const built = statSync(out).mtimeMs;
+  return closure(entry).some((file) => statSync(join(root, file)).mtimeMs > built);
+}
+
+/** Writes the bundles (with `onlyStale`, those missing or older than their files): says which. */
+export function writeBundles({ onlyStale = false } = {}) {
+  const written = [];
+  for (const entry of ENTRIES) {
+    if (onlyStale && !stale(entry)) continue;
+    const { out, files, text, map } = build(entry);
+    writeFileSync(join(root, out), text);
+    writeFileSync(join(root, `${out}.map`), map);
+    written.push(`dist/src/${out} (${files.length} files)`);
+  }
+  return written;
+}
+
+if (process.argv[1] === import.meta.filename) {
+  for (const line of writeBundles()) console.log(`wrote ${line}`);
+}
