@@ -423,6 +423,23 @@ describe('values that can be neither copied nor lent fail with DataCloneError', 
     }
   });
 
+  it('a refused value in a Set, a sparse array or a Map key names where it sits', async () => {
+    const sparse: unknown[] = [];
+    sparse[5] = Symbol('in a hole-y array');
+    const named = Object.assign([] as unknown[], { label: Symbol('named') });
+    named[3] = 0;
+    const cases: [unknown, string][] = [
+      [new Set([1, Symbol('s')]), 'argument 1 at <Set member>'],
+      [sparse, 'argument 1 at [5]'],
+      [named, 'argument 1 at .label'],
+      [new Map([[Symbol('k'), 1]]), 'argument 1 at <Map key>'],
+      [[0, new Map([[2, Symbol('v')]])], 'argument 1 at [1]<Map value of number>'],
+    ];
+    for (const [value, path] of cases) {
+      for (const e of await cloneErrors(identity, value)) assert.equal(e.path, path);
+    }
+  });
+
   it('a revoked proxy is refused, saying so', async () => {
     const { proxy, revoke } = Proxy.revocable({}, {});
     revoke();

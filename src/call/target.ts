@@ -66,9 +66,27 @@ export function inlineSource(fn: unknown, importer: string): string {
   return source;
 }
 
+/** An inline function's source text and the id it travels by. */
+export interface InlineSource {
+  readonly id: number;
+  readonly source: string;
+}
+
 /** Ids for inline sources: the same text gets the same id, so it is sent and compiled once. */
 export class SourceIds {
   readonly #ids = new Map<string, number>();
+  /** Functions seen before: a function called again is not turned into text and checked again. */
+  readonly #byFunction = new WeakMap<object, InlineSource>();
+
+  /** The source and id of `fn`, an inline function (see inlineSource for what it refuses). */
+  inline(fn: unknown, importer: string): InlineSource {
+    const known = typeof fn === 'function' ? this.#byFunction.get(fn) : undefined;
+    if (known !== undefined) return known;
+    const source = inlineSource(fn, importer);
+    const entry: InlineSource = { id: this.idOf(source), source };
+    this.#byFunction.set(fn as object, entry);
+    return entry;
+  }
 
   idOf(source: string): number {
     let id = this.#ids.get(source);

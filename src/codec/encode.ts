@@ -145,10 +145,17 @@ function isDetached(b: ArrayBuffer): boolean {
 /** An error's name and message are strings but for odd errors; those are made strings. */
 const asText = (v: unknown): string => (typeof v === 'string' ? v : String(v));
 
+/**
+ * Objects numbered before a Map is made to find them: a call's arguments are one array, often
+ * of primitives, and a Map per call cost more than looking through a few.
+ */
+const FEW_REFS = 8;
+
 class Encoding {
+  /** Object to number, made once more than FEW_REFS objects are numbered. */
   private refs: Map<object, number> | undefined;
   private nextRef = 0;
-  /** The objects of `refs` in the order they were numbered, so that a failed part can be undone. */
+  /** The numbered objects, by number: so that a failed part can be undone. */
   private readonly order: object[] = [];
 
   constructor(
@@ -208,15 +215,13 @@ class Encoding {
 
   private putObject(o: object): void {
     const w = this.w;
-    const refs = (this.refs ??= new Map<object, number>());
-    const seen = refs.get(o);
-    if (seen !== undefined) {
+    const seen = this.refs === undefined ? this.order.indexOf(o) : (this.refs.get(o) ?? -1);
+    if (seen >= 0) {
       w.u8(Tag.BackRef);
       w.u32(seen);
       return;
     }
-    refs.set(o, this.nextRef++);
-    this.order.push(o);
+    this.number(o);
     if (this.lending !== undefined && (typeof o === 'function' || isForcedRef(o) || isRemoteProxy(o))) {
       this.putRef(o);
       return;
@@ -255,15 +260,15 @@ class Encoding {
       w.u8(Tag.Map);
       w.u32(o.size);
       for (const [k, v] of o as Map<unknown, unknown>) {
-        this.child(k, '<Map key>');
-        this.child(v, `<Map value of ${typeof k === 'string' ? JSON.stringify(k) : describeType(k)}>`);
+        this.child(k, At.Fixed, '<Map key>');
+        this.child(v, At.MapValue, k);
       }
       return;
     }
     if (o instanceof Set) {
       w.u8(Tag.Set);
       w.u32(o.size);
-      for (const v of o as Set<unknown>) this.child(v, '<Set member>');
+      for (const v of o as Set<unknown>) this.child(v, At.Fixed, '<Set member>');
       return;
     }
     if (o instanceof Date) {
@@ -343,7 +348,7 @@ class Encoding {
     w.u32(keys.length);
     for (const key of keys) {
       w.string(key);
-      this.child((o as Record<string, unknown>)[key], `.${key}`);
+      this.child((o as Record<string, unknown>)[key], At.Field, key);
     }
   }
 
@@ -367,7 +372,7 @@ class Encoding {
         this.putSparse(a);
         return;
       }
-      this.child(v, `[${i}]`);
+      this.child(v, At.Index, i);
     }
   }
 
@@ -379,7 +384,7 @@ class Encoding {
     w.u32(keys.length);
     for (const key of keys) {
       w.string(key);
-      this.child((a as unknown as Record<string, unknown>)[key], /^\d+$/.test(key) ? `[${key}]` : `.${key}`);
+      this.child((a as unknown as Record<string, unknown>)[key], At.SparseKey, key);
     }
   }
 
@@ -405,9 +410,17 @@ class Encoding {
       w.bytes(new Uint8Array(o.buffer, o.byteOffset, o.byteLength));
       return;
     }
-    this.child(o.buffer, '.buffer');
+    this.child(o.buffer, At.Fixed, '.buffer');
     w.f64(o.byteOffset);
     w.f64(kind === DATAVIEW_KIND ? o.byteLength : (o as Uint8Array).length);
+  }
+
+  /** Gives `o` the next number, so that a later reference to it is written as a BackRef. */
+  private number(o: object): void {
+    const n = this.nextRef++;
+    this.order.push(o);
+    if (this.refs !== undefined) this.refs.set(o, n);
+    else if (n >= FEW_REFS) this.refs = new Map(this.order.map((x, i) => [x, i]));
   }
 
   /** Forgets what was written after `pos` and the objects numbered since `refCount`. */
@@ -456,12 +469,44 @@ class Encoding {
     }
   }
 
-  private child(v: unknown, segment: string): void {
+  /** Puts a member of a container; where it sits is made into words only if it is refused. */
+  private child(v: unknown, at: At, key: unknown): void {
     try {
       this.put(v);
     } catch (error) {
-      if (error instanceof Refusal) throw new Refusal(error.what, segment + error.path);
+      if (error instanceof Refusal) throw new Refusal(error.what, segment(at, key) + error.path);
       throw error;
     }
+  }
+}
+
+/** How a member sits in its container, for the path of a refused value. */
+const enum At {
+  Index,
+  Field,
+  /** A sparse array's key: an index or a named property. */
+  SparseKey,
+  /** The value of the Map key given. */
+  MapValue,
+  /** The key is the segment itself. */
+  Fixed,
+}
+
+/**
+ * The path segment of a member. Made only when a value is refused: building it for every member
+ * cost a string per array element or field, more than copying a number.
+ */
+function segment(at: At, key: unknown): string {
+  switch (at) {
+    case At.Index:
+      return `[${String(key)}]`;
+    case At.Field:
+      return `.${String(key)}`;
+    case At.SparseKey:
+      return /^\d+$/.test(String(key)) ? `[${String(key)}]` : `.${String(key)}`;
+    case At.MapValue:
+      return `<Map value of ${typeof key === 'string' ? JSON.stringify(key) : describeType(key)}>`;
+    case At.Fixed:
+      return String(key);
   }
 }

@@ -7,13 +7,13 @@ import { threadId, receiveMessageOnPort, type MessagePort } from 'node:worker_th
 import type { Revive } from '../codec/decode.js';
 import type { Writer } from '../codec/writer.js';
 import type { CancelKind } from '../call/run.js';
-import { inlineSource, SourceIds, TargetKind, type Target } from '../call/target.js';
+import { SourceIds, TargetKind, type Target } from '../call/target.js';
 import { ClosedError, DeadlockError, ProtocolError } from '../errors.js';
 import { stoppedUnexpectedly } from '../stopped.js';
 import { BulkInbox, type BulkPacket } from '../protocol/bulk.js';
 import { HostState, type Line } from '../protocol/line.js';
 import { CallCounter } from '../observe/call-stats.js';
-import { beginWait } from '../shm/wait-for.js';
+import { beginWait, endWait } from '../shm/wait-for.js';
 import { Lender, performRefOp } from './lender.js';
 import {
   postOn,
@@ -175,11 +175,11 @@ export class ClientCore {
 
   /** Runs a blocking wait, registered in the wait-for table (deadlock detection) meanwhile. */
   blocked<T>(wait: () => T): T {
-    const endWait = beginWait(this.hostThreadId, this.describeThread);
+    const previous = beginWait(this.hostThreadId, this.describeThread);
     try {
       return wait();
     } finally {
-      endWait();
+      endWait(previous);
     }
   }
 
@@ -229,8 +229,7 @@ export class ClientCore {
       if (stub.owner !== this) throw new TypeError('this function belongs to another LoopThread or connection');
       return stub.target;
     }
-    const source = inlineSource(fn, 'importSync()/import()');
-    const id = this.sourceIds.idOf(source);
+    const { id, source } = this.sourceIds.inline(fn, 'importSync()/import()');
     return this.sentSources[channel].has(id) ? [TargetKind.Inline, id, undefined] : [TargetKind.Inline, id, source];
   }
 

@@ -29,34 +29,48 @@ export function adoptWaitTable(sab: SharedArrayBuffer | undefined): void {
   }
 }
 
+/** What beginWait returns when it recorded nothing (an untracked thread): endWait leaves the table alone. */
+const UNTRACKED = -1;
+
 /**
  * Records that this thread is about to block on `host`; throws DeadlockError if that closes a
- * cycle. Returns the function that erases the record when the wait is over.
+ * cycle. Returns what endWait() needs to erase the record when the wait is over (no allocation:
+ * it runs on every blocking call).
  */
-export function beginWait(host: number, describe: (thread: number) => string): () => void {
+export function beginWait(host: number, describe: (thread: number) => string): number {
   const t = table;
-  if (t === undefined || threadId >= TRACKED_THREADS || host >= TRACKED_THREADS || host < 0) return noop;
+  if (t === undefined || threadId >= TRACKED_THREADS || host >= TRACKED_THREADS || host < 0) return UNTRACKED;
   // A blocked thread may wait again inside a callback it serves: the outer wait is restored after.
   const previous = Atomics.load(t, threadId);
   Atomics.store(t, threadId, host + 1);
+  for (let at = host, i = 0; i < MAX_CHAIN; i++) {
+    const next = Atomics.load(t, at) - 1;
+    if (next < 0) break;
+    if (next === threadId) {
+      Atomics.store(t, threadId, previous);
+      throw new DeadlockError(
+        `this blocking call would never return: ${cycleFrom(t, host).map(describe).join(' waits for ')} (a cycle of blocked threads)`,
+      );
+    }
+    at = next;
+  }
+  return previous;
+}
+
+/** Erases the record of beginWait, given what it returned. */
+export function endWait(previous: number): void {
+  if (previous !== UNTRACKED) Atomics.store(table as Int32Array, threadId, previous);
+}
+
+/** The threads of the cycle this thread closes by waiting for `host`, this thread first and last. */
+function cycleFrom(t: Int32Array, host: number): number[] {
   const chain = [threadId, host];
   for (let at = host, i = 0; i < MAX_CHAIN; i++) {
     const next = Atomics.load(t, at) - 1;
     if (next < 0) break;
     chain.push(next);
-    if (next === threadId) {
-      Atomics.store(t, threadId, previous);
-      throw new DeadlockError(
-        `this blocking call would never return: ${chain.map(describe).join(' waits for ')} (a cycle of blocked threads)`,
-      );
-    }
+    if (next === threadId) break;
     at = next;
   }
-  return () => {
-    Atomics.store(t, threadId, previous);
-  };
-}
-
-function noop(): void {
-  // Nothing was recorded.
+  return chain;
 }
