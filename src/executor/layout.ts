@@ -9,7 +9,7 @@ export const enum Word {
   TaskRead = 1,
   ResultWrite = 2,
   ResultRead = 3,
-  /** How the idle worker waits for tasks (WorkerWaits): the main thread wakes it by message or by notify. */
+  /** 1 while the worker is idle in its event loop: the main thread then wakes it by message. */
   WorkerSleeps = 4,
   /**
    * How the main thread waits for results: MainWaits.Loop in its event loop (the worker wakes it
@@ -91,14 +91,6 @@ export function views(sab: SharedArrayBuffer): Views {
 export const AWAKE = 0;
 /** A second word of the process: bumped and notified by a worker with a result for a blocked main thread. */
 export const BELL = 1;
-
-export const enum WorkerWaits {
-  No = 0,
-  /** Idle in its event loop, which has other things to run: a WAKE message. */
-  Loop = 1,
-  /** Parked in Atomics.wait, its event loop having nothing left to run: a notify. */
-  Parked = 2,
-}
 
 export const enum MainWaits {
   No = 0,

@@ -15,11 +15,10 @@ import { CallContext } from '../call/context.js';
 import { compileInline, explainCapture } from '../call/compile.js';
 import { cancelError, runCall, Status } from '../call/run.js';
 import { exportAt, isThenable, TargetKind, type Fn } from '../call/target.js';
-import { AWAKE, BELL, CANCEL_MASK, MainWaits, Stamp, views, Word, WorkerWaits } from './layout.js';
+import { AWAKE, BELL, CANCEL_MASK, MainWaits, Stamp, views, Word } from './layout.js';
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
-import { sleepOn } from '../shm/wait.js';
 import { atThreadEnd } from '../shm/thread-end.js';
 import { ownOsThreadId, RAN_UNKNOWN_OS_THREAD } from '../shm/os-thread.js';
 import type { Definition } from './targets.js';
@@ -108,20 +107,12 @@ interface Waiting {
 }
 let awaiting: Waiting | undefined;
 /**
- * Keeps this thread's loop alive. Between tasks it does not, where the thread can park (see park):
- * what earlier tasks left (timers, I/O) runs on, and once nothing is left the loop runs dry and
- * 'beforeExit' parks the thread. While a task's promise is awaited it does not either: only what
- * the task left (timers, I/O, ref'd ports, a Portal call) does, so that 'beforeExit' says when
- * nothing in this thread can settle it any more.
+ * Keeps this thread's loop alive between tasks. While a task's promise is awaited it does not:
+ * only what the task left (timers, I/O, ref'd ports, a Portal call) does, so that 'beforeExit'
+ * says when nothing in this thread can settle it any more.
  */
 const keepAlive = new KeepAlive();
 keepAlive.hold(true);
-/**
- * Whether an idle thread may park in Atomics.wait once its loop has nothing left to run, where
- * the main thread wakes it by notify: with the core shared, that costs about a third less CPU per
- * task than a wake-up message. Only where a worker's loop that runs dry emits 'beforeExit'.
- */
-const CAN_PARK = !('Deno' in globalThis) && process.versions.bun === undefined;
 
 function cancelReason(seq: number): unknown {
   const slot = seq & CANCEL_MASK;
@@ -333,16 +324,16 @@ function drain(): void {
       waitedForTask = true;
     }
     if (spinForTasks()) continue;
-    // Idle in the event loop while timers and I/O of earlier tasks go on; parked once it runs dry.
-    Atomics.store(words, Word.WorkerSleeps, WorkerWaits.Loop);
+    // Idle in the event loop (timers and I/O of earlier tasks go on), not in Atomics.wait: a
+    // parked thread wakes no sooner here (measured), and its event loop would be frozen meanwhile.
+    Atomics.store(words, Word.WorkerSleeps, 1);
     if (tasks.ready) {
-      Atomics.store(words, Word.WorkerSleeps, WorkerWaits.No);
+      Atomics.store(words, Word.WorkerSleeps, 0);
       continue;
     }
     busy = false;
     isAwake = false;
     Atomics.sub(awake, AWAKE, 1);
-    if (CAN_PARK) keepAlive.hold(false);
     return;
   }
 }
@@ -369,57 +360,7 @@ function wait(seq: number, pending: Promise<void>): void {
 // do not keep the loop alive (it just ran dry); one more then means that something was started.
 process.prependListener('beforeExit', () => {
   if (awaiting !== undefined) setImmediate(onIdle, awaiting, process.getActiveResourcesInfo());
-  else if (!busy) park();
 });
-
-/**
- * Idle, with nothing left in this thread's loop: sleeps in Atomics.wait, which freezes nothing,
- * until the main thread notifies (tasks, or a message to read), then takes the tasks. Not if
- * another 'beforeExit' listener (the user's) may act on this one: the loop then stays alive.
- */
-function park(): void {
-  if (process.listenerCount('beforeExit') > 1) {
-    keepAlive.hold(true);
-    return;
-  }
-  // Loop: sleep. No: the main thread took the mark meanwhile (tasks, and a WAKE on its way).
-  // Parked: still so from the last wake-up (see turned). A message posted while this thread was
-  // busy woke nothing: it is read first (its port, unref'd, did not keep the loop turning for it).
-  Atomics.compareExchange(words, Word.WorkerSleeps, WorkerWaits.Loop, WorkerWaits.Parked);
-  if (!readMessages() && (Atomics.load(words, Word.WorkerSleeps) as WorkerWaits) === WorkerWaits.Parked) {
-    sleepOn(words, Word.WorkerSleeps, WorkerWaits.Parked, Infinity);
-    observeWake(now() - (stamps[Stamp.WorkerWoken] as number));
-  }
-  // Not from within 'beforeExit': a task that calls process.exit() there does not end the thread.
-  setImmediate(afterWake);
-}
-
-/** Handles the messages waiting on the control port; true if there were any. */
-function readMessages(): boolean {
-  let any = false;
-  for (let m = receiveMessageOnPort(control); m !== undefined; m = receiveMessageOnPort(control)) {
-    any = true;
-    onControl(m.message as ToWorker);
-  }
-  return any;
-}
-
-/**
- * Takes the tasks, then lets the loop turn once more (a task's promise, or what the tasks left,
- * may need it; else 'beforeExit' comes again). The thread still counts as parked while it turns,
- * so the main thread's next tasks cost a notify, not a message; turned() looks whether one came.
- */
-function afterWake(): void {
-  drain();
-  if (!busy) Atomics.compareExchange(words, Word.WorkerSleeps, WorkerWaits.Loop, WorkerWaits.Parked);
-  setImmediate(turned);
-}
-
-/** After that turn: idle in the loop again, unless woken meanwhile (then again, for what the turn missed). */
-function turned(): void {
-  const was = Atomics.compareExchange(words, Word.WorkerSleeps, WorkerWaits.Parked, WorkerWaits.Loop) as WorkerWaits;
-  if (was === WorkerWaits.No && !busy) afterWake();
-}
 
 function onIdle(waiting: Waiting, before: readonly string[]): void {
   if (awaiting !== waiting || startedWork(before, process.getActiveResourcesInfo())) return;
@@ -463,28 +404,6 @@ function giveUp(waiting: Waiting): void {
   waiting.release();
 }
 
-/** A message from the main thread (by the port's listener, or read by park()). */
-function onControl(m: ToWorker): void {
-  if (m === WAKE) {
-    if (!busy) {
-      observeWake(now() - (stamps[Stamp.WorkerWoken] as number));
-      drain();
-    }
-  } else if ('cancel' in m) {
-    // An Idle notice no longer holds: the cancel may settle the task, or leave it idle again.
-    Atomics.store(words, Word.Idle, 0);
-    Atomics.add(words, Word.Heard, 1);
-    if (awaiting !== undefined) keepAlive.hold(false);
-    // Aborts the running task's signal (a CPU loop sees the flag itself through throwIfCancelled).
-    // Reading `aborted` polls the shared cancel flag, which aborts the signal.
-    if (running?.seq === m.cancel && running.context.aborted) return;
-  } else if ('drop' in m) {
-    if (awaiting?.seq === m.drop) giveUp(awaiting);
-  } else {
-    process.exit(0);
-  }
-}
-
 function start(message: WorkerInit): void {
   init = message;
   const shared = views(init.shared);
@@ -495,7 +414,26 @@ function start(message: WorkerInit): void {
   control = init.control;
   payload = init.payload;
 
-  control.on('message', onControl);
+  control.on('message', (m: ToWorker) => {
+    if (m === WAKE) {
+      if (!busy) {
+        observeWake(now() - (stamps[Stamp.WorkerWoken] as number));
+        drain();
+      }
+    } else if ('cancel' in m) {
+      // An Idle notice no longer holds: the cancel may settle the task, or leave it idle again.
+      Atomics.store(words, Word.Idle, 0);
+      Atomics.add(words, Word.Heard, 1);
+      if (awaiting !== undefined) keepAlive.hold(false);
+      // Aborts the running task's signal (a CPU loop sees the flag itself through throwIfCancelled).
+      // Reading `aborted` polls the shared cancel flag, which aborts the signal.
+      if (running?.seq === m.cancel && running.context.aborted) return;
+    } else if ('drop' in m) {
+      if (awaiting?.seq === m.drop) giveUp(awaiting);
+    } else {
+      process.exit(0);
+    }
+  });
   // Only what tasks leave keeps this loop alive (see keepAlive).
   control.unref();
 

@@ -8,17 +8,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type WorkerOptions } from
 import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
 import { decodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
-import {
-  createShared,
-  CANCEL_MASK,
-  CANCEL_SLOTS,
-  MainWaits,
-  Stamp,
-  views,
-  Word,
-  WorkerWaits,
-  type Views,
-} from './layout.js';
+import { createShared, CANCEL_MASK, CANCEL_SLOTS, MainWaits, Stamp, views, Word, type Views } from './layout.js';
 import type { CancelKind, Status } from '../call/run.js';
 import { nativeHandle } from '../shm/native-worker.js';
 import { ThreadLiveness } from '../shm/thread-liveness.js';
@@ -173,9 +163,9 @@ export class PoolWorker {
     return Atomics.load(this.#views.words, Word.Started);
   }
 
-  /** Whether the worker is idle (a task handed to it then costs a wake-up). */
+  /** Whether the worker idles in its event loop (a task handed to it then costs a wake-up message). */
   get sleeping(): boolean {
-    return (Atomics.load(this.#views.words, Word.WorkerSleeps) as WorkerWaits) !== WorkerWaits.No;
+    return Atomics.load(this.#views.words, Word.WorkerSleeps) === 1;
   }
 
   get ready(): boolean {
@@ -231,24 +221,10 @@ export class PoolWorker {
     this.#publishedAt = performance.now();
     this.#spunFor = this.#budget.next();
     this.#tasks.publish();
-    this.#wake();
-  }
-
-  /** Wakes the worker if it is idle: by message in its event loop, by notify if it is parked. */
-  #wake(): void {
     const words = this.#views.words;
-    if ((Atomics.load(words, Word.WorkerSleeps) as WorkerWaits) === WorkerWaits.No) return;
-    switch (Atomics.exchange(words, Word.WorkerSleeps, WorkerWaits.No) as WorkerWaits) {
-      case WorkerWaits.Loop:
-        this.#views.stamps[Stamp.WorkerWoken] = now();
-        this.#control.postMessage(WAKE);
-        return;
-      case WorkerWaits.Parked:
-        this.#views.stamps[Stamp.WorkerWoken] = now();
-        Atomics.notify(words, Word.WorkerSleeps);
-        return;
-      case WorkerWaits.No:
-        return;
+    if (Atomics.load(words, Word.WorkerSleeps) === 1 && Atomics.exchange(words, Word.WorkerSleeps, 0) === 1) {
+      this.#views.stamps[Stamp.WorkerWoken] = now();
+      this.#control.postMessage(WAKE);
     }
   }
 
@@ -395,7 +371,6 @@ export class PoolWorker {
     if (task.seq <= this.started) {
       this.#cancelsSent++;
       this.#control.postMessage({ cancel: task.seq });
-      this.#wake();
     }
   }
 
@@ -444,8 +419,6 @@ export class PoolWorker {
     this.stopping = true;
     this.thread.ref();
     this.#control.postMessage({ exit: true });
-    // A parked worker reads its messages once woken.
-    this.#wake();
   }
 
   /** Stops the thread at once (a task ignored its signal past its grace period). */
