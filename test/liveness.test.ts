@@ -41,7 +41,8 @@ function runNode(file: string, args: string[]): Promise<string> {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
     child.on('error', reject);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': a child's output may still be unread when 'exit' comes.
+    child.on('close', (code, signal) => {
       if (code === 0) resolve(out);
       else reject(new Error(`${file} exited with ${String(code ?? signal)}: ${err}`));
     });
