@@ -97,13 +97,17 @@ describe('handles', () => {
   });
 });
 
-test('a thread blocked through a handle wakes with a typed error when the loop closes', async () => {
-  const loop = new LoopThread({ name: 'closing' });
+/**
+ * A LoopThread with a worker blocked in a call through a handle of it, running on the loop thread
+ * once this resolves; `outcome` is what the worker's call ended with.
+ */
+async function blockedThroughHandle(name: string): Promise<{ loop: LoopThread; outcome: Promise<unknown> }> {
+  const loop = new LoopThread({ name });
   await loop.run(async () => {
     const g = globalThis as { started?: Promise<void>; markStarted?: () => void };
     g.started = new Promise((resolve) => (g.markStarted = resolve));
   });
-  const running = inWorker(
+  const outcome = inWorker(
     `const loop = LoopThread.connect(workerData.handle);
      loop.runSync(async () => {
        globalThis.markStarted();
@@ -111,10 +115,15 @@ test('a thread blocked through a handle wakes with a typed error when the loop c
      });`,
     loop.createHandle(),
   );
-  // Wait until the worker's blocking call runs on the loop thread, then close under it.
+  // Until the worker's blocking call runs on the loop thread.
   await loop.run(async () => (globalThis as { started?: Promise<void> }).started);
+  return { loop, outcome };
+}
+
+test('a thread blocked through a handle wakes with a typed error when the loop closes', async () => {
+  const { loop, outcome } = await blockedThroughHandle('closing');
   await loop.close({ grace: 100 });
-  const message = (await running) as { ok: boolean; name: string };
+  const message = (await outcome) as { ok: boolean; name: string };
   assert.deepEqual([message.ok, message.name], [false, 'ClosedError']);
 });
 
@@ -302,21 +311,8 @@ describe('connect racing the end of what it connects to', () => {
 
 // The loop thread, terminated, writes nothing on the connections' lines: the owner's word tells them.
 test('a thread blocked through a handle wakes with ClosedError when the loop is terminated', async () => {
-  const loop = new LoopThread({ name: 'terminated' });
-  await loop.run(async () => {
-    const g = globalThis as { started?: Promise<void>; markStarted?: () => void };
-    g.started = new Promise((resolve) => (g.markStarted = resolve));
-  });
-  const running = inWorker(
-    `const loop = LoopThread.connect(workerData.handle);
-     loop.runSync(async () => {
-       globalThis.markStarted();
-       return new Promise((resolve) => setTimeout(resolve, 60_000));
-     });`,
-    loop.createHandle(),
-  );
-  await loop.run(async () => (globalThis as { started?: Promise<void> }).started);
+  const { loop, outcome } = await blockedThroughHandle('terminated');
   await loop.terminate();
-  const message = (await running) as { ok: boolean; name: string };
+  const message = (await outcome) as { ok: boolean; name: string };
   assert.deepEqual([message.ok, message.name], [false, 'ClosedError']);
 });
