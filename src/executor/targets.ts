@@ -13,8 +13,11 @@ export type Definition =
 
 const ids = new Map<string, number>();
 const definitions: Definition[] = [];
-/** The stubs made by `import()`: function -> id. */
-const stubs = new WeakMap<object, number>();
+/**
+ * Functions whose id is known: the stubs made by `import()`, and inline functions seen before (a
+ * function submitted again is not turned into text, checked and looked up by its text again).
+ */
+const known = new WeakMap<object, number>();
 
 function idOf(key: string, definition: Definition): number {
   let id = ids.get(key);
@@ -35,10 +38,12 @@ export function definitionOf(id: number): Definition {
  * have no source and are refused here.
  */
 export function targetOf(fn: unknown): number {
-  const stub = typeof fn === 'function' ? stubs.get(fn) : undefined;
-  if (stub !== undefined) return stub;
+  const seen = typeof fn === 'function' ? known.get(fn) : undefined;
+  if (seen !== undefined) return seen;
   const source = inlineSource(fn, 'executor.import()');
-  return idOf(`s\0${source}`, { kind: TargetKind.Inline, source });
+  const id = idOf(`s\0${source}`, { kind: TargetKind.Inline, source });
+  known.set(fn as object, id);
+  return id;
 }
 
 /** A module's functions as seen through `executor.import()`: each runs on the pool and returns a Future. */
@@ -75,7 +80,7 @@ export function moduleProxy(specifier: string, submit: (id: number, args: unknow
         return child;
       },
     });
-    stubs.set(proxy, id);
+    known.set(proxy, id);
     return proxy;
   };
   return make([]);
