@@ -332,6 +332,37 @@ describe('values by copy round-trip through an identity call', () => {
     }
   });
 
+  it('shared references keep their identity among many objects, also after a part was replaced by its text', async () => {
+    // The encoder numbers the first few objects in a list and the rest in a Map: references must
+    // resolve across that switch, and after an error's uncopyable field was undone and replaced.
+    const nodes: { i: number; first?: unknown; prev?: unknown; error?: Error; fresh?: unknown }[] = [];
+    // First met inside the part that is replaced, then again after it: it must come whole.
+    const fresh = { fresh: true };
+    for (let i = 0; i < 30; i++) {
+      const node: (typeof nodes)[number] = { i, first: nodes[0], prev: nodes[i - 1] };
+      if (i === 13) node.fresh = fresh;
+      if (i === 12)
+        node.error = Object.assign(new Error('with a symbol'), {
+          tag: { fresh, deep: Symbol('uncopyable'), ref: nodes[5] },
+          back: nodes[3],
+        });
+      nodes.push(node);
+    }
+    for (const back of await roundTrip(nodes)) {
+      assert.equal(back.length, 30);
+      for (let i = 1; i < 30; i++) {
+        assert.equal(back[i]?.first, back[0], `node ${String(i)}: its first`);
+        assert.equal(back[i]?.prev, back[i - 1], `node ${String(i)}: its previous`);
+      }
+      const error = back[12]?.error as Error & { tag?: unknown; back?: unknown };
+      assertInstance(error, Error);
+      assert.equal(typeof error.tag, 'string', 'the uncopyable field travels as its text');
+      assert.match(error.tag as string, /Symbol\(uncopyable\)/);
+      assert.equal(error.back, back[3], 'a reference after the replaced field still resolves');
+      assert.deepStrictEqual(back[13]?.fresh, { fresh: true });
+    }
+  });
+
   it('Error values keep their class, message, cause and own properties', async () => {
     const error = Object.assign(new RangeError('out of range', { cause: new Error('why') }), { code: 'E_RANGE' });
     for (const back of await roundTrip([error, error])) {
