@@ -3,10 +3,9 @@
  * made from it.
  */
 import { MessagePort } from 'node:worker_threads';
-import { ConnectionLife, type CloseOptions } from './lifecycle.js';
-import { EndWord } from './protocol/line.js';
-import { adoptWaitTable } from './shm/wait-for.js';
-import { openLine, PortalClient, type CallOptions } from './portal/client.js';
+import type { ConnectionLife, CloseOptions } from './lifecycle.js';
+import type { PortalClient, CallOptions } from './portal/client.js';
+import { connectHandle } from './portal/connect.js';
 import { LoopThreadCaller, type CallerOptions } from './loop-thread-caller.js';
 import type { CallStats } from './observe/call-stats.js';
 
@@ -96,20 +95,6 @@ export function connectTo(handle: LoopThreadHandle, options: CallOptions): LoopT
   if (handle?.kind !== 'loopthread.handle' || !(handle.port instanceof MessagePort)) {
     throw new TypeError('LoopThread.connect expects a handle made by loop.createHandle()');
   }
-  adoptWaitTable(handle.waits);
-  const port = handle.port;
-  // The line is made here and sent as the first message: the loop thread serves it from then on.
-  const line = openLine(port, handle.bufferSize);
-  const life = new ConnectionLife(port, `LoopThread "${handle.name}"`);
-  // (Absent from a handle that is not a LoopThread's: its host says its own end.)
-  const end = handle.end instanceof SharedArrayBuffer ? new EndWord(handle.end) : undefined;
-  const client = new PortalClient(line, port, `LoopThread "${handle.name}"`, handle.threadId, {
-    onBusy: (busy) => {
-      life.onBusy(busy);
-    },
-    beforeCheck: () => end?.adoptInto(line),
-  });
-  life.client = client;
-  client.refOptions = options;
+  const { client, life } = connectHandle(handle, `LoopThread "${handle.name}"`, options, handle.bufferSize);
   return new LoopThreadConnection(client, options, life);
 }

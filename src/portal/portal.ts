@@ -9,9 +9,10 @@ import type { Future } from '../future.js';
 import { ConnectionLife, graceEnd, graceOf, type CloseOptions } from '../lifecycle.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS } from '../protocol/close.js';
 import { EndWord, HostState } from '../protocol/line.js';
-import { adoptWaitTable, waitTable } from '../shm/wait-for.js';
+import { waitTable } from '../shm/wait-for.js';
 import { atThreadEnd } from '../shm/thread-end.js';
-import { openLine, PortalClient, type CallOptions } from './client.js';
+import type { PortalClient, CallOptions } from './client.js';
+import { connectHandle } from './connect.js';
 import { describeExports, type ExportShape } from './exports.js';
 import { PortalHost } from './host.js';
 import { TargetKind, type Target } from '../call/target.js';
@@ -184,21 +185,7 @@ export class Portal<Api extends object> implements AsyncDisposable {
     if (handle?.kind !== 'loopthread.portal' || !(handle.port instanceof MessagePort)) {
       throw new TypeError('Portal.connect expects a handle made by portal.createHandle()');
     }
-    adoptWaitTable(handle.waits);
-    const port = handle.port;
-    // The line is made here and sent as the first message: the portal serves it from then on.
-    const line = openLine(port);
-    const end = handle.end instanceof SharedArrayBuffer ? new EndWord(handle.end) : undefined;
-    const life = new ConnectionLife(port, handle.name);
-    const client = new PortalClient(line, port, handle.name, handle.threadId, {
-      onBusy: (busy) => {
-        life.onBusy(busy);
-      },
-      beforeCheck: () => end?.adoptInto(line),
-    });
-    life.client = client;
-    // Calls through references (iterations, lent objects) keep the connection's options too.
-    client.refOptions = options;
+    const { client, life } = connectHandle(handle, handle.name, options);
     return Portal.#bind<Api>(client, life, handle, options);
   }
 
