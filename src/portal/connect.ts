@@ -28,7 +28,7 @@ export function connectHandle(
   adoptWaitTable(handle.waits);
   const port = handle.port;
   const line = openLine(port, bufferSize);
-  // (A handle from before the end word has none: its host says its own end.)
+  // (A handle put together by hand may carry none: its host then says its own end on the line.)
   const end = handle.end instanceof SharedArrayBuffer ? new EndWord(handle.end) : undefined;
   const life = new ConnectionLife(port, name);
   const client = new PortalClient(line, port, name, handle.threadId, {
