@@ -71,7 +71,8 @@ export {
 } from './executor/wait.js';
 export type { MapOptions } from './executor/map.js';
 export type { Offloaded } from './executor/targets.js';
-export { diagnosticsChannels, type CallMessage, type ThreadMessage, type TaskMessage } from './observe/events.js';
+export type { CallMessage, ThreadMessage, TaskMessage } from './observe/events.js';
+export { diagnosticsChannels } from './observe/names.js';
 export type { CallStats } from './observe/call-stats.js';
 export type { PoolStats } from './observe/pool-stats.js';
 export type { ChannelStats } from './observe/wait-stats.js';

@@ -3,6 +3,7 @@
  * work without the sources (the tarball has no src/, so each map holds its sources' text).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -39,5 +40,30 @@ describe('the package', () => {
     for (const file of ['synckit.js', 'synckit.d.ts', 'synckit-esm.mjs', 'synckit-esm.d.mts']) {
       assert.ok(existsSync(join(root, 'dist', 'src', file)), file);
     }
+  });
+
+  it("every internal module's exports object keeps fast properties (no re-exports outside the entries)", () => {
+    // A re-export (`export { x } from`, or exporting an imported binding) is compiled to an accessor
+    // on `exports`, which turns the object into a dictionary: every call through that module then
+    // costs a generic property lookup, on the hot path of every blocking call. The entries re-export
+    // on purpose (users hold what they take from them); the threads' own main files run a thread.
+    const script = `
+      const { readdirSync } = require('node:fs');
+      const { join } = require('node:path');
+      const dir = ${JSON.stringify(join(root, 'dist', 'src'))};
+      const skip = /(^|\\/)(index|synckit|loop-thread-main|loop-thread-boot|worker-entry|executor\\/worker-main)\\.js$|\\.bundle\\.js$/;
+      const slow = [];
+      const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .map((f) => f.replaceAll('\\\\', '/'))
+        .filter((f) => f.endsWith('.js') && !skip.test(f));
+      for (const file of files) if (!%HasFastProperties(require(join(dir, file)))) slow.push(file);
+      console.log(JSON.stringify({ checked: files.length, slow }));
+      process.exit(0);
+    `;
+    const child = spawnSync(process.execPath, ['--allow-natives-syntax', '-e', script], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    const { checked, slow } = JSON.parse(child.stdout) as { checked: number; slow: string[] };
+    assert.ok(checked > 40, `only ${String(checked)} modules checked`);
+    assert.deepEqual(slow, []);
   });
 });

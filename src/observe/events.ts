@@ -7,8 +7,6 @@ import diagnostics from 'node:diagnostics_channel';
 import { enableDebugLog } from './debug.js';
 import { diagnosticsChannels } from './names.js';
 
-export { diagnosticsChannels } from './names.js';
-
 /** The message of one call, the same object for its start and its end or error. */
 export interface CallMessage {
   /** Who serves it, as errors name it: `LoopThread "name"`, `Portal "name"`. */

@@ -12,7 +12,7 @@ import { CancelledError, ClosedError } from '../errors.js';
 import { corrupt } from '../codec/writer.js';
 import { isBulk } from '../protocol/bulk.js';
 import { HostState, Line } from '../protocol/line.js';
-import { now } from '../protocol/mailbox.js';
+import { now } from '../shm/spin-policy.js';
 import { spinFor } from '../shm/wait.js';
 import { observeWake } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
@@ -34,8 +34,6 @@ import {
 import type { EnteredResources } from './resources.js';
 import { RequestPoller } from './request-poller.js';
 import { HostTargets } from './host-targets.js';
-
-export { HostConnection } from './host-connection.js';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use, not at start-up (see ARCHITECTURE.md) */
 const resources = () => require('./resources.js') as typeof import('./resources.js');

@@ -9,8 +9,6 @@
  */
 import { now } from '../shm/spin-policy.js';
 
-export { now };
-
 export const SEQ = 0;
 export const ACK = 1;
 const LEN = 2;
