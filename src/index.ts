@@ -6,6 +6,10 @@ export { LoopThreadConnection, type LoopThreadHandle } from './loop-thread-conne
 export type { CloseOptions } from './lifecycle.js';
 export { Future, type FutureState, type WaitOptions } from './future.js';
 export { currentSignal, throwIfCancelled } from './call/context.js';
+import { wantCallContexts } from './call/context.js';
+// Code on this thread loaded the public entry, so it may ask for its call's signal after an await:
+// calls run in their context from now on (the serving threads' own code never loads this file).
+wantCallContexts();
 export { byRef, byValue } from './codec/marks.js';
 export { release, isRemote, iterateSync, iterate, type IterateOptions } from './portal/remote.js';
 export type {

@@ -1,5 +1,9 @@
 /** Inline functions travel as source text; this turns the text back into a function. */
 import type { Fn } from './target.js';
+import { wantCallContexts } from './context.js';
+
+/** An inline function that may ask for its call's signal (see context.ts). */
+const ASKS = /currentSignal|throwIfCancelled|loopthread/;
 
 /**
  * Evaluates a function's source in this thread's global scope (indirect eval), so it sees globals
@@ -19,6 +23,7 @@ export function compileInline(source: string, where: string): Fn | Error {
     );
   }
   if (typeof value !== 'function') return new TypeError('the inline source did not evaluate to a function');
+  if (ASKS.test(source)) wantCallContexts();
   return value as Fn;
 }
 

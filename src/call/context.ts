@@ -1,6 +1,18 @@
 /**
  * What code running inside a call can ask about it: its AbortSignal. A call's context is kept by
  * AsyncLocalStorage, so the signal is found after any number of awaits.
+ *
+ * Where AsyncLocalStorage rides on async_hooks (Node 20 and 22), entering one context turns on
+ * promise hooks for the whole thread: every promise of every call, the user's own included, then
+ * pays a hook (an await costs about four times as much), and a trivial blocking call about half
+ * a microsecond. So there, calls run in a context only once code on the thread may ask for it:
+ * it loaded loopthread's public entry (index.ts says so when it loads: a module that imports
+ * currentSignal has), an inline function's source names it, or someone asked. A call whose
+ * synchronous part asks first is put in its context on the spot. Only a call that began before
+ * any of that, and first asks after an await, finds no context (it gets the never-aborting
+ * signal): code that loads loopthread lazily, inside a call of a module that did not import it.
+ * Where AsyncLocalStorage is built on async context frames (Node 24 by default), contexts cost
+ * next to nothing and every call runs in one.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
@@ -53,7 +65,7 @@ export class CallContext {
   }
 }
 
-const storage = new AsyncLocalStorage<CallContext>();
+const storage = new AsyncLocalStorage<CallContext | undefined>();
 const never = new AbortController().signal;
 
 /**
@@ -71,7 +83,7 @@ const never = new AbortController().signal;
  * ```
  */
 export function currentSignal(): AbortSignal {
-  return storage.getStore()?.signal ?? never;
+  return ask()?.signal ?? never;
 }
 
 /**
@@ -92,9 +104,56 @@ export function currentSignal(): AbortSignal {
  * ```
  */
 export function throwIfCancelled(): void {
-  storage.getStore()?.throwIfAborted();
+  ask()?.throwIfAborted();
+}
+
+/**
+ * Whether AsyncLocalStorage runs on async_hooks here. `_propagate` is the hook-based
+ * implementation's own method (Node 20, 22, and 24 with --no-async-context-frame); the
+ * frame-based one has none. Should that name ever go, contexts are simply always used.
+ */
+const hooked = '_propagate' in AsyncLocalStorage.prototype;
+/** Whether calls on this thread run in a context (see the top of this file). */
+let wanted = !hooked;
+/** The call whose synchronous part is running, while contexts are not used yet. */
+let running: CallContext | undefined;
+/** Whether that call was put in its context on the spot (undone when its synchronous part ends). */
+let entered = false;
+
+/**
+ * From now on every call on this thread runs in its context (so its signal is found after any
+ * await). Called when this thread loads loopthread's public entry, and for an inline function
+ * whose source names it. A call whose synchronous part is running is put in its context now.
+ */
+export function wantCallContexts(): void {
+  wanted = true;
+  if (running !== undefined && !entered) {
+    entered = true;
+    storage.enterWith(running);
+  }
+}
+
+/** The running call's context, if any. Asking turns contexts on (see wantCallContexts). */
+function ask(): CallContext | undefined {
+  const store = storage.getStore();
+  if (store !== undefined) return store;
+  wantCallContexts();
+  return running;
 }
 
 export function runInContext<R>(context: CallContext, fn: () => R): R {
-  return storage.run(context, fn);
+  if (wanted) return storage.run(context, fn);
+  const outer = running;
+  const outerEntered = entered;
+  running = context;
+  entered = false;
+  try {
+    return fn();
+  } finally {
+    // The store was set on the event loop's current resource: code after this call in the same
+    // turn is in no call. Promises made meanwhile keep it (that is the point).
+    if (entered) storage.enterWith(outerEntered ? outer : undefined);
+    running = outer;
+    entered = outerEntered;
+  }
 }
