@@ -12,7 +12,8 @@
 // 4. Mixed (the issue's target: at least 3x): MIXED_WORKERS workers at once, each making MIXED_CALLS calls
 //    in turn blocking and awaited (`echoSync`, then `await echo`), against the hand-written bridges doing
 //    the same (blocking: Atomics.wait + receiveMessageOnPort; awaited: postMessage and on('message'));
-//    wall time from the start signal until the last worker is done, median of rounds.
+//    wall time from the start signal until the last worker is done, median of rounds, after warm-up
+//    rounds of each until its time stops falling.
 //
 // The hand-written bridge: the worker posts {id, value} on a MessagePort to the main thread and blocks
 // with Atomics.wait on a word of a SharedArrayBuffer; the main thread's 'message' handler answers with
@@ -46,6 +47,7 @@ const MIXED_WORKERS = 8;
 const MIXED_CALLS = 2_000;
 const MIXED_ROUNDS = quick ? 3 : 5;
 const MIXED_GOAL = 3;
+const MIXED_WARM_ROUNDS = 6;
 /** `BENCH_ONLY=mixed` runs section 4 alone. */
 const MIXED_ONLY = process.env.BENCH_ONLY === 'mixed';
 /** Async calls in flight per worker. */
@@ -557,7 +559,16 @@ async function runRegime(regime) {
     };
     const mixed = { portal: [], bridge: [] };
     const mixedCpu = {};
-    for (const impl of Object.keys(mixed)) await mixedRound(impl, 200); // warm-up
+    // Warm-up: full rounds of each until its time stops falling by a tenth (the JIT of nine isolates
+    // takes a few rounds, loopthread's larger code more than the bridges'), at most MIXED_WARM_ROUNDS.
+    for (const impl of Object.keys(mixed)) {
+      let last = Infinity;
+      for (let r = 0; r < MIXED_WARM_ROUNDS; r++) {
+        const ms = await mixedRound(impl, MIXED_CALLS);
+        if (ms > last * 0.9) break;
+        last = ms;
+      }
+    }
     for (const impl of Object.keys(mixed)) mixedCpu[impl] = [];
     for (let r = 0; r < MIXED_ROUNDS; r++) {
       for (const impl of Object.keys(mixed)) mixed[impl].push(await mixedRound(impl, MIXED_CALLS));
