@@ -289,3 +289,24 @@ describe('bytes around the size where copies out of shared memory change method'
     }
   });
 });
+
+describe('strings around the lengths where reading them changes method', () => {
+  it('arrive whole and equal, both ways, for one-byte and two-byte characters', () => {
+    const loop = new LoopThread({ name: 'strings' });
+    try {
+      // Up to 8 one-byte characters are made in one step, longer ones by Buffer; both at the edges of latin1.
+      const chars = ['\u0000', 'a', '\u007f', '\u0080', '\u00ff', '\u0100', '\u{1f600}'];
+      for (let n = 0; n <= 18; n++) {
+        for (const c of chars) {
+          const s = c.repeat(n);
+          const mixed = Array.from({ length: n }, (_, i) => String.fromCharCode((i * 37 + n) & 255)).join('');
+          const [back, backMixed] = loop.runSync((a: string, b: string) => [a, b] as const, s, mixed);
+          assert.equal(back, s, `${JSON.stringify(c)} x ${String(n)}`);
+          assert.equal(backMixed, mixed, `mixed one-byte characters x ${String(n)}`);
+        }
+      }
+    } finally {
+      loop.closeSync();
+    }
+  });
+});

@@ -66,16 +66,21 @@ export function encodeOrExplain(root: string, direction: string, encode: () => v
   try {
     encode();
   } catch (error) {
-    if (!(error instanceof Refusal)) throw error;
-    const where = error.path === '' ? root : `${root} at ${error.path}`;
-    throw new DataCloneError(
-      `${where} is ${error.what}, which cannot be copied ${direction}. ` +
-        'What structuredClone copies crosses by copy (primitives but symbols, objects and class instances ' +
-        'as their own fields, arrays, Map, Set, Date, RegExp, ArrayBuffer and views, errors, URL); ' +
-        'functions and objects with methods cross by reference only in calls to a LoopThread or Portal.',
-      where,
-    );
+    throw explainRefusal(error, root, direction);
   }
+}
+
+/** What encodeOrExplain throws for `error`: a refusal as a DataCloneError naming `root`, anything else as it is. */
+export function explainRefusal(error: unknown, root: string, direction: string): unknown {
+  if (!(error instanceof Refusal)) return error;
+  const where = error.path === '' ? root : `${root} at ${error.path}`;
+  return new DataCloneError(
+    `${where} is ${error.what}, which cannot be copied ${direction}. ` +
+      'What structuredClone copies crosses by copy (primitives but symbols, objects and class instances ' +
+      'as their own fields, arrays, Map, Set, Date, RegExp, ArrayBuffer and views, errors, URL); ' +
+      'functions and objects with methods cross by reference only in calls to a LoopThread or Portal.',
+    where,
+  );
 }
 
 /** Whether an own property of `o` (by name or by symbol) holds a function. */

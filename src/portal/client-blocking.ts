@@ -152,15 +152,19 @@ export class BlockingCalls {
       this.seenReply = mailbox.seq();
       mailbox.markTaken();
       const slot = mailbox.peek();
-      const { bytes, parts, spare } = slot.onPort
-        ? this.core.bulk.take(this.core.port, (p) => {
-            this.core.receive(p as PortPacket);
-          })
-        : { bytes: mailbox.data.subarray(0, slot.length), parts: undefined, spare: undefined };
       let reply: Reply | CallMessage;
       try {
-        reply = readMessage(bytes, 0, bytes.length, undefined, this.core.reviveSync, parts, spare) as
-          Reply | CallMessage;
+        if (slot.onPort) {
+          const { bytes, parts, spare } = this.core.bulk.take(this.core.port, (p) => {
+            this.core.receive(p as PortPacket);
+          });
+          reply = readMessage(bytes, 0, bytes.length, undefined, this.core.reviveSync, parts, spare) as
+            Reply | CallMessage;
+        } else {
+          // Read in place: no view of the slot is made per call.
+          const end = Math.min(slot.length, mailbox.data.length);
+          reply = readMessage(mailbox.data, 0, end, undefined, this.core.reviveSync) as Reply | CallMessage;
+        }
       } finally {
         mailbox.consume();
       }

@@ -88,6 +88,8 @@ export class ClientCore {
   private released: number[] = [];
   /** This side's count of its calls (LoopThread.stats()). */
   readonly stats: CallCounter;
+  /** Where arguments go, as a DataCloneError says it (made once, not per call). */
+  private readonly toThread: string;
 
   constructor(
     readonly line: Line,
@@ -99,6 +101,7 @@ export class ClientCore {
   ) {
     this.remotes = new Remotes(peer, this.lender);
     this.stats = new CallCounter(name, hostThreadId);
+    this.toThread = `to the thread of ${name}`;
     this.reviveSync = (d) => this.remotes.revive(d, 'sync', this.lender);
     this.reviveAsync = (d) => this.remotes.revive(d, 'async', this.lender);
   }
@@ -235,7 +238,7 @@ export class ClientCore {
 
   /** Writes a call; once written, its inline source (if any) is known on the other side. */
   writeCall(channel: Channel, w: Writer, id: number, target: Target, args: unknown[]): void {
-    writeCall(w, id, target, args, `to the thread of ${this.name}`, this.remotes.lending);
+    writeCall(w, id, target, args, this.toThread, this.remotes.lending);
     const inner = target[0] === TargetKind.Enter ? target[1] : target;
     if (inner[0] === TargetKind.Inline && inner[2] !== undefined) this.sentSources[channel].add(inner[1]);
   }

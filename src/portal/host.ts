@@ -253,15 +253,18 @@ export class PortalHost {
       }
       // What the port holds before a request sent by it is handled first, as the loop would have; a
       // WAKE among it is for a request taken already (this one, or one before).
-      const { bytes, parts, spare } = slot.onPort
-        ? conn.bulk.take(conn.port, (p) => {
-            if (p !== WAKE) this.onPortMessage(conn, p);
-            // Refused meanwhile: its port is closed, and is not read again.
-            if (!this.connections.has(conn)) throw corrupt('a message before a bulk packet');
-          })
-        : { bytes: mailbox.data.subarray(0, slot.length), parts: undefined, spare: undefined };
-      if (!this.connections.has(conn)) return;
-      message = readMessage(bytes, 0, bytes.length, undefined, conn.revive, parts, spare);
+      if (slot.onPort) {
+        const { bytes, parts, spare } = conn.bulk.take(conn.port, (p) => {
+          if (p !== WAKE) this.onPortMessage(conn, p);
+          // Refused meanwhile: its port is closed, and is not read again.
+          if (!this.connections.has(conn)) throw corrupt('a message before a bulk packet');
+        });
+        if (!this.connections.has(conn)) return;
+        message = readMessage(bytes, 0, bytes.length, undefined, conn.revive, parts, spare);
+      } else {
+        // Read in place: no view of the slot is made per call.
+        message = readMessage(mailbox.data, 0, slot.length, undefined, conn.revive);
+      }
     } catch (error) {
       this.refuse(conn, error);
       return;

@@ -5,7 +5,7 @@
  */
 import type { MessagePort, Transferable } from 'node:worker_threads';
 import { decodeValue, type Revive } from '../codec/decode.js';
-import { encodeOrExplain, encodeValue, type Lending } from '../codec/encode.js';
+import { encodeValue, explainRefusal, type Lending } from '../codec/encode.js';
 import { toPayload, type Payload } from '../codec/payload.js';
 import { corrupt, Reader, Writer } from '../codec/writer.js';
 import { writeOutcome } from '../call/outcome.js';
@@ -88,9 +88,12 @@ export function writeCall(
   encodeValue(w, target);
   w.u32(args.length);
   for (let i = 0; i < args.length; i++) {
-    encodeOrExplain(`argument ${i + 1}`, to, () => {
+    // Not through encodeOrExplain: a closure and a label per argument, on every call.
+    try {
       encodeValue(w, args[i], lending);
-    });
+    } catch (error) {
+      throw explainRefusal(error, `argument ${i + 1}`, to);
+    }
   }
 }
 

@@ -69,7 +69,7 @@ export function waitForChange(
   if (spinFor(words, index, seen, spinMs)) return Waited.Spun;
   for (let slept = false; ; slept = true) {
     if (Atomics.load(words, index) !== seen) return slept ? Waited.Slept : Waited.Spun;
-    const left = deadline - performance.now();
+    const left = deadline === Infinity ? Infinity : deadline - performance.now();
     if (left <= 0) return Waited.TimedOut;
     let slice: number;
     try {
