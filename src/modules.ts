@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
+import { importModule } from './starter-host.js';
 
 /** The TypeScript runners known by name (synckit's names). */
 export type TsRunner = 'node' | 'bun' | 'tsx' | 'ts-node' | 'esbuild-register' | 'esbuild-runner' | 'swc' | 'oxc';
@@ -125,7 +126,7 @@ const TS_FILE = /\.[cm]?ts$/;
  */
 export async function loadModule(specifier: string): Promise<object> {
   try {
-    return (await import(specifier)) as object;
+    return (await importModule(specifier)) as object;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
     if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && specifier.startsWith('file:') && TS_FILE.test(specifier)) {

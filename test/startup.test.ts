@@ -5,10 +5,12 @@
  * never settle use is loaded on first use, and then works.
  */
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { CancelledError, LoopThread } from '../src/index.js';
+import { CancelledError, LoopThread, ThreadPoolExecutor } from '../src/index.js';
 import { rejectionWithin } from './helpers.js';
 
 /** loopthread's ES module entry, as user code imports it. */
@@ -65,8 +67,10 @@ describe('a LoopThread starting', () => {
       const { createRequire } = process.getBuiltinModule('node:module');
       return { main: createRequire('/').main?.filename ?? '', hostFiles: files.slice(1) };
     });
+    // The thread starts from the bundle's starter, which runs the bundle's code as itself.
     assert.match(main, /[\\/]dist[\\/]src[\\/]loop-thread-main\.bundle\.js$/);
-    assert.ok(hostFiles.includes(main), `the host's frames: ${hostFiles.join(', ')}`);
+    const code = main.replace(/\.bundle\.js$/, '.bundle-code.js');
+    assert.ok(hostFiles.includes(code), `the host's frames: ${hostFiles.join(', ')}`);
     for (const file of hostFiles) assert.ok(!/[\\/]dist[\\/]src[\\/]portal[\\/]/.test(file), `a frame of ${file}`);
   });
 
@@ -129,5 +133,77 @@ describe('a LoopThread starting', () => {
       (error: unknown) => error instanceof RangeError && error.message === 'out of range',
     );
     assert.ok(ownFilesLoaded(loop).includes('codec/error-serde.js'));
+  });
+});
+
+// ---- the code caches (scripts/bundle-boot.mjs) ------------------------------------------------
+
+/** How the thread's starter compiled the bundle's code: 'used' its cache, 'refused' (V8 did), or 'none'. */
+const codeCache = (): unknown => (globalThis as Record<symbol, unknown>)[Symbol.for('loopthread.codeCache')];
+
+/** The header a cache must start with to be used: the build of the code beside it, and this Node. */
+function cacheHeader(dir: string, code: string): string {
+  const build = /; build (\w+)\.\n/.exec(readFileSync(join(dir, code), 'utf8'))?.[1];
+  assert.ok(build !== undefined, `${code} names its build`);
+  return `${build} ${process.version}\n`;
+}
+
+describe('threads start from code cached by the build, when it was this build and this Node', () => {
+  const dist = join(__dirname, '..', 'src');
+  const made = (file: string): string => readFileSync(join(dist, file)).toString('latin1').split('\n', 1)[0] ?? '';
+  // The build made the caches with the Node that built; the suite may run on another (CI's Node 24).
+  const sameNode = (file: string): boolean => made(file).endsWith(` ${process.version}`);
+  /** What a thread's starter says it did with the cache beside `file`; with source maps on, it reads none. */
+  const expected = (file: string): unknown =>
+    process.sourceMapsEnabled ? undefined : sameNode(`${file}.cache`) ? 'used' : 'none';
+
+  it('a LoopThread and a pool worker use the caches the build wrote (on the Node that wrote them)', async () => {
+    const loop = new LoopThread({ name: 'cached' });
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+    try {
+      assert.equal(loop.runSync(codeCache), expected('loop-thread-main.bundle-code.js'));
+      assert.equal(await pool.submit(codeCache), expected('executor/worker-main.bundle-code.js'));
+    } finally {
+      loop.closeSync();
+      await pool.shutdown();
+    }
+  });
+
+  it('a cache of another build is not read, one V8 refuses is compiled anew: both threads work', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopthread-cache-'));
+    try {
+      cpSync(dist, dir, { recursive: true });
+      const loopCode = 'loop-thread-main.bundle-code.js';
+      const poolCode = join('executor', 'worker-main.bundle-code.js');
+      // Another build's (the header differs), and this build's with bytes V8 cannot take.
+      writeFileSync(join(dir, `${loopCode}.cache`), `0123456789abcdef ${process.version}\n...`);
+      writeFileSync(join(dir, `${poolCode}.cache`), `${cacheHeader(dir, poolCode)}not a code cache`);
+      const loop = new LoopThread({ name: 'stale cache', workerDir: dir });
+      const pool = new ThreadPoolExecutor({ maxWorkers: 1, workerDir: dir });
+      try {
+        assert.deepEqual(
+          loop.runSync(
+            (n: number) => [n + 1, (globalThis as Record<symbol, unknown>)[Symbol.for('loopthread.codeCache')]],
+            1,
+          ),
+          [2, process.sourceMapsEnabled ? undefined : 'none'],
+        );
+        assert.deepEqual(
+          await pool.submit(
+            (n: number) => [n + 1, (globalThis as Record<symbol, unknown>)[Symbol.for('loopthread.codeCache')]],
+            1,
+          ),
+          [2, process.sourceMapsEnabled ? undefined : 'refused'],
+        );
+        // Code the thread evaluates, and modules it imports, still have a module loader for import().
+        assert.equal(await loop.run(async () => (await import('node:path')).sep.length), 1);
+        assert.equal(await pool.submit(async () => (await import('node:path')).sep.length), 1);
+      } finally {
+        loop.closeSync();
+        await pool.shutdown();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

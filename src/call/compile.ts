@@ -1,6 +1,7 @@
 /** Inline functions travel as source text; this turns the text back into a function. */
 import type { Fn } from './target.js';
 import { wantCallContexts } from './context.js';
+import { evaluateGlobal } from '../starter-host.js';
 
 /** An inline function that may ask for its call's signal (see context.ts). */
 const ASKS = /currentSignal|throwIfCancelled|loopthread/;
@@ -13,7 +14,7 @@ const ASKS = /currentSignal|throwIfCancelled|loopthread/;
 export function compileInline(source: string, where: string): Fn | Error {
   let value: unknown;
   try {
-    value = (0, eval)(`(${source}\n)`);
+    value = evaluateGlobal(`(${source}\n)`);
   } catch (error) {
     return new SyntaxError(
       `the inline function could not be evaluated ${where}: ${(error as Error).message}. ` +
