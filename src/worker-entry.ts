@@ -35,14 +35,18 @@ export function workerEntry(entry: WorkerEntry, workerDir?: string | URL): strin
       : resolve(configured instanceof URL || configured.startsWith('file:') ? fileURLToPath(configured) : configured);
   const path = dir === undefined ? entry : resolve(dir, entry);
   if (found.has(path)) return path;
-  if (dir !== undefined && existsSync(path)) {
+  // A bundle's starter runs the bundle's code beside it (scripts/bundle-boot.mjs): a folder holding
+  // one without the other would start threads that die before they could say so.
+  const code = path.replace(/\.bundle\.js$/, '.bundle-code.js');
+  const missing = dir === undefined ? path : [path, code].find((file) => !existsSync(file));
+  if (missing === undefined) {
     found.add(path);
     return path;
   }
   const where =
     dir === undefined
       ? `cannot tell where its worker file ${entry} is (__dirname is not defined: loopthread was bundled into an ES module)`
-      : `cannot start a worker thread: its file ${path} does not exist` +
+      : `cannot start a worker thread: its file ${missing} does not exist` +
         (configured === undefined
           ? ''
           : ` (in ${workerDir === undefined ? 'LOOPTHREAD_WORKER_DIR' : 'the option workerDir'}, which must name a copy of loopthread's dist/src folder)`);
@@ -51,6 +55,6 @@ export function workerEntry(entry: WorkerEntry, workerDir?: string | URL): strin
       'as external in the bundler (recommended), or copy node_modules/loopthread/dist/src to a folder shipped ' +
       'with the bundle and name that folder in the option workerDir or in LOOPTHREAD_WORKER_DIR ' +
       `("Bundling" in loopthread's README).`,
-    path,
+    missing,
   );
 }

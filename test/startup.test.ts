@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { CancelledError, LoopThread, ThreadPoolExecutor } from '../src/index.js';
-import { rejectionWithin } from './helpers.js';
+import { CancelledError, LoopThread, ThreadPoolExecutor, WorkerEntryNotFoundError } from '../src/index.js';
+import { rejectionWithin, thrown } from './helpers.js';
 
 /** loopthread's ES module entry, as user code imports it. */
 const esmEntry = pathToFileURL(join(__dirname, '..', 'src', 'esm.mjs')).href;
@@ -201,6 +201,26 @@ describe('threads start from code cached by the build, when it was this build an
       } finally {
         loop.closeSync();
         await pool.shutdown();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a worker folder with a bundle's starter but not its code fails at once, naming the missing file", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopthread-cache-'));
+    try {
+      cpSync(dist, dir, { recursive: true });
+      for (const code of ['loop-thread-main.bundle-code.js', join('executor', 'worker-main.bundle-code.js')]) {
+        rmSync(join(dir, code));
+      }
+      for (const start of [
+        () => new LoopThread({ workerDir: dir }),
+        () => new ThreadPoolExecutor({ workerDir: dir }),
+      ]) {
+        const error = thrown(start);
+        assert.ok(error instanceof WorkerEntryNotFoundError, String(error));
+        assert.match(error.message, /bundle-code\.js does not exist/);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
