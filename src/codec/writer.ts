@@ -23,6 +23,23 @@ const IN_PART = 0xffffffff;
 const IN_SPARE = 0xfffffffe;
 
 /**
+ * The unsigned little-endian 32-bit word at `p`, and writing one. Byte by byte rather than by
+ * Buffer's methods: reached through buffers of several kinds (shared memory, the heap), the methods
+ * were a generic property lookup on every call in V8's optimized code.
+ */
+function getU32(b: Uint8Array, p: number): number {
+  return (
+    ((b[p] as number) | ((b[p + 1] as number) << 8) | ((b[p + 2] as number) << 16)) + (b[p + 3] as number) * 0x1000000
+  );
+}
+function setU32(b: Uint8Array, p: number, v: number): void {
+  b[p] = v;
+  b[p + 1] = v >>> 8;
+  b[p + 2] = v >>> 16;
+  b[p + 3] = v >>> 24;
+}
+
+/**
  * Shared memory a writer may reuse for the characters of one large string per message: the pages
  * are already the process's, where a new buffer's are each a fault on first write (most of the cost
  * of copying a string of hundreds of MiB). The owner knows when the reader is done with it.
@@ -51,13 +68,13 @@ export function writeShortString(buf: Buffer, pos: number, s: string): number {
     if (c > 0xff) return -1;
     buf[start + i] = c;
   }
-  buf.writeUInt32LE((n | ONE_BYTE) >>> 0, pos);
+  setU32(buf, pos, (n | ONE_BYTE) >>> 0);
   return start + n;
 }
 
 /** Reads the string a Writer wrote at `pos`; the bytes it took are 4 plus `stringBytes(buf, pos)`. */
 export function readString(buf: Buffer, pos: number): string {
-  return stringAfter(buf, pos + 4, buf.readUInt32LE(pos));
+  return stringAfter(buf, pos + 4, getU32(buf, pos));
 }
 
 /** The string whose characters start at `start`, after its length word `header`. */
@@ -109,7 +126,7 @@ const at = (b: Buffer, i: number): number => b[i] as number;
 
 /** How many bytes follow the length word of the string at `pos`. */
 export function stringBytes(buf: Buffer, pos: number): number {
-  return (buf.readUInt32LE(pos) & ~ONE_BYTE) >>> 0;
+  return (getU32(buf, pos) & ~ONE_BYTE) >>> 0;
 }
 
 /**
@@ -168,13 +185,13 @@ export class Writer {
 
   u32(v: number): void {
     this.ensure(4);
-    this.buf.writeUInt32LE(v, this.pos);
+    setU32(this.buf, this.pos, v);
     this.pos += 4;
   }
 
   i32(v: number): void {
     this.ensure(4);
-    this.buf.writeInt32LE(v, this.pos);
+    setU32(this.buf, this.pos, v);
     this.pos += 4;
   }
 
@@ -217,7 +234,7 @@ export class Writer {
     }
     this.ensure(4 + length);
     this.buf.write(s, this.pos + 4, length, oneByte ? 'latin1' : 'utf16le');
-    this.buf.writeUInt32LE(header, this.pos);
+    setU32(this.buf, this.pos, header);
     this.pos += 4 + length;
   }
 
@@ -306,7 +323,7 @@ export class Reader {
 
   u32(): number {
     this.need(4);
-    const v = this.buf.readUInt32LE(this.pos);
+    const v = getU32(this.buf, this.pos);
     this.pos += 4;
     return v;
   }
@@ -320,7 +337,7 @@ export class Reader {
 
   i32(): number {
     this.need(4);
-    const v = this.buf.readInt32LE(this.pos);
+    const v = getU32(this.buf, this.pos) | 0;
     this.pos += 4;
     return v;
   }
@@ -334,7 +351,7 @@ export class Reader {
 
   string(): string {
     this.need(4);
-    const header = this.buf.readUInt32LE(this.pos);
+    const header = getU32(this.buf, this.pos);
     if (header === IN_PART || header === IN_SPARE) {
       this.pos += 4;
       const real = this.u32();
