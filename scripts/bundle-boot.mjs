@@ -339,6 +339,9 @@ export function writeCodeCaches() {
   const child = spawnSync(process.execPath, [import.meta.filename, '--code-caches'], {
     env: { ...process.env, LOOPTHREAD_WRITE_CODE_CACHE: '1' },
     encoding: 'utf8',
+    // Only a guard for the build: its threads report their own failures, and a build stuck here
+    // would be worse than threads that start without a cache.
+    timeout: 120_000,
   });
   if (child.status === 0) return child.stdout.split('\n').filter((line) => line !== '');
   return [`no code caches (the threads start without): ${child.stderr.trim() || `exit ${String(child.status)}`}`];
