@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, it, type TestContext } from 'node:test';
-import { LoopThread, TimeoutError } from '../src/index.js';
+import { LoopThread, TimeoutError, type Future } from '../src/index.js';
 import { rejectionWithin, within } from './helpers.js';
 
 interface LateSignal {
@@ -29,6 +29,12 @@ function freshLoop(t: TestContext): LoopThread {
   return loop;
 }
 
+/** The call failed with TimeoutError, and ended: it saw its signal abort (else it would still be pending). */
+async function timedOutAndSeen<T>(call: Future<T>): Promise<void> {
+  assert.ok((await rejectionWithin(call, 'the call', WATCHDOG_MS)) instanceof TimeoutError);
+  await within(call.settled, 'the call seeing its signal abort', WATCHDOG_MS);
+}
+
 /** The name of the reason the inline calls below recorded. */
 const recorded = (): unknown => (globalThis as { reason?: unknown }).reason;
 
@@ -37,8 +43,7 @@ describe('currentSignal() after an await, on the first call of a fresh thread', 
     const loop = freshLoop(t);
     const m = loop.importSync<LateSignal>(lateSignal);
     const call = loop.with({ timeout: 20 }).run(m.abortAfterAwait);
-    assert.ok((await rejectionWithin(call, 'the call', WATCHDOG_MS)) instanceof TimeoutError);
-    await within(call.settled, 'the call seeing its signal abort', WATCHDOG_MS);
+    await timedOutAndSeen(call);
     assert.equal(await loop.run(m.reason), 'TimeoutError');
   });
 
@@ -59,8 +64,7 @@ describe('currentSignal() after an await, on the first call of a fresh thread', 
         clearInterval(alive);
       }
     }, esmEntry);
-    assert.ok((await rejectionWithin(call, 'the call', WATCHDOG_MS)) instanceof TimeoutError);
-    await within(call.settled, 'the call seeing its signal abort', WATCHDOG_MS);
+    await timedOutAndSeen(call);
     assert.equal(await loop.run(recorded), 'TimeoutError');
   });
 
@@ -88,8 +92,7 @@ describe('currentSignal() after an await, on the first call of a fresh thread', 
       ['loop', 'thread'].join(''),
       ['current', 'Signal'].join(''),
     );
-    assert.ok((await rejectionWithin(call, 'the call', WATCHDOG_MS)) instanceof TimeoutError);
-    await within(call.settled, 'the call seeing its signal abort', WATCHDOG_MS);
+    await timedOutAndSeen(call);
     assert.equal(await loop.run(recorded), 'TimeoutError');
   });
 });
