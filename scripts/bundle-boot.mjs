@@ -273,6 +273,12 @@ const file = require('node:path').join(__dirname, __CODE__);
 if (process.sourceMapsEnabled || process.versions.bun !== undefined || process.versions.deno !== undefined) {
   require(file);
 } else {
+  // A LoopThread's owner learns that this thread runs JavaScript before the code, which can fail
+  // to load, is compiled: the thread is then seen to have stopped, not to be still starting.
+  const data = require('node:worker_threads').workerData;
+  if (data?.line instanceof SharedArrayBuffer && Number.isInteger(data.ranIndex)) {
+    Atomics.store(new Int32Array(data.line), data.ranIndex, -1);
+  }
   const { readFileSync, writeFileSync } = require('node:fs');
   const vm = require('node:vm');
   const source = readFileSync(file, 'utf8');

@@ -15,6 +15,11 @@ export interface BootData {
   line: SharedArrayBuffer;
   /** Where a dying thread leaves its DeathNote for the owner. */
   notes: MessagePort;
+  /**
+   * The word of `line` the worker's starter sets before it compiles loopthread's code (THREAD_RAN):
+   * a thread whose code then fails to load is seen to have stopped, not to be still starting.
+   */
+  ranIndex: number;
 }
 
 /** The last words of a dying loop thread, read by its owner when it finds the thread gone. */

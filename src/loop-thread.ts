@@ -9,7 +9,7 @@ import { outOfMemory, stoppedUnexpectedly } from './stopped.js';
 import { graceEnd, graceOf, type CloseOptions } from './lifecycle.js';
 import type { Future } from './future.js';
 import { CLOSE_ANSWER_GRACE_MS, DEFAULT_CLOSE_TIMEOUT_MS } from './protocol/close.js';
-import { EndWord, HostState, Line, STATE } from './protocol/line.js';
+import { EndWord, HostState, Line, STATE, THREAD_RAN } from './protocol/line.js';
 import { nativeHandle } from './shm/native-worker.js';
 import { ThreadLiveness } from './shm/thread-liveness.js';
 import { waitTable } from './shm/wait-for.js';
@@ -103,6 +103,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
       notes: notes.port2,
       name: this.name,
       waits: waitTable(),
+      ranIndex: THREAD_RAN,
     };
     const argv = withTsRunner(options.tsRunner ?? defaultTsRunner(), options.execArgv);
     this.#worker = startThread(argv, (execArgv) =>

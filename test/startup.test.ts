@@ -10,7 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { CancelledError, LoopThread, ThreadPoolExecutor, WorkerEntryNotFoundError } from '../src/index.js';
+import {
+  CancelledError,
+  LoopThread,
+  ThreadPoolExecutor,
+  WorkerCrashedError,
+  WorkerEntryNotFoundError,
+} from '../src/index.js';
 import { rejectionWithin, thrown } from './helpers.js';
 
 /** loopthread's ES module entry, as user code imports it. */
@@ -221,6 +227,27 @@ describe('threads start from code cached by the build, when it was this build an
         const error = thrown(start);
         assert.ok(error instanceof WorkerEntryNotFoundError, String(error));
         assert.match(error.message, /bundle-code\.js does not exist/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a LoopThread whose code fails to load fails a blocked first call at once, not after startupTimeout', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopthread-cache-'));
+    try {
+      cpSync(dist, dir, { recursive: true });
+      const code = join(dir, 'loop-thread-main.bundle-code.js');
+      rmSync(`${code}.cache`);
+      writeFileSync(code, `${readFileSync(code, 'utf8')}\nthis is not JavaScript (\n`);
+      // Long enough that only finding the thread stopped can end the call before the test's own limit.
+      const loop = new LoopThread({ workerDir: dir, startupTimeout: 600_000 });
+      try {
+        const error = thrown(() => loop.runSync(() => 1));
+        assert.ok(error instanceof WorkerCrashedError, String(error));
+        assert.doesNotMatch(error.message, /did not start/);
+      } finally {
+        loop.closeSync();
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
