@@ -8,15 +8,18 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import * as fc from 'fast-check';
-import { Portal } from 'loopthread';
+import { LoopThread, Portal } from 'loopthread';
 import { within } from './helpers.js';
 
 const entry = require.resolve('loopthread');
 const workerFile = join(__dirname, '..', '..', 'test', 'fixtures', 'portal-worker.cjs');
+/** The spin policy's module, as the loop thread loaded it (the same file, so the same module there). */
+const spinPolicyFile = join(__dirname, '..', 'src', 'shm', 'spin-policy.js');
 /** How long a run may take before it is reported as hung (a watchdog, not a sleep). */
 const HANG_MS = 15_000;
 
@@ -108,3 +111,49 @@ async function run({ programs, closeAfter }: Scenario): Promise<void> {
 test('generated programs of several threads get every answer, their own, and a close wakes them all', async () => {
   await fc.assert(fc.asyncProperty(scenario, run), { numRuns: 25, includeErrorInReport: true });
 });
+
+// ---- a caller the poller watches does not wake the host ------------------------------------------
+
+test(
+  'while the poller watches a blocking caller, its next calls wake the host by no message',
+  { skip: availableParallelism() < 2 && 'one core: the host never watches (it never spins)' },
+  async (t) => {
+    const loop = new LoopThread({ name: 'watched' });
+    t.after(() => loop.close());
+    // A second connection, which has called once: the host then serves two callers, and answers
+    // the owner's blocking calls by watching for its next request between turns of its loop.
+    const handle = loop.createHandle();
+    const other = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const { LoopThread } = require(workerData.entry);
+       const conn = LoopThread.connect(workerData.handle);
+       conn.run(() => 1).then(() => parentPort.postMessage('ready'));
+       parentPort.on('message', () => { void conn.close().then(() => parentPort.close()); });`,
+      { eval: true, workerData: { handle, entry }, transferList: [handle.port] },
+    );
+    t.after(async () => {
+      other.postMessage('close');
+      await once(other, 'exit');
+    });
+    await within(once(other, 'message'), 'the other connection', HANG_MS);
+    // The wake-up cost the loop thread has measured decides how long it watches: made so large
+    // here that it watches for the whole test (every look finds the next request in time).
+    const huge = loop.runSync((file: string) => {
+      const policy = process.getBuiltinModule('node:module').createRequire(file)(
+        file,
+      ) as typeof import('../src/shm/spin-policy.js');
+      for (let i = 0; i < 400; i++) policy.observeWake(1e12);
+      return policy.wakeCost();
+    }, spinPolicyFile);
+    assert.ok(huge > 60_000, `the loop thread's wake-up estimate is ${String(huge)} ms`);
+    const before = loop.stats().wakes;
+    for (let i = 0; i < 20; i++)
+      assert.equal(
+        loop.runSync((n: number) => n, i),
+        i,
+      );
+    // The first call may find the host idle; after it the poller watches and no call posts a WAKE.
+    // (Before the fix, the host set its "asleep" flag again after each answer: 20 WAKEs.)
+    assert.ok(loop.stats().wakes - before <= 1, `${String(loop.stats().wakes - before)} of 20 calls woke the host`);
+  },
+);

@@ -20,6 +20,11 @@ export interface CallStats {
   /** Blocking waits for a reply that slept (and paid a wake-up). */
   readonly sleeps: number;
   /**
+   * Blocking requests that had to wake the serving thread by a message (it was not looking for
+   * them: idle in its event loop, not spinning or watching for this caller's next request).
+   */
+  readonly wakes: number;
+  /**
    * Durations of the calls settled since the first stats() call (timing starts then: unobserved,
    * calls are not timed), from the caller's call to its return (waiting and running).
    */
@@ -34,6 +39,7 @@ export class CallCounter {
   errors = 0;
   spins = 0;
   sleeps = 0;
+  wakes = 0;
   readonly time = new Histogram();
   /** Set by the first stats(): calls are timed from then on. */
   timed = false;
@@ -92,6 +98,7 @@ export class CallCounter {
       errors: this.errors,
       spins: this.spins,
       sleeps: this.sleeps,
+      wakes: this.wakes,
       time: this.time.summary(),
     };
   }

@@ -68,7 +68,10 @@ export class BlockingCalls {
     }
     // Too large for the slot (or nested): the encoded bytes go by the port, uncopied (see bulk.ts).
     publishWritten(this.core.port, mailbox, w, spare, nested);
-    if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) this.core.port.postMessage(WAKE);
+    if (Atomics.load(words, mailbox.readerSleepsIndex) !== 0) {
+      this.core.port.postMessage(WAKE);
+      this.core.stats.wakes++;
+    }
   }
 
   /** Sends a request and blocks until its own reply: returns the value or throws the error. */

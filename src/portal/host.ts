@@ -272,7 +272,8 @@ export class PortalHost {
     }
     this.dispatch(conn, message, false);
     // Wait for the next request even while this one runs: after a timeout the caller sends more.
-    this.idle(conn);
+    // A call answered at once may have left its caller to the poller: then the poller waits.
+    if (!this.poller.watches(conn)) this.idle(conn);
   }
 
   private dispatch(conn: HostConnection, m: Message, viaPort: boolean): void {

@@ -53,6 +53,11 @@ export class RequestPoller {
     return true;
   }
 
+  /** Whether `conn` is watched (its caller need not wake this thread for its next request). */
+  watches(conn: HostConnection): boolean {
+    return this.#watched.has(conn);
+  }
+
   /** Whether a connection other than `conn` is watched (its caller is between blocking calls). */
   watchesOtherThan(conn: HostConnection): boolean {
     return this.#watched.size > (this.#watched.has(conn) ? 1 : 0);
