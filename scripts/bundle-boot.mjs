@@ -273,12 +273,9 @@ const file = require('node:path').join(__dirname, __CODE__);
 if (process.sourceMapsEnabled || process.versions.bun !== undefined || process.versions.deno !== undefined) {
   require(file);
 } else {
-  // A LoopThread's owner learns that this thread runs JavaScript before the code, which can fail
-  // to load, is compiled: the thread is then seen to have stopped, not to be still starting.
-  const data = require('node:worker_threads').workerData;
-  if (data?.line instanceof SharedArrayBuffer && Number.isInteger(data.ranIndex)) {
-    Atomics.store(new Int32Array(data.line), data.ranIndex, -1);
-  }
+  // The owner learns that this thread runs JavaScript before the code, which can fail to load, is
+  // compiled: the thread is then seen to have stopped, not to be still starting.
+__EARLY__
   const { readFileSync, writeFileSync } = require('node:fs');
   const vm = require('node:vm');
   const source = readFileSync(file, 'utf8');
@@ -312,6 +309,19 @@ if (process.sourceMapsEnabled || process.versions.bun !== undefined || process.v
 }
 `;
 
+/**
+ * Per entry, what its starter does first: say that the thread runs JavaScript, where its owner's
+ * liveness probe reads it (a LoopThread's line, named in workerData; a pool worker's words, which
+ * come by message: executor/worker-boot.js takes them).
+ */
+const EARLY = {
+  'loop-thread-main.js': `  const data = require('node:worker_threads').workerData;
+  if (data?.line instanceof SharedArrayBuffer && Number.isInteger(data.ranIndex)) {
+    Atomics.store(new Int32Array(data.line), data.ranIndex, -1);
+  }`,
+  'executor/worker-main.js': `  require('./worker-boot.js');`,
+};
+
 /** Whether `entry`'s bundle is missing, or older than a file it holds (tsc writes every file anew). */
 function stale(entry) {
   const out = join(root, codeOf(entry));
@@ -329,7 +339,10 @@ export function writeBundles({ onlyStale = false } = {}) {
     rmSync(join(root, `${out}.cache`), { force: true });
     writeFileSync(join(root, out), text);
     writeFileSync(join(root, `${out}.map`), map);
-    writeFileSync(join(root, bundleOf(entry)), STARTER.replace('__CODE__', JSON.stringify(posix.basename(out))));
+    writeFileSync(
+      join(root, bundleOf(entry)),
+      STARTER.replace('__CODE__', JSON.stringify(posix.basename(out))).replace('__EARLY__', EARLY[entry]),
+    );
     written.push(`dist/src/${bundleOf(entry)} (${files.length} files)`);
   }
   if (written.length > 0) written.push(...writeCodeCaches());

@@ -1,5 +1,5 @@
 /** Starting a LoopThread's worker: the options it takes, the preloads it starts behind. */
-import { Worker, type ResourceLimits, type SHARE_ENV, type WorkerOptions } from 'node:worker_threads';
+import type { ResourceLimits, SHARE_ENV } from 'node:worker_threads';
 import type { TsRunner } from './modules.js';
 
 /** Options of `new LoopThread()`. */
@@ -29,34 +29,6 @@ export interface LoopThreadOptions {
    * the README). Default: the environment variable LOOPTHREAD_WORKER_DIR, else loopthread's own.
    */
   workerDir?: string | URL | undefined;
-}
-
-/** Options in execArgv that load code before the thread's main module: code that may fail there. */
-const PRELOAD_FLAGS = /^(?:-r|--require|--import|--loader|--experimental-loader)(?:=|$)/;
-
-/**
- * Starts the worker with loop-thread-boot.js preloaded ahead of any preload of the user's, so that
- * a preload that throws or exits is reported with its error rather than as a thread that never
- * started. Inherited execArgv cannot always be passed on explicitly (a worker refuses V8 and
- * process-wide options it would inherit silently): then the worker inherits them as it would
- * have, and a failing inherited preload is seen through startupTimeout.
- */
-export function startWorker(
-  files: { main: string; boot: string },
-  execArgv: string[] | undefined,
-  options: WorkerOptions,
-): Worker {
-  const { main } = files;
-  const boot = ['--require', files.boot];
-  const own = execArgv ?? process.execArgv;
-  if (!own.some((arg) => PRELOAD_FLAGS.test(arg))) return new Worker(main, { ...options, execArgv });
-  if (execArgv !== undefined) return new Worker(main, { ...options, execArgv: [...boot, ...execArgv] });
-  try {
-    return new Worker(main, { ...options, execArgv: [...boot, ...own] });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
-    return new Worker(main, options);
-  }
 }
 
 let warned = false;

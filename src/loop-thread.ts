@@ -21,9 +21,9 @@ import type { LoopThreadData } from './loop-thread-main.js';
 import type { DeathNote } from './loop-thread-boot.js';
 import { LoopThreadCaller, type Callable, type CallerOptions } from './loop-thread-caller.js';
 import { connectTo, type LoopThreadConnection, type LoopThreadHandle } from './loop-thread-connection.js';
-import { startWorker, warnBlind, type LoopThreadOptions } from './loop-thread-start.js';
+import { warnBlind, type LoopThreadOptions } from './loop-thread-start.js';
 import { defaultTsRunner, startThread, withTsRunner } from './modules.js';
-import { workerEntry } from './worker-entry.js';
+import { startWorker, workerEntry } from './worker-entry.js';
 import type { CallStats } from './observe/call-stats.js';
 import { threadCrash, threadEvent, threadStart, threadStop } from './observe/events.js';
 

@@ -8,13 +8,15 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { WorkerEntryNotFoundError } from './errors.js';
 
 /**
  * The files threads start from, relative to dist/src. A `.bundle.js` holds an entry and the files it
  * loads at start-up, written by `npm run build` (scripts/bundle-boot.mjs).
  */
-export type WorkerEntry = 'loop-thread-main.bundle.js' | 'loop-thread-boot.js' | 'executor/worker-main.bundle.js';
+export type WorkerEntry =
+  'loop-thread-main.bundle.js' | 'loop-thread-boot.js' | 'executor/worker-main.bundle.js' | 'executor/worker-boot.js';
 
 /** Files seen to exist: asked once. */
 const found = new Set<string>();
@@ -57,4 +59,32 @@ export function workerEntry(entry: WorkerEntry, workerDir?: string | URL): strin
       `("Bundling" in loopthread's README).`,
     missing,
   );
+}
+
+/** Options in execArgv that load code before the thread's main module: code that may fail there. */
+const PRELOAD_FLAGS = /^(?:-r|--require|--import|--loader|--experimental-loader)(?:=|$)/;
+
+/**
+ * Starts a worker with its boot file (loop-thread-boot.js, executor/worker-boot.js) preloaded ahead
+ * of any preload of the user's, so that a preload that throws or exits is reported with its error
+ * rather than as a thread that never started. Inherited execArgv cannot always be passed on explicitly (a worker refuses V8 and
+ * process-wide options it would inherit silently): then the worker inherits them as it would
+ * have, and a failing inherited preload is seen through startupTimeout.
+ */
+export function startWorker(
+  files: { main: string; boot: string },
+  execArgv: string[] | undefined,
+  options: WorkerOptions,
+): Worker {
+  const { main } = files;
+  const boot = ['--require', files.boot];
+  const own = execArgv ?? process.execArgv;
+  if (!own.some((arg) => PRELOAD_FLAGS.test(arg))) return new Worker(main, { ...options, execArgv });
+  if (execArgv !== undefined) return new Worker(main, { ...options, execArgv: [...boot, ...execArgv] });
+  try {
+    return new Worker(main, { ...options, execArgv: [...boot, ...own] });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+    return new Worker(main, options);
+  }
 }

@@ -935,3 +935,24 @@ describe('spawnThread', () => {
     assert.ok(rude.future.cancelled());
   });
 });
+
+// ---- a worker that dies before its loop runs ---------------------------------------------------
+
+describe('a pool worker that dies before its loop runs', () => {
+  const preload = join(__dirname, '..', '..', 'test', 'fixtures', 'never-hang-throws-on-require.cjs');
+
+  it('in a preload that throws: a blocked resultSync fails at once with WorkerCrashedError, as an await does', async (t) => {
+    const pool = startPool(t, { maxWorkers: 1, execArgv: ['--require', preload] });
+    // The timeout only bounds a regression (before, the blocked caller took the worker for one
+    // still starting, for ever): the worker's own early word says that it ran, then stopped.
+    const error = thrown(() => pool.submit((n: number) => n, 1).resultSync({ timeout: SETTLE_LIMIT_MS }));
+    assert.ok(error instanceof WorkerCrashedError, String(error));
+    assert.ok(
+      (await rejectionWithin(
+        pool.submit((n: number) => n, 2),
+        'an awaited task',
+        SETTLE_LIMIT_MS,
+      )) instanceof WorkerCrashedError,
+    );
+  });
+});

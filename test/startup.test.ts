@@ -233,21 +233,28 @@ describe('threads start from code cached by the build, when it was this build an
     }
   });
 
-  it('a LoopThread whose code fails to load fails a blocked first call at once, not after startupTimeout', () => {
+  it('a LoopThread or pool worker whose code fails to load fails a blocked call at once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopthread-cache-'));
     try {
       cpSync(dist, dir, { recursive: true });
-      const code = join(dir, 'loop-thread-main.bundle-code.js');
-      rmSync(`${code}.cache`);
-      writeFileSync(code, `${readFileSync(code, 'utf8')}\nthis is not JavaScript (\n`);
-      // Long enough that only finding the thread stopped can end the call before the test's own limit.
+      for (const file of ['loop-thread-main.bundle-code.js', join('executor', 'worker-main.bundle-code.js')]) {
+        const code = join(dir, file);
+        rmSync(`${code}.cache`);
+        writeFileSync(code, `${readFileSync(code, 'utf8')}\nthis is not JavaScript (\n`);
+      }
+      // Limits long enough that only finding the thread stopped ends the call before the test's
+      // own limit: before, nothing said the thread had run, and it was taken for one still starting.
       const loop = new LoopThread({ workerDir: dir, startupTimeout: 600_000 });
+      const pool = new ThreadPoolExecutor({ maxWorkers: 1, workerDir: dir });
       try {
         const error = thrown(() => loop.runSync(() => 1));
         assert.ok(error instanceof WorkerCrashedError, String(error));
         assert.doesNotMatch(error.message, /did not start/);
+        const poolError = thrown(() => pool.submit((n: number) => n, 1).resultSync({ timeout: 600_000 }));
+        assert.ok(poolError instanceof WorkerCrashedError, String(poolError));
       } finally {
         loop.closeSync();
+        await pool.terminate();
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -27,6 +27,11 @@ export const enum Word {
   Idle = 8,
   /** How many cancel messages the worker has handled: an Idle notice counts only once all have been. */
   Heard = 9,
+  /**
+   * 0 until the worker's thread runs JavaScript (worker-boot.ts writes it first thing), then -1 or,
+   * once it runs its loop, its OS thread id: the fact its owner's liveness probe rests on.
+   */
+  Ran = 10,
 }
 
 const CONTROL_WORDS = 16;

@@ -121,6 +121,7 @@ export class ThreadPoolExecutor extends ExecutorCaller implements AsyncDisposabl
     if (!(this.maxQueue >= 0)) throw new RangeError('maxQueue must be a number >= 0');
     this.#threadOptions = {
       main: workerEntry('executor/worker-main.bundle.js', options.workerDir),
+      boot: workerEntry('executor/worker-boot.js', options.workerDir),
       resourceLimits: options.resourceLimits,
       argv: withTsRunner(options.tsRunner ?? defaultTsRunner(), options.execArgv),
       env: options.env,

@@ -5,6 +5,8 @@
  * empty it spins briefly if there are cores to spare, then idles in its event loop (timers and
  * I/O of earlier tasks keep running) until the main thread wakes it by message.
  */
+// First: it takes the pool's values and says this thread runs before anything else can fail.
+import { earlyInit } from './worker-boot.js';
 import { availableParallelism } from 'node:os';
 import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
@@ -37,6 +39,8 @@ import {
 
 export interface WorkerInit {
   shared: SharedArrayBuffer;
+  /** The word of `shared` the worker writes before anything that can fail (Word.Ran). */
+  ranIndex: number;
   awake: SharedArrayBuffer;
   control: MessagePort;
   payload: MessagePort;
@@ -452,6 +456,7 @@ function start(message: WorkerInit): void {
 
   // Ready, and the fact the owner's liveness probe rests on: this thread's OS id where known.
   const tid = ownOsThreadId();
+  Atomics.store(words, Word.Ran, tid > 0 ? tid : RAN_UNKNOWN_OS_THREAD);
   Atomics.store(words, Word.Ready, tid > 0 ? tid : RAN_UNKNOWN_OS_THREAD);
   drain();
 }
@@ -468,6 +473,6 @@ function takeFirst(from: MessagePort): { message: unknown } | undefined {
     return undefined;
   }
 }
-const first = takeFirst(port);
+const first = earlyInit === undefined ? takeFirst(port) : { message: earlyInit };
 if (first !== undefined) start(first.message as WorkerInit);
 else port.once('message', start);

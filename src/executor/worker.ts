@@ -5,6 +5,7 @@
  * about it is the pool's business.
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type WorkerOptions } from 'node:worker_threads';
+import { startWorker } from '../worker-entry.js';
 import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
 import { decodeStandalone } from '../codec/standalone.js';
 import { Reader, Writer } from '../codec/writer.js';
@@ -37,6 +38,8 @@ export interface ThreadOptions extends Pick<WorkerOptions, 'resourceLimits' | 'e
   argv: ThreadArgv;
   /** The worker's entry file (worker-main.bundle.js), found when the pool was made. */
   main: string;
+  /** What a user's preloads come after (worker-boot.js): see startWorker. */
+  boot: string;
 }
 
 export interface WorkerEvents {
@@ -120,21 +123,20 @@ export class PoolWorker {
     this.#control = control.port1;
     this.#payload = payload.port1;
     this.#notes = notes.port1;
-    const init: WorkerInit = { shared, awake, control: control.port2, payload: payload.port2, notes: notes.port2 };
-    const { argv, main, ...rest } = threadOptions;
-    this.thread = startThread(
-      argv,
-      (execArgv) =>
-        new Worker(main, {
-          name,
-          execArgv,
-          ...rest,
-        }),
-    );
+    const init: WorkerInit = {
+      shared,
+      ranIndex: Word.Ran,
+      awake,
+      control: control.port2,
+      payload: payload.port2,
+      notes: notes.port2,
+    };
+    const { argv, main, boot, ...rest } = threadOptions;
+    this.thread = startThread(argv, (execArgv) => startWorker({ main, boot }, execArgv, { name, ...rest }));
     // Not as workerData, which is the user's: worker-main takes it from parentPort.
     this.thread.postMessage(init, [control.port2, payload.port2, notes.port2]);
     this.threadId = this.thread.threadId;
-    this.#liveness = new ThreadLiveness(nativeHandle(this.thread), () => Atomics.load(this.#views.words, Word.Ready));
+    this.#liveness = new ThreadLiveness(nativeHandle(this.thread), () => Atomics.load(this.#views.words, Word.Ran));
     // Neither a terminate() nor running out of memory lets the thread leave last words: knowing
     // whether terminate() was called tells the two apart.
     const terminate = this.thread.terminate.bind(this.thread);
