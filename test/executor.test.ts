@@ -955,4 +955,10 @@ describe('a pool worker that dies before its loop runs', () => {
       )) instanceof WorkerCrashedError,
     );
   });
+
+  it('found gone by a blocked resultSync: terminate() still resolves when nothing else keeps the process alive', () => {
+    // Before, the thread stayed unref'd and the pool waited for its 'exit' event: the process
+    // could end first, with terminate() never settled.
+    assert.deepEqual(child('terminate-after-blocked-crash').lines, ['WorkerCrashedError', 'terminated 10', 'done']);
+  });
 });

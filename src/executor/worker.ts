@@ -433,6 +433,10 @@ export class PoolWorker {
   #onExit(code: number | undefined): void {
     if (this.exited) return;
     this.exited = true;
+    // Found gone from facts (a blocked caller's probe), not by the 'exit' event: the pool still
+    // counts the thread until that event, so it must come before this loop may end (a pool's
+    // close waits for it, and an unref'd thread would not keep the loop open for it).
+    if (code === undefined) this.thread.ref();
     // What it answered before it went still counts.
     this.collect();
     const last = this.started;
