@@ -3,7 +3,8 @@
  * puts loopthread into an app's one file leaves those files behind (`__dirname` is then the
  * bundle's folder): the option `workerDir` or the environment variable LOOPTHREAD_WORKER_DIR names
  * a copy of loopthread's dist/src folder instead. A missing file is said before any thread starts,
- * by name and with the fix; started from a missing file, a thread would only be seen to die.
+ * by name and with the fix; started from a missing file, a thread would only be seen to die. A
+ * thread is started behind its boot file (startWorker).
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -66,10 +67,12 @@ const PRELOAD_FLAGS = /^(?:-r|--require|--import|--loader|--experimental-loader)
 
 /**
  * Starts a worker with its boot file (loop-thread-boot.js, executor/worker-boot.js) preloaded ahead
- * of any preload of the user's, so that a preload that throws or exits is reported with its error
- * rather than as a thread that never started. Inherited execArgv cannot always be passed on explicitly (a worker refuses V8 and
- * process-wide options it would inherit silently): then the worker inherits them as it would
- * have, and a failing inherited preload is seen through startupTimeout.
+ * of any preload of the user's. The boot file writes the fact its owner's liveness probe rests on,
+ * so a preload that throws or exits is seen as a thread that stopped, not one still starting (a
+ * LoopThread's also leaves the error as its last words). Inherited execArgv cannot always be passed
+ * on explicitly (a worker refuses V8 and process-wide options it would inherit silently): then the
+ * worker inherits them as it would have, and a failing inherited preload is seen only through a
+ * LoopThread's startupTimeout (a pool's blocked resultSync then waits for its own timeout).
  */
 export function startWorker(
   files: { main: string; boot: string },
