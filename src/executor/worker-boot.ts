@@ -11,7 +11,7 @@ import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
 import type { WorkerInit } from './worker-main.js';
 
 /** The pool's values, if they could be taken now (Deno's parentPort gives no message at once). */
-function take(): WorkerInit | undefined {
+export function takeInit(): WorkerInit | undefined {
   if (parentPort === null) return undefined;
   try {
     return receiveMessageOnPort(parentPort)?.message as WorkerInit | undefined;
@@ -21,5 +21,5 @@ function take(): WorkerInit | undefined {
 }
 
 /** The pool's values, taken by this module's first load; worker-main waits for them if not there yet. */
-export const earlyInit = take();
+export const earlyInit = takeInit();
 if (earlyInit !== undefined) Atomics.store(new Int32Array(earlyInit.shared), earlyInit.ranIndex, -1);

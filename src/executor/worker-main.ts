@@ -6,7 +6,7 @@
  * I/O of earlier tasks keep running) until the main thread wakes it by message.
  */
 // First: it takes the pool's values and says this thread runs before anything else can fail.
-import { earlyInit } from './worker-boot.js';
+import { earlyInit, takeInit } from './worker-boot.js';
 import { availableParallelism } from 'node:os';
 import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { payloadReader, toPayload, type Payload } from '../codec/payload.js';
@@ -465,14 +465,6 @@ function start(message: WorkerInit): void {
 // thread got ahead of that post.
 const port = parentPort;
 if (port === null) throw new Error('worker-main.js runs only as a pool worker');
-/** The values, if already there; Deno's parentPort is no MessagePort to take a message from at once. */
-function takeFirst(from: MessagePort): { message: unknown } | undefined {
-  try {
-    return receiveMessageOnPort(from);
-  } catch {
-    return undefined;
-  }
-}
-const first = earlyInit === undefined ? takeFirst(port) : { message: earlyInit };
-if (first !== undefined) start(first.message as WorkerInit);
+const first = earlyInit ?? takeInit();
+if (first !== undefined) start(first);
 else port.once('message', start);

@@ -60,7 +60,7 @@ export class RequestPoller {
 
   /** Whether a connection other than `conn` is watched (its caller is between blocking calls). */
   watchesOtherThan(conn: HostConnection): boolean {
-    return this.#watched.size > (this.#watched.has(conn) ? 1 : 0);
+    return this.#watched.size > (this.watches(conn) ? 1 : 0);
   }
 
   readonly #look = (): void => {
