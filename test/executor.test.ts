@@ -172,6 +172,21 @@ describe('submit', () => {
     await flags.started('the timer firing');
   });
 
+  it("an idle worker parked for its next task still runs what its loop cannot show: a microtask, an unref'd timer", async (t) => {
+    // A worker whose loop has nothing ref'd parks in Atomics.wait between tasks (shm/idle-park.ts);
+    // it must come back to its loop on its own, with no task sent to wake it.
+    const pool = startPool(t, { maxWorkers: 1 });
+    const tasks = pool.import<Tasks>(tasksURL);
+    // A first task loads the module, whose file reads would keep the loop busy a moment.
+    assert.equal(await within(tasks.add(1, 2), 'a first task'), 3);
+    const flags = new Flags();
+    await within(tasks.leaveHiddenWork(flags.sab), 'the task');
+    await flags.started('the microtask running');
+    const timer = Atomics.waitAsync(flags.words, 2, 0);
+    if (timer.async) await within(timer.value, "the unref'd timer firing");
+    assert.equal(Atomics.load(flags.words, 2), 1);
+  });
+
   it('an error thrown in the worker arrives with its class name, code and own properties', async (t) => {
     const pool = startPool(t, { maxWorkers: 1 });
     const tasks = pool.import<Tasks>(tasksURL);

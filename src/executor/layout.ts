@@ -9,7 +9,10 @@ export const enum Word {
   TaskRead = 1,
   ResultWrite = 2,
   ResultRead = 3,
-  /** 1 while the worker is idle in its event loop: the main thread then wakes it by message. */
+  /**
+   * How the worker waits for tasks (ParkState, see shm/idle-park.ts): Awake, InLoop (idle in its
+   * event loop: the main thread wakes it by message) or Parked (in Atomics.wait: by notify).
+   */
   WorkerSleeps = 4,
   /**
    * How the main thread waits for results: MainWaits.Loop in its event loop (the worker wakes it

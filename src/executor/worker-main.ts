@@ -2,8 +2,9 @@
  * The entry point of a pool worker. It takes tasks from its ring in order and runs them one at a
  * time, as a thread of Python's ThreadPoolExecutor does (a task that returns a promise is awaited
  * before the next starts), writing each result to the result ring at once. When the ring is
- * empty it spins briefly if there are cores to spare, then idles in its event loop (timers and
- * I/O of earlier tasks keep running) until the main thread wakes it by message.
+ * empty it spins briefly if there are cores to spare, then parks while its event loop has nothing
+ * else to do (the main thread wakes it by notify), then idles in its event loop (timers and I/O of
+ * earlier tasks keep running) until the main thread wakes it by message.
  */
 // First: it takes the pool's values and says this thread runs before anything else can fail.
 import { earlyInit, takeInit } from './worker-boot.js';
@@ -21,6 +22,7 @@ import { AWAKE, BELL, CANCEL_MASK, MainWaits, Stamp, views, Word } from './layou
 import { RingReader, RingWriter } from './ring.js';
 import { now, observeWake, SpinPolicy } from '../shm/spin-policy.js';
 import { KeepAlive } from '../shm/keep-alive.js';
+import { ParkState, parkIdle } from '../shm/idle-park.js';
 import { atThreadEnd } from '../shm/thread-end.js';
 import { ownOsThreadId, RAN_UNKNOWN_OS_THREAD } from '../shm/os-thread.js';
 import type { Definition } from './targets.js';
@@ -81,6 +83,8 @@ const modules = new Map<string, Promise<object>>();
 const scratch = Buffer.allocUnsafeSlow(64 * 1024);
 
 let isAwake = false;
+/** What this thread's idle loop holds of its own: keepAlive's timer (see parkIdle). */
+const OWN_RESOURCES = 1;
 /** A drain is under way (perhaps paused while a task's promise settles): wakes are not needed. */
 let busy = false;
 let running: { seq: number; context: TaskContext } | undefined;
@@ -328,16 +332,23 @@ function drain(): void {
       waitedForTask = true;
     }
     if (spinForTasks()) continue;
-    // Idle in the event loop (timers and I/O of earlier tasks go on), not in Atomics.wait: a
-    // parked thread wakes no sooner here (measured), and its event loop would be frozen meanwhile.
-    Atomics.store(words, Word.WorkerSleeps, 1);
+    Atomics.store(words, Word.WorkerSleeps, ParkState.InLoop);
     if (tasks.ready) {
-      Atomics.store(words, Word.WorkerSleeps, 0);
+      Atomics.store(words, Word.WorkerSleeps, ParkState.Awake);
+      continue;
+    }
+    isAwake = false;
+    Atomics.sub(awake, AWAKE, 1);
+    // While the loop has nothing else to do, wait parked for the rest of the time a drain may hold
+    // the loop (see idle-park.ts); then idle in the loop, where timers and I/O of earlier tasks go on.
+    const left = began + YIELD_MS - performance.now();
+    if (left > 0 && parkIdle(words, Word.WorkerSleeps, left, OWN_RESOURCES)) {
+      observeWake(now() - (stamps[Stamp.WorkerWoken] as number));
+      isAwake = true;
+      Atomics.add(awake, AWAKE, 1);
       continue;
     }
     busy = false;
-    isAwake = false;
-    Atomics.sub(awake, AWAKE, 1);
     return;
   }
 }

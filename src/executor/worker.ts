@@ -12,6 +12,7 @@ import { Reader, Writer } from '../codec/writer.js';
 import { createShared, CANCEL_MASK, CANCEL_SLOTS, MainWaits, Stamp, views, Word, type Views } from './layout.js';
 import type { CancelKind, Status } from '../call/run.js';
 import { nativeHandle } from '../shm/native-worker.js';
+import { isIdle, wakeIdle, wakeToLoop } from '../shm/idle-park.js';
 import { ThreadLiveness } from '../shm/thread-liveness.js';
 import { howItEnded, isOutOfMemory, outOfMemory } from '../stopped.js';
 import { RingReader, RingWriter } from './ring.js';
@@ -27,6 +28,7 @@ import {
   WAKE,
   writeDefine,
   type LastWords,
+  type ToWorker,
 } from './wire.js';
 import type { WorkerInit } from './worker-main.js';
 
@@ -167,7 +169,7 @@ export class PoolWorker {
 
   /** Whether the worker idles in its event loop (a task handed to it then costs a wake-up message). */
   get sleeping(): boolean {
-    return Atomics.load(this.#views.words, Word.WorkerSleeps) === 1;
+    return isIdle(this.#views.words, Word.WorkerSleeps);
   }
 
   get ready(): boolean {
@@ -224,9 +226,9 @@ export class PoolWorker {
     this.#spunFor = this.#budget.next();
     this.#tasks.publish();
     const words = this.#views.words;
-    if (Atomics.load(words, Word.WorkerSleeps) === 1 && Atomics.exchange(words, Word.WorkerSleeps, 0) === 1) {
+    if (isIdle(words, Word.WorkerSleeps)) {
       this.#views.stamps[Stamp.WorkerWoken] = now();
-      this.#control.postMessage(WAKE);
+      wakeIdle(words, Word.WorkerSleeps, this.#postWake);
     }
   }
 
@@ -372,7 +374,7 @@ export class PoolWorker {
     Atomics.store(this.#views.cancelled, slot, task.seq);
     if (task.seq <= this.started) {
       this.#cancelsSent++;
-      this.#control.postMessage({ cancel: task.seq });
+      this.#post({ cancel: task.seq });
     }
   }
 
@@ -410,17 +412,27 @@ export class PoolWorker {
     };
   }
 
+  readonly #postWake = (): void => {
+    this.#control.postMessage(WAKE);
+  };
+
+  /** Sends a control message; a worker parked for tasks goes back to its loop to read it. */
+  #post(message: ToWorker): void {
+    this.#control.postMessage(message);
+    wakeToLoop(this.#views.words, Word.WorkerSleeps);
+  }
+
   /** Tells the worker to give up the task it is stuck on: it answers NeverSettledError. */
   drop(seq: number): void {
     this.#dropAsked = seq;
-    this.#control.postMessage({ drop: seq });
+    this.#post({ drop: seq });
   }
 
   /** Asks an idle worker to leave. */
   retire(): void {
     this.stopping = true;
     this.thread.ref();
-    this.#control.postMessage({ exit: true });
+    this.#post({ exit: true });
   }
 
   /** Stops the thread at once (a task ignored its signal past its grace period). */
