@@ -157,3 +157,54 @@ test(
     assert.ok(loop.stats().wakes - before <= 1, `${String(loop.stats().wakes - before)} of 20 calls woke the host`);
   },
 );
+
+// ---- a crowded host tells its blocking callers not to spin ---------------------------------------
+
+test('a blocking reply says whether other blocking callers crowd the cores; the caller then stops spinning', async (t) => {
+  const loop = new LoopThread({ name: 'crowded' });
+  t.after(() => loop.close());
+  const cores = availableParallelism();
+  const calls = (): number => {
+    const before = loop.stats().crowded;
+    for (let i = 0; i < 20; i++)
+      assert.equal(
+        loop.runSync((n: number) => n, i),
+        i,
+      );
+    return loop.stats().crowded - before;
+  };
+  // Alone: this caller and the loop thread.
+  assert.equal(calls(), 2 > cores ? 20 : 0);
+  // Another thread's blocking call stays in flight: three threads want the cores.
+  const handle = loop.createHandle();
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const other = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const { LoopThread } = require(workerData.entry);
+     const conn = LoopThread.connect(workerData.handle);
+     // (A SharedArrayBuffer goes by message, to an awaited call: the blocking one finds it there.)
+     conn.run((sab) => { globalThis.crowdedFlags = new Int32Array(sab); }, workerData.sab).then(() => {
+       const held = conn.runSync(async () => {
+         const flags = globalThis.crowdedFlags;
+         Atomics.store(flags, 0, 1);
+         Atomics.notify(flags, 0);
+         while (Atomics.load(flags, 1) === 0) await Atomics.waitAsync(flags, 1, 0).value;
+         return 'released';
+       });
+       conn.closeSync();
+       parentPort.postMessage(held);
+     });`,
+    { eval: true, workerData: { handle, entry, sab: flags.buffer }, transferList: [handle.port] },
+  );
+  const answer = once(other, 'message');
+  const started = Atomics.waitAsync(flags, 0, 0);
+  if (started.async) await within(started.value, "the other thread's call starting", HANG_MS);
+  try {
+    assert.equal(calls(), 3 > cores ? 20 : 0);
+  } finally {
+    Atomics.store(flags, 1, 1);
+    Atomics.notify(flags, 1);
+  }
+  assert.deepEqual(await within(answer, "the other thread's answer", HANG_MS), ['released']);
+  await once(other, 'exit');
+});

@@ -25,6 +25,12 @@ export interface CallStats {
    */
   readonly wakes: number;
   /**
+   * Blocking replies sent while the serving thread had more blocking callers (waiting for their
+   * answers, or between calls) than the cores can run beside it: after each, this caller does not
+   * spin for its answers for a while (it would take a core from a thread its answer waits for).
+   */
+  readonly crowded: number;
+  /**
    * Durations of the calls settled since the first stats() call (timing starts then: unobserved,
    * calls are not timed), from the caller's call to its return (waiting and running).
    */
@@ -40,6 +46,7 @@ export class CallCounter {
   spins = 0;
   sleeps = 0;
   wakes = 0;
+  crowded = 0;
   readonly time = new Histogram();
   /** Set by the first stats(): calls are timed from then on. */
   timed = false;
@@ -99,6 +106,7 @@ export class CallCounter {
       spins: this.spins,
       sleeps: this.sleeps,
       wakes: this.wakes,
+      crowded: this.crowded,
       time: this.time.summary(),
     };
   }

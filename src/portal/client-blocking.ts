@@ -187,6 +187,11 @@ export class BlockingCalls {
         if (waited === Waited.Slept) observeWake(now() - answeredAt);
         if (!starting) this.spin.observe(answeredAt - began, budget);
       }
+      // Other blocking callers kept the host's cores busy: spinning would take one from them.
+      if (this.core.line.crowded) {
+        this.spin.backOff();
+        this.core.stats.crowded++;
+      }
       if (reply.status === Status.Ok) return reply.value;
       throw stitch(reply.value, this.core.name, api);
     }

@@ -12,7 +12,7 @@ import { CancelledError, ClosedError } from '../errors.js';
 import { corrupt } from '../codec/writer.js';
 import { isBulk } from '../protocol/bulk.js';
 import { HostState, Line } from '../protocol/line.js';
-import { now, observeWake } from '../shm/spin-policy.js';
+import { coreCount, now, observeWake } from '../shm/spin-policy.js';
 import { spinFor } from '../shm/wait.js';
 import { KeepAlive } from '../shm/keep-alive.js';
 import { HostConnection, type InFlight } from './host-connection.js';
@@ -72,6 +72,8 @@ export class PortalHost {
   private readonly accepting = new Set<MessagePort>();
   private state: 'running' | 'closing' | 'closed' = 'running';
   private pending = 0;
+  /** Of those, the blocking calls: their callers' threads wait (see reply, Line.crowded). */
+  private blockingPending = 0;
   private busyOutboxes = 0;
   private flushWaiters: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
@@ -366,10 +368,12 @@ export class PortalHost {
     }
     conn.inflight.set(id, call);
     this.pending++;
+    if (!viaPort) this.blockingPending++;
     if (this.pending === 1) this.updateKeepAlive();
     void runCall(context, run, (status, value) => {
       conn.inflight.delete(id);
       this.pending--;
+      if (!viaPort) this.blockingPending--;
       if (!(call.abandoned && !viaPort)) this.reply(conn, id, viaPort, status, value);
       if (this.pending === 0) {
         this.updateKeepAlive();
@@ -395,6 +399,9 @@ export class PortalHost {
     if (budget > 0 && this.othersCalling(conn, budget)) budget = 0;
     const spin = budget > 0;
     if (spin) Atomics.store(words, conn.line.request.readerSleepsIndex, 0);
+    // The other blocking callers (waiting for answers, or between calls), this one and this thread:
+    // more than the cores can run, and this caller should not spin for its next answer.
+    conn.line.crowded = this.blockingPending + this.poller.othersWatched(conn) + 2 > coreCount();
     const published = conn.outbox.send((w) => {
       writeReply(w, id, status, value, conn.lending);
     }, id);
@@ -425,7 +432,7 @@ export class PortalHost {
    */
   private othersCalling(conn: HostConnection, ms: number): boolean {
     if (this.connections.size < 2) return false;
-    if (this.poller.watchesOtherThan(conn)) return true;
+    if (this.poller.othersWatched(conn) > 0) return true;
     const since = performance.now() - ms;
     for (const other of this.connections) {
       if (other === conn) continue;

@@ -58,9 +58,9 @@ export class RequestPoller {
     return this.#watched.has(conn);
   }
 
-  /** Whether a connection other than `conn` is watched (its caller is between blocking calls). */
-  watchesOtherThan(conn: HostConnection): boolean {
-    return this.#watched.size > (this.watches(conn) ? 1 : 0);
+  /** How many connections other than `conn` are watched (their callers are between blocking calls). */
+  othersWatched(conn: HostConnection): number {
+    return this.#watched.size - (this.watches(conn) ? 1 : 0);
   }
 
   readonly #look = (): void => {

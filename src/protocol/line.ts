@@ -7,6 +7,8 @@
  *   words 4-9 request mailbox              words 10-15 reply mailbox
  *   bytes 64-95  per mailbox: when its writer last published, when its reader took that (ms, on
  *                the clock all threads share)
+ *   word 24 (byte 96)  1 if the host's last blocking reply was sent while other blocking callers
+ *                      kept the cores busy (CROWDED)
  *   bytes 128.. request data, then reply data
  */
 import { MAILBOX_WORDS, Mailbox } from './mailbox.js';
@@ -30,6 +32,15 @@ export const EXIT_CODE = 2;
  * after it, it has stopped.
  */
 export const THREAD_RAN = 3;
+/**
+ * Set by the host with each blocking reply: 1 when, as it answered, it served more blocking callers
+ * (waiting for their answers, or between their calls) than the cores can run beside its own thread.
+ * Spinning for an answer then takes a core from a thread that the answer waits for: the caller does
+ * not spin for a while (SpinPolicy.backOff). A fact of the moment, written by the side that sees every
+ * caller, where a caller's own samples of a crowded machine (wake-ups that include run-queue waits,
+ * answers that come within such an inflated budget) would not tell it.
+ */
+const CROWDED = 24;
 const REQUEST_BASE = 4;
 const REPLY_BASE = REQUEST_BASE + MAILBOX_WORDS;
 const HEADER_BYTES = 128;
@@ -45,7 +56,7 @@ export class Line {
 
   constructor(sab: SharedArrayBuffer) {
     this.sab = sab;
-    this.words = new Int32Array(sab, 0, 16);
+    this.words = new Int32Array(sab, 0, HEADER_BYTES / Int32Array.BYTES_PER_ELEMENT);
     const stamps = new Float64Array(sab, 64, 4);
     const capacity = (sab.byteLength - HEADER_BYTES) / 2;
     this.request = new Mailbox(this.words, REQUEST_BASE, Buffer.from(sab, HEADER_BYTES, capacity), stamps, 0);
@@ -70,6 +81,15 @@ export class Line {
   /** 0 until the serving thread runs JavaScript, then its OS thread id or -1 (see THREAD_RAN). */
   get threadRanAs(): number {
     return Atomics.load(this.words, THREAD_RAN);
+  }
+
+  /** Whether the host's last blocking reply came while it served more blocking callers than cores (see CROWDED). */
+  get crowded(): boolean {
+    return Atomics.load(this.words, CROWDED) !== 0;
+  }
+
+  set crowded(value: boolean) {
+    Atomics.store(this.words, CROWDED, value ? 1 : 0);
   }
 
   /** The exit code announced with HostState.Crashed or Closed. */

@@ -20,15 +20,17 @@
 import { spinWasPreempted } from './wait.js';
 
 /**
- * Spinning helps only when the other thread runs at the same time as this one. Asked at the first
- * spin, not when a thread starts (it loads node:os, which a start need not wait for).
+ * How many threads can run at once. Spinning helps only when the other thread runs at the same
+ * time as this one. Asked at the first spin, not when a thread starts (it loads node:os, which a
+ * start need not wait for).
  */
-let canSpin: boolean | undefined;
-function coresToSpin(): boolean {
+let cores: number | undefined;
+export function coreCount(): number {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  canSpin ??= (require('node:os') as typeof import('node:os')).availableParallelism() > 1;
-  return canSpin;
+  cores ??= (require('node:os') as typeof import('node:os')).availableParallelism();
+  return cores;
 }
+const coresToSpin = (): boolean => coreCount() > 1;
 /** Waits with spinning off after the first pair of late answers; doubled after each probe that fails. */
 const FIRST_BACKOFF = 16;
 const MAX_BACKOFF = 1024;
