@@ -13,6 +13,7 @@ import { EndWord, HostState, Line, STATE, THREAD_RAN } from './protocol/line.js'
 import { nativeHandle } from './shm/native-worker.js';
 import { ThreadLiveness } from './shm/thread-liveness.js';
 import { waitTable } from './shm/wait-for.js';
+import { sleepOn } from './shm/wait.js';
 import { atThreadEnd } from './shm/thread-end.js';
 import { PortalClient, type CallOptions } from './portal/client.js';
 import type { Asyncified, AsyncValue, Syncified, SyncValue } from './portal/proxy.js';
@@ -348,7 +349,7 @@ export class LoopThread implements Disposable, AsyncDisposable {
     const exiting = (): boolean => this.#line.state === HostState.Closed && !this.#liveness.canProbe;
     while (!this.#threadStopped() && !exiting() && performance.now() < deadline) {
       const left = deadline - performance.now();
-      Atomics.wait(words, STATE, Atomics.load(words, STATE), Math.max(0, Math.min(left, NATIVE_CHECK_MS)));
+      sleepOn(words, STATE, Atomics.load(words, STATE), Math.max(0, Math.min(left, NATIVE_CHECK_MS)));
     }
     if (!this.#threadStopped()) void this.#worker.terminate();
     // A connection whose line the thread never served hears it from here (its exit event may come late).

@@ -42,6 +42,22 @@ describe('the package', () => {
     }
   });
 
+  it('only the waiting layer (src/shm) calls Atomics.wait or Atomics.waitAsync', () => {
+    // One place decides how a thread waits and spins (issue 11): a wait written elsewhere would
+    // escape its liveness checks and its cost model. Comments aside, no other source names them.
+    const src = join(root, 'src');
+    const offenders: string[] = [];
+    for (const file of readdirSync(src, { recursive: true, encoding: 'utf8' })) {
+      const path = file.replaceAll('\\', '/');
+      if (!/\.m?ts$/.test(path) || path.startsWith('shm/')) continue;
+      const code = readFileSync(join(src, file), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
+      if (/Atomics\.wait(Async)?\b/.test(code)) offenders.push(path);
+    }
+    assert.deepEqual(offenders, []);
+  });
+
   it("every internal module's exports object keeps fast properties (no re-exports outside the entries)", () => {
     // A re-export (`export { x } from`, or exporting an imported binding) is compiled to an accessor
     // on `exports`, which turns the object into a dictionary: every call through that module then
