@@ -35,6 +35,8 @@ export const enum ParkState {
  * `own` resources that the serving code itself holds (a keep-alive timer).
  */
 export function loopHasWork(own: number): boolean {
+  // A runtime that cannot tell (an older Bun or Deno) is taken to have work: the thread idles in its loop.
+  if (typeof process.getActiveResourcesInfo !== 'function') return true;
   return process.getActiveResourcesInfo().length > own;
 }
 
