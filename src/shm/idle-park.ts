@@ -10,10 +10,12 @@
  * answered serial tasks in 14 us against 17-18 us woken by message.
  *
  * A parked thread's loop is frozen, so it parks only when the loop has nothing that could run:
- * no ref'd handle, request or timer (process.getActiveResourcesInfo(), 0.1 us when empty), and
- * from a macrotask of its own, so that every microtask has run. What the loop cannot show (an
- * unref'd timer or socket) waits at most `ms`, the longest the thread holds its loop anyway while it
- * serves; after that the thread idles in its loop until the next request.
+ * no ref'd handle, request or timer (process.getActiveResourcesInfo(), 0.1 us when empty). What the
+ * loop cannot show (a microtask queued by the last request, an unref'd timer or socket) waits at
+ * most `ms`, which the caller makes the rest of the time it may hold its loop anyway while it
+ * serves; after that the thread idles in its loop until the next request. (Parking from a
+ * setImmediate instead, with every microtask run, cost a turn of the loop per request and gave
+ * back half the gain.)
  *
  * One Int32 word holds the state (ParkState); the serving thread writes InLoop before it leaves its
  * loop idle, the other side takes the word to Awake when it hands over work (wakeIdle) and to
@@ -41,14 +43,13 @@ export function loopHasWork(own: number): boolean {
 }
 
 /**
- * Parks the calling thread, whose word is InLoop and whose loop has run dry, for up to `ms`.
- * Call it from a macrotask (setImmediate). Says whether it was woken for work (the word is Awake:
- * serve now); otherwise the word is InLoop and the thread goes back to its loop, where a message
- * may be waiting.
+ * Parks the calling thread, whose word is InLoop and whose loop has run dry, for up to `ms`. Says
+ * whether it was woken for work (the word is Awake: serve now); otherwise the word is InLoop, or
+ * Awake with a wake-up message on its way, and the thread goes back to its loop.
  */
 export function parkIdle(words: Int32Array, index: number, ms: number, own: number): boolean {
   if (loopHasWork(own)) return false;
-  // Woken meanwhile (the word is Awake or InLoop): a message is on its way.
+  // Woken meanwhile (the word is Awake): a wake-up message is on its way.
   if ((Atomics.compareExchange(words, index, ParkState.InLoop, ParkState.Parked) as ParkState) !== ParkState.InLoop) {
     return false;
   }
