@@ -161,6 +161,24 @@ function processCpuMs(pid) {
   }
 }
 
+/**
+ * CPU milliseconds the calling (main) thread has used so far, from its schedstat (Linux, in ns);
+ * undefined elsewhere. With process.cpuUsage() it splits a call's CPU into the caller's and the
+ * rest of the process's (mostly the serving thread): where a regime's time goes, per side.
+ */
+function callerCpuMs() {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
+const processCpuUs = () => {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+};
+
 /** Checks the case, warms it up and picks how many calls a round makes. */
 function prepare(call, value) {
   // One checked call first: a broken case must fail loudly, not look fast.
@@ -209,10 +227,18 @@ async function runSection(section) {
         run.impl.enter?.();
         // A few untimed calls: the first call after another case ran pays for waking this case's thread.
         for (let i = 0; i < 20; i++) run.call(run.p.value);
+        const caller0 = callerCpuMs();
+        const process0 = processCpuUs();
         const durations = timeRound(run.call, run.p.value, run.calls);
+        const callerUs = caller0 === undefined ? undefined : (callerCpuMs() - caller0) * 1000;
+        const processUs = processCpuUs() - process0;
         run.impl.leave?.();
         run.samples.set(durations, r * run.calls);
         run.roundMeans.push(durations.reduce((a, b) => a + b, 0) / run.calls);
+        if (callerUs !== undefined) {
+          (run.callerCpu ??= []).push(callerUs / run.calls);
+          (run.otherCpu ??= []).push(Math.max(0, processUs - callerUs) / run.calls);
+        }
       }
       process.stderr.write('.');
     }
@@ -231,9 +257,11 @@ async function runSection(section) {
   const cpuUse = cpuUseSince(cpuAtStart, performance.now() - started);
   if (busyCores !== undefined) cpuUse.busyProcess = busyCores;
 
-  const results = runs.map(({ c, p, calls, roundMeans, samples }) => {
+  const results = runs.map(({ c, p, calls, roundMeans, samples, callerCpu, otherCpu }) => {
     roundMeans.sort((a, b) => a - b);
     samples.sort();
+    callerCpu?.sort((a, b) => a - b);
+    otherCpu?.sort((a, b) => a - b);
     return {
       case: c.name,
       kind: c.kind,
@@ -243,6 +271,9 @@ async function runSection(section) {
       minRoundUs: roundMeans[0],
       maxRoundUs: roundMeans[roundMeans.length - 1],
       p99Us: percentile(samples, 99),
+      // Median over rounds of the CPU per call: the calling thread's, and the rest of the process's.
+      callerCpuUs: callerCpu && median(callerCpu),
+      otherCpuUs: otherCpu && median(otherCpu),
     };
   });
 
@@ -267,7 +298,16 @@ const fmt = (n, digits = 2) => n.toFixed(digits);
 
 function printSection(section, { cpuUse, busyOutlasted, costs, results }) {
   const rows = [
-    ['case', 'payload', 'median us/call', 'rounds min-max', 'p99 us', 'calls/s', 'peer / loopthread'],
+    [
+      'case',
+      'payload',
+      'median us/call',
+      'rounds min-max',
+      'p99 us',
+      'calls/s',
+      'peer / loopthread',
+      'CPU us/call: caller + rest',
+    ],
     ...results.map((r) => [
       r.case,
       r.payload,
@@ -276,6 +316,7 @@ function printSection(section, { cpuUse, busyOutlasted, costs, results }) {
       fmt(r.p99Us),
       Math.round(r.callsPerSecond).toLocaleString('en-US'),
       r.ratioVsLoopthreadInline === null ? '-' : `${fmt(r.ratioVsLoopthreadInline)}x`,
+      r.callerCpuUs === undefined ? '-' : `${fmt(r.callerCpuUs)} + ${fmt(r.otherCpuUs)}`,
     ]),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
@@ -300,6 +341,9 @@ function printSection(section, { cpuUse, busyOutlasted, costs, results }) {
   console.log(line(rows[0]));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows.slice(1)) console.log(line(row));
+  console.log(
+    'CPU us/call: the calling thread + the rest of the process (mostly the serving thread), median of rounds (Linux)',
+  );
 
   // A peer beating loopthread is the result this bench exists to catch, so say it plainly.
   const beaten = results.filter((r) => r.kind === 'peer' && r.ratioVsLoopthreadInline < 1);
