@@ -188,7 +188,14 @@ test('a blocking reply says whether other blocking callers crowd the cores; the 
          const flags = globalThis.crowdedFlags;
          Atomics.store(flags, 0, 1);
          Atomics.notify(flags, 0);
-         while (Atomics.load(flags, 1) === 0) await Atomics.waitAsync(flags, 1, 0).value;
+         // A pending waitAsync keeps no loop alive: without a ref'd handle the loop thread would see
+         // its loop idle and answer this call with NeverSettledError.
+         const keep = setInterval(() => undefined, 1 << 30);
+         try {
+           while (Atomics.load(flags, 1) === 0) await Atomics.waitAsync(flags, 1, 0).value;
+         } finally {
+           clearInterval(keep);
+         }
          return 'released';
        });
        conn.closeSync();
@@ -197,8 +204,11 @@ test('a blocking reply says whether other blocking callers crowd the cores; the 
     { eval: true, workerData: { handle, entry, sab: flags.buffer }, transferList: [handle.port] },
   );
   const answer = once(other, 'message');
+  // Listened for from the start: the thread may exit in the same turn as it answers.
+  const exited = once(other, 'exit');
   const started = Atomics.waitAsync(flags, 0, 0);
-  if (started.async) await within(started.value, "the other thread's call starting", HANG_MS);
+  // (The thread failing first rejects `answer`, which then says why.)
+  if (started.async) await within(Promise.race([started.value, answer]), "the other thread's call starting", HANG_MS);
   try {
     assert.equal(calls(), 3 > cores ? 20 : 0);
   } finally {
@@ -206,5 +216,5 @@ test('a blocking reply says whether other blocking callers crowd the cores; the 
     Atomics.notify(flags, 1);
   }
   assert.deepEqual(await within(answer, "the other thread's answer", HANG_MS), ['released']);
-  await once(other, 'exit');
+  await within(exited, 'the other thread exiting', HANG_MS);
 });
