@@ -340,6 +340,16 @@ test('an awaited async call that can never settle gets NeverSettledError once it
   assert.equal(run.status, 0);
 });
 
+test('a call awaiting Atomics.waitAsync that its caller notifies, and then has nothing left to do, settles', () => {
+  // The loop thread said it was idle before the notify: its caller asks it once more before it
+  // gives up (before the fix: NeverSettledError, in 5 of 5 runs).
+  for (const scenario of ['wait-async-woken-await', 'wait-async-woken-blocked']) {
+    const run = child(scenario);
+    assert.deepEqual(run.lines, ['woken', 'done'], scenario);
+    assert.equal(run.status, 0, scenario);
+  }
+});
+
 test('after async calls got NeverSettledError the LoopThread is closed', async (t) => {
   const loop = startLoop(t);
   const forever = loop.run(() => new Promise<never>(() => {}));

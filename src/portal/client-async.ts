@@ -10,7 +10,7 @@ import { ASYNC_SEQ, HostState, STATE } from '../protocol/line.js';
 import { changed, waitForChange } from '../shm/wait.js';
 import type { CallOptions, Write } from './client-blocking.js';
 import type { CallMessage, ClientCore } from './client-core.js';
-import { MessageKind, postOn, readPacket, WAKE, writeReply, type PortPacket } from './messages.js';
+import { MessageKind, postOn, readPacket, WAKE, writeRelease, writeReply, type PortPacket } from './messages.js';
 
 interface PendingCall {
   control: FutureControl<unknown>;
@@ -21,6 +21,8 @@ export class AsyncCalls {
   private readonly pending = new Map<number, PendingCall>();
   /** The host said its loop is idle with our async calls pending; cleared by our next request. */
   private hostIdle = false;
+  /** The host was asked to look again since the last sign of life (see askAgain). */
+  private askedAgain = false;
   private exitWatch = false;
 
   constructor(private readonly core: ClientCore) {}
@@ -59,6 +61,7 @@ export class AsyncCalls {
     if (reply.kind !== MessageKind.Reply) return;
     const call = this.pending.get(reply.id);
     if (call === undefined) return;
+    this.askedAgain = false;
     this.pending.delete(reply.id);
     call.cleanup();
     if (reply.status === Status.Ok) call.control.resolve(reply.value);
@@ -80,7 +83,26 @@ export class AsyncCalls {
     this.exitWatch = true;
     process.once('beforeExit', () => {
       this.exitWatch = false;
-      if (this.hostIdle) this.neverSettled();
+      if (this.hostIdle && !this.askAgain()) this.neverSettled();
+    });
+  }
+
+  /**
+   * The host said it was idle before this thread's last acts, and one of them may have woken it: a
+   * notify that its Atomics.waitAsync waits for reaches it through its loop, after it said so. So
+   * before giving up, this thread asks it to look once more: any message takes the host's loop out
+   * of idle, and once that loop has run what was due, it says again whether it is idle (or the
+   * calls settle). True if asked now; false if it already was since the last sign of life (a reply,
+   * a new call): then the calls can never settle.
+   */
+  private askAgain(): boolean {
+    if (this.askedAgain) return false;
+    this.askedAgain = true;
+    this.hostIdle = false;
+    this.core.hooks.onBusy?.(true);
+    // An empty list of released references: a message that asks for nothing.
+    return this.core.post((w) => {
+      writeRelease(w, []);
     });
   }
 
@@ -113,8 +135,9 @@ export class AsyncCalls {
       const seen = Atomics.load(words, ASYNC_SEQ);
       this.core.pump();
       if (isDone()) return;
-      // Blocked here, this thread cannot send what would settle it: if the host is idle, nothing will.
-      if (this.hostIdle) {
+      // Blocked here, this thread cannot send what would settle it: if the host is idle, nothing
+      // will (once the host has looked again after this thread's last acts).
+      if (this.hostIdle && !this.askAgain()) {
         this.neverSettled();
         return;
       }
@@ -176,6 +199,7 @@ export class AsyncCalls {
     signal?.addEventListener('abort', onAbort, { once: true });
     if (this.pending.size === 0 || this.hostIdle) this.core.hooks.onBusy?.(true);
     this.hostIdle = false;
+    this.askedAgain = false;
     this.pending.set(id, {
       control,
       cleanup: () => {
