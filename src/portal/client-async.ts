@@ -97,13 +97,16 @@ export class AsyncCalls {
    */
   private askAgain(): boolean {
     if (this.askedAgain) return false;
+    // An empty list of released references: a message that asks for nothing. (It cannot go if the
+    // host is gone: then nothing is held for an answer either.)
+    const sent = this.core.post((w) => {
+      writeRelease(w, []);
+    });
+    if (!sent) return false;
     this.askedAgain = true;
     this.hostIdle = false;
     this.core.hooks.onBusy?.(true);
-    // An empty list of released references: a message that asks for nothing.
-    return this.core.post((w) => {
-      writeRelease(w, []);
-    });
+    return true;
   }
 
   private neverSettled(): void {
