@@ -167,7 +167,7 @@ export class PoolWorker {
     return Atomics.load(this.#views.words, Word.Started);
   }
 
-  /** Whether the worker idles in its event loop (a task handed to it then costs a wake-up message). */
+  /** Whether the worker waits for tasks, idle in its loop or parked (a task handed to it then costs a wake-up). */
   get sleeping(): boolean {
     return isIdle(this.#views.words, Word.WorkerSleeps);
   }

@@ -65,11 +65,10 @@ export function isIdle(words: Int32Array, index: number): boolean {
 }
 
 /**
- * Work has been published for the serving thread: wakes it if it is idle, with `post` (a message)
- * if it idles in its loop, by notify if parked. Says whether it had to be woken.
+ * Work has been published for the serving thread, which was seen idle (isIdle): wakes it, with
+ * `post` (a message) if it idles in its loop, by notify if parked. Says whether it had to be woken.
  */
 export function wakeIdle(words: Int32Array, index: number, post: () => void): boolean {
-  if (!isIdle(words, index)) return false;
   switch (Atomics.exchange(words, index, ParkState.Awake) as ParkState) {
     case ParkState.Awake:
       return false;
